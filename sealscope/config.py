@@ -1,0 +1,115 @@
+"""One settings object for every sealscope component.
+
+Read from ``SEALSCOPE_*`` environment variables and, optionally, a TOML file named by
+``--config`` or ``SEALSCOPE_CONFIG`` (environment wins over the file). Nothing reads the
+environment at import time: the CLI builds ``Settings`` once and hands it down.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from sealscope.errors import ConfigError
+
+__all__ = ["Settings", "load_settings"]
+
+_PLACEHOLDER_SECRETS = frozenset({"changeme", "changethis", "secret", "password", "token"})
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SEALSCOPE_", extra="forbid")
+
+    data_dir: Path = Field(Path("sealscope-data"), description="SQLite files, spool, state")
+
+    # MQTT broker the ingest and simulator talk to
+    mqtt_host: str = "127.0.0.1"
+    mqtt_port: int = Field(1883, ge=1, le=65535)
+    mqtt_username: str | None = "sealscope-ingest"
+    mqtt_password: SecretStr | None = None
+    mqtt_client_id: str = "sealscope-ingest"
+    mqtt_shared_group: str | None = Field(None, description="run several ingest workers")
+    mqtt_receive_maximum: int = Field(
+        2000, ge=1, le=65535, description="unacknowledged QoS 1 messages the broker may send"
+    )
+
+    # telemetry store
+    store: Literal["sqlite", "influxdb"] = "sqlite"
+    influx_url: str = "http://127.0.0.1:8086"
+    influx_token: SecretStr | None = None
+    influx_org: str = "sealscope"
+    influx_bucket: str = "telemetry"
+    influx_database: str | None = Field(None, description="InfluxQL database; default: bucket")
+    influx_timeout_s: float = Field(10.0, gt=0)
+
+    # ingest
+    spool_max_bytes: int = Field(1 << 30, ge=1 << 20)
+    batch_max_points: int = Field(5000, ge=1)
+    batch_max_age_s: float = Field(0.2, gt=0)
+    detect: bool = True
+
+    # API
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(8000, ge=0, le=65535)
+
+    @property
+    def state_db(self) -> Path:
+        """Registry, alerts, dead letters (SQLite)."""
+        return self.data_dir / "sealscope.db"
+
+    @property
+    def telemetry_db(self) -> Path:
+        return self.data_dir / "telemetry.db"
+
+    @property
+    def spool_dir(self) -> Path:
+        return self.data_dir / "spool"
+
+    @property
+    def detector_state_dir(self) -> Path:
+        return self.data_dir / "detectors"
+
+    @model_validator(mode="after")
+    def _refuse_placeholders(self) -> Settings:
+        for name in ("influx_token", "mqtt_password"):
+            secret: SecretStr | None = getattr(self, name)
+            if secret is not None and secret.get_secret_value().lower() in _PLACEHOLDER_SECRETS:
+                raise ValueError(f"{name} is a placeholder; set a real secret")
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get("SEALSCOPE_CONFIG")
+        if config_file:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
+        return tuple(sources)
+
+
+def load_settings(config_file: str | Path | None = None, **overrides: object) -> Settings:
+    """Build settings from the environment, a TOML file and explicit overrides (highest)."""
+    if config_file is not None:
+        path = Path(config_file)
+        if not path.is_file():
+            raise ConfigError("config", f"no such file: {path}")
+        os.environ["SEALSCOPE_CONFIG"] = str(path)
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise ConfigError("settings", str(exc)) from exc

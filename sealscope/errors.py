@@ -1,0 +1,125 @@
+"""sealscope's exception hierarchy.
+
+Third-party errors are translated into these at the adapter that catches them
+(``raise ... from exc``), so callers never depend on paho, influxdb-client or
+sqlite3 exception types::
+
+    SealscopeError
+    ├── ConfigError                   settings that cannot work (placeholder secret, bad URL)
+    ├── MessageRejected               one message is unusable; it goes to the dead-letter store
+    │   ├── MalformedMessage          not JSON, wrong type, missing or unknown field
+    │   ├── UnknownSchemaVersion      ``v`` is not a version this build speaks
+    │   ├── TopicRejected             topic outside the v1 scheme or device id invalid
+    │   └── UnknownDevice             the device is not in the registry
+    ├── StoreError                    the telemetry store failed
+    │   ├── StoreUnavailable          transient: retry later (``retry_after_s`` may say when)
+    │   └── PointsRejected            permanent: the store refused the data itself
+    ├── SpoolFull                     the on-disk spool reached its byte bound
+    ├── NotFound                      a registry/alert lookup found nothing
+    └── Conflict                      a create collided with an existing record
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigError",
+    "Conflict",
+    "MalformedMessage",
+    "MessageRejected",
+    "NotFound",
+    "PointsRejected",
+    "SealscopeError",
+    "SpoolFull",
+    "StoreError",
+    "StoreUnavailable",
+    "TopicRejected",
+    "UnknownDevice",
+    "UnknownSchemaVersion",
+]
+
+
+class SealscopeError(Exception):
+    """Base of every error sealscope raises on purpose."""
+
+
+class ConfigError(SealscopeError):
+    def __init__(self, setting: str, reason: str) -> None:
+        super().__init__(f"{setting}: {reason}")
+        self.setting = setting
+        self.reason = reason
+
+
+class MessageRejected(SealscopeError):
+    """A message that can never be stored as it is; ``reason`` is what the dead-letter keeps."""
+
+    code = "rejected"
+
+    def __init__(self, reason: str, *, device_id: str | None = None, field: str | None = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.device_id = device_id
+        self.field = field
+
+
+class MalformedMessage(MessageRejected):
+    code = "malformed"
+
+
+class UnknownSchemaVersion(MessageRejected):
+    code = "unknown_version"
+
+    def __init__(self, version: object, *, device_id: str | None = None) -> None:
+        super().__init__(
+            f"unknown schema version v={version!r}; this build speaks v=1",
+            device_id=device_id,
+            field="v",
+        )
+        self.version = version
+
+
+class TopicRejected(MessageRejected):
+    code = "bad_topic"
+
+
+class UnknownDevice(MessageRejected):
+    code = "unknown_device"
+
+    def __init__(self, device_id: str) -> None:
+        super().__init__(f"device {device_id!r} is not registered", device_id=device_id)
+
+
+class StoreError(SealscopeError):
+    pass
+
+
+class StoreUnavailable(StoreError):
+    def __init__(self, message: str, *, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class PointsRejected(StoreError):
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class SpoolFull(SealscopeError):
+    def __init__(self, used_bytes: int, max_bytes: int) -> None:
+        super().__init__(f"spool holds {used_bytes} of {max_bytes} bytes")
+        self.used_bytes = used_bytes
+        self.max_bytes = max_bytes
+
+
+class NotFound(SealscopeError):
+    def __init__(self, kind: str, key: str) -> None:
+        super().__init__(f"{kind} {key!r} not found")
+        self.kind = kind
+        self.key = key
+
+
+class Conflict(SealscopeError):
+    def __init__(self, kind: str, key: str) -> None:
+        super().__init__(f"{kind} {key!r} already exists")
+        self.kind = kind
+        self.key = key

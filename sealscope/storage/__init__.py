@@ -1,0 +1,63 @@
+"""The telemetry storage port and its adapters.
+
+A point's identity is its series (measurement + tags) and its device event time, so writing
+the same point twice leaves one point: every adapter must keep that true (replays from the
+spool and QoS 1 redeliveries depend on it).
+
+Adapters: ``sealscope.storage.influxdb.InfluxStore`` (InfluxDB via influxdb-client, reads in
+InfluxQL), ``sealscope.storage.sqlite.SqliteTelemetryStore`` (the embedded default) and
+``sealscope.storage.memory.MemoryTelemetryStore`` (for unit tests).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+__all__ = ["Point", "Series", "TelemetryQuery", "TelemetryStore"]
+
+
+@dataclass(frozen=True, slots=True)
+class Series:
+    """Measurement plus tag set; one per device, built once at enrichment and reused."""
+
+    measurement: str
+    tags: tuple[tuple[str, str], ...]
+    device_id: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "device_id", dict(self.tags).get("device_id", ""))
+
+
+@dataclass(frozen=True, slots=True)
+class Point:
+    series: Series
+    t_ns: int
+    fields: dict[str, float]
+
+
+@dataclass(frozen=True, slots=True)
+class TelemetryQuery:
+    """One field of one device over [start_ns, stop_ns), optionally averaged per ``every_s``."""
+
+    device_id: str
+    measurement: str
+    field: str
+    start_ns: int
+    stop_ns: int
+    every_s: int | None = None
+    limit: int = 10_000
+
+
+@runtime_checkable
+class TelemetryStore(Protocol):
+    async def write(self, points: Sequence[Point]) -> None:
+        """Store points durably; raise StoreUnavailable (retry) or PointsRejected (permanent)."""
+        ...
+
+    async def query(self, q: TelemetryQuery) -> list[tuple[int, float]]:
+        """Rows of (t_ns, value) in time order; with ``every_s``, the mean per bucket start."""
+        ...
+
+    async def close(self) -> None: ...
