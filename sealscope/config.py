@@ -37,6 +37,7 @@ class Settings(BaseSettings):
     mqtt_username: str | None = "sealscope-ingest"
     mqtt_password: SecretStr | None = None
     mqtt_client_id: str = "sealscope-ingest"
+    mqtt_protocol: Literal["5", "3.1.1"] = Field("5", description="3.1.1 for amqtt")
     mqtt_shared_group: str | None = Field(None, description="run several ingest workers")
     mqtt_receive_maximum: int = Field(
         2000, ge=1, le=65535, description="unacknowledged QoS 1 messages the broker may send"

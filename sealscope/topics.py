@@ -1,4 +1,4 @@
-"""The v1 topic scheme: ``sealscope/v1/dev/{device_id}/{kind}`` and ``sealscope/v1/alerts/{scope}``."""
+"""The v1 topic scheme: ``sealscope/v1/dev/{device_id}/{kind}``, ``sealscope/v1/alerts/{scope}``."""
 
 from __future__ import annotations
 

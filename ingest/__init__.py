@@ -1,0 +1,20 @@
+"""Ingest: MQTT consumer -> validate -> enrich -> durable spool -> telemetry store."""
+
+from ingest.consumer import Delivery, MqttConsumer
+from ingest.service import Detection, IngestService, IngestStats
+from ingest.spool import Spool, SpoolPosition, SpoolRecord
+from ingest.translate import DeviceCache, Translated, translate
+
+__all__ = [
+    "Delivery",
+    "Detection",
+    "DeviceCache",
+    "IngestService",
+    "IngestStats",
+    "MqttConsumer",
+    "Spool",
+    "SpoolPosition",
+    "SpoolRecord",
+    "Translated",
+    "translate",
+]

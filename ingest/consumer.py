@@ -1,0 +1,152 @@
+"""The MQTT side of ingest: a persistent QoS 1 session that acknowledges only on request.
+
+paho-mqtt 2.x rather than aiomqtt, because aiomqtt 2.5 acknowledges a QoS 1 message as soon
+as it arrives, and the reliability contract says a PUBACK goes out only once the message is
+durable. paho's network loop runs on its own thread; each delivery is handed to a callback
+that may block (that is the back-pressure: paho stops reading the socket, the broker queues).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
+
+__all__ = ["Delivery", "MqttConsumer"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    topic: str
+    payload: bytes
+    arrival_s: float
+    mid: int
+    qos: int
+    generation: int  # which connection it came on: a PUBACK is only valid on that one
+
+
+class MqttConsumer:
+    def __init__(
+        self,
+        *,
+        host: str,
+        port: int,
+        client_id: str,
+        filters: Sequence[str],
+        on_delivery: Callable[[Delivery], None],
+        username: str | None = None,
+        password: str | None = None,
+        protocol: Literal["5", "3.1.1"] = "5",
+        receive_maximum: int = 2000,
+        session_expiry_s: int = 7 * 24 * 3600,
+        keepalive_s: int = 30,
+    ) -> None:
+        if not filters:
+            raise ValueError("at least one topic filter is needed")
+        self.host = host
+        self.port = port
+        self._filters = list(filters)
+        self._on_delivery = on_delivery
+        self._protocol = protocol
+        self._receive_maximum = receive_maximum
+        self._session_expiry_s = session_expiry_s
+        self._keepalive_s = keepalive_s
+        self._generation = 0
+        self._connected = threading.Event()
+        self._ever_connected = threading.Event()
+        self._client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            protocol=mqtt.MQTTv5 if protocol == "5" else mqtt.MQTTv311,
+            clean_session=None if protocol == "5" else False,
+            manual_ack=True,
+        )
+        if username:
+            self._client.username_pw_set(username, password)
+        self._client.reconnect_delay_set(min_delay=1, max_delay=30)
+        self._client.on_connect = self._on_connect
+        self._client.on_disconnect = self._on_disconnect
+        self._client.on_message = self._on_message
+
+    @property
+    def is_connected(self) -> bool:
+        return self._connected.is_set()
+
+    def start(self) -> None:
+        properties = None
+        if self._protocol == "5":
+            properties = Properties(PacketTypes.CONNECT)
+            properties.SessionExpiryInterval = self._session_expiry_s
+            properties.ReceiveMaximum = self._receive_maximum
+        self._client.connect_async(
+            self.host,
+            self.port,
+            keepalive=self._keepalive_s,
+            clean_start=False if self._protocol == "5" else mqtt.MQTT_CLEAN_START_FIRST_ONLY,
+            properties=properties,
+        )
+        self._client.loop_start()
+
+    def wait_connected(self, timeout_s: float) -> bool:
+        return self._connected.wait(timeout_s)
+
+    def ack(self, deliveries: Iterable[Delivery]) -> int:
+        """PUBACK the deliveries of the current connection; returns how many were sent.
+
+        A delivery from an earlier connection is skipped: the broker will redeliver it on this
+        one (same session) and it will be acknowledged then; on a new session its packet id
+        could belong to a different message.
+        """
+        generation = self._generation
+        sent = 0
+        for d in deliveries:
+            if d.qos > 0 and d.generation == generation:
+                self._client.ack(d.mid, d.qos)
+                sent += 1
+        return sent
+
+    def stop(self) -> None:
+        self._client.disconnect()
+        self._client.loop_stop()
+        self._connected.clear()
+
+    # -- paho callbacks (network thread) -----------------------------------------------
+    def _on_connect(
+        self, client: mqtt.Client, _userdata: Any, flags: Any, reason: Any, _props: Any
+    ) -> None:
+        if reason.is_failure:
+            log.error("mqtt: %s:%d refused the connection: %s", self.host, self.port, reason)
+            return
+        self._generation += 1
+        client.subscribe([(f, SubscribeOptions(qos=1)) for f in self._filters])
+        self._connected.set()
+        self._ever_connected.set()
+        log.info(
+            "mqtt: connected to %s:%d (session present: %s)",
+            self.host,
+            self.port,
+            bool(getattr(flags, "session_present", False)),
+        )
+
+    def _on_disconnect(
+        self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any
+    ) -> None:
+        self._connected.clear()
+        if self._ever_connected.is_set():
+            log.warning("mqtt: disconnected from %s:%d: %s", self.host, self.port, reason)
+
+    def _on_message(self, _client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        self._on_delivery(
+            Delivery(msg.topic, msg.payload, time.time(), msg.mid, msg.qos, self._generation)
+        )

@@ -1,0 +1,148 @@
+"""SQLite telemetry store: the embedded default, no server to install.
+
+One wide row per (device_id, event time), one column per wire field; a repeated write of
+the same point merges its fields (as InfluxDB does), so replays are idempotent. Work runs on
+one dedicated thread that owns the connection, so the event loop never blocks on disk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import sqlite3
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sealscope.errors import PointsRejected, StoreUnavailable
+from sealscope.storage import Point, TelemetryQuery
+from sealscope.wire import SAMPLE_FIELDS
+
+__all__ = ["SqliteTelemetryStore"]
+
+T = TypeVar("T")
+_COLUMN = re.compile(r"[a-z][a-z0-9_]{0,63}")
+
+
+class SqliteTelemetryStore:
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-telemetry")
+        self._conn: sqlite3.Connection | None = None
+        self._columns: list[str] = []
+        self._upsert_sql = ""
+
+    async def _run(self, fn: Any, *args: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, fn, *args)
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+            # FULL: a write that returned is on disk, because the spool is trimmed after it
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS series ("
+                " device_id TEXT PRIMARY KEY, measurement TEXT NOT NULL, tags TEXT NOT NULL)"
+            )
+            cols = ", ".join(f"{f} REAL" for f in SAMPLE_FIELDS)
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS telemetry ("
+                f" device_id TEXT NOT NULL, t_ns INTEGER NOT NULL, {cols},"
+                " PRIMARY KEY (device_id, t_ns)) WITHOUT ROWID"
+            )
+            self._conn = conn
+            self._load_columns()
+        return self._conn
+
+    def _load_columns(self) -> None:
+        assert self._conn is not None
+        info = self._conn.execute("PRAGMA table_info(telemetry)").fetchall()
+        self._columns = [row[1] for row in info if row[1] not in ("device_id", "t_ns")]
+        names = ", ".join(self._columns)
+        marks = ", ".join("?" for _ in self._columns)
+        merge = ", ".join(f"{c} = coalesce(excluded.{c}, {c})" for c in self._columns)
+        self._upsert_sql = (
+            f"INSERT INTO telemetry (device_id, t_ns, {names}) VALUES (?, ?, {marks})"
+            f" ON CONFLICT (device_id, t_ns) DO UPDATE SET {merge}"
+        )
+
+    def _add_columns(self, names: set[str]) -> None:
+        conn = self._connection()
+        for name in sorted(names):
+            if not _COLUMN.fullmatch(name):
+                raise PointsRejected(f"field name {name!r} is not a valid column name")
+            conn.execute(f"ALTER TABLE telemetry ADD COLUMN {name} REAL")
+        self._load_columns()
+
+    def _write(self, points: Sequence[Point]) -> None:
+        conn = self._connection()
+        unknown = {f for p in points for f in p.fields} - set(self._columns)
+        if unknown:
+            self._add_columns(unknown)
+        columns = self._columns
+        rows = [(p.series.device_id, p.t_ns, *[p.fields.get(c) for c in columns]) for p in points]
+        series = {p.series.device_id: p.series for p in points}
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.executemany(
+                "INSERT INTO series (device_id, measurement, tags) VALUES (?, ?, ?)"
+                " ON CONFLICT (device_id) DO UPDATE SET"
+                " measurement = excluded.measurement, tags = excluded.tags",
+                [
+                    (s.device_id, s.measurement, json.dumps(dict(s.tags), sort_keys=True))
+                    for s in series.values()
+                ],
+            )
+            conn.executemany(self._upsert_sql, rows)
+            conn.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            # locked, disk full, I/O error: all worth retrying from the spool later
+            raise StoreUnavailable(f"sqlite write failed: {exc}") from exc
+
+    async def write(self, points: Sequence[Point]) -> None:
+        if points:
+            await self._run(self._write, points)
+
+    def _query(self, q: TelemetryQuery) -> list[tuple[int, float]]:
+        conn = self._connection()
+        if q.field not in self._columns:
+            return []
+        if q.every_s:
+            every_ns = q.every_s * 1_000_000_000
+            sql = (
+                f"SELECT (t_ns / ?) * ? AS bucket, avg({q.field}) FROM telemetry"
+                f" WHERE device_id = ? AND t_ns >= ? AND t_ns < ? AND {q.field} IS NOT NULL"
+                " GROUP BY bucket ORDER BY bucket LIMIT ?"
+            )
+            args: tuple[Any, ...] = (every_ns, every_ns, q.device_id, q.start_ns, q.stop_ns)
+        else:
+            sql = (
+                f"SELECT t_ns, {q.field} FROM telemetry"
+                f" WHERE device_id = ? AND t_ns >= ? AND t_ns < ? AND {q.field} IS NOT NULL"
+                " ORDER BY t_ns LIMIT ?"
+            )
+            args = (q.device_id, q.start_ns, q.stop_ns)
+        try:
+            return [(int(t), float(v)) for t, v in conn.execute(sql, (*args, q.limit))]
+        except sqlite3.OperationalError as exc:
+            raise StoreUnavailable(f"sqlite query failed: {exc}") from exc
+
+    async def query(self, q: TelemetryQuery) -> list[tuple[int, float]]:
+        result: list[tuple[int, float]] = await self._run(self._query, q)
+        return result
+
+    def _close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    async def close(self) -> None:
+        await self._run(self._close)
+        self._executor.shutdown(wait=True)
