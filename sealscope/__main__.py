@@ -1,0 +1,5 @@
+import sys
+
+from sealscope.cli import main
+
+sys.exit(main())
