@@ -257,6 +257,12 @@ class Spool:
         if done:
             self._fsync_dir()
 
+    def __enter__(self) -> Spool:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
     def close(self) -> None:
         if self._writer is not None:
             self._writer.close()

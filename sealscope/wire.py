@@ -143,12 +143,13 @@ def time_to_ns(t: float) -> int:
     return round(t * 1000) * 1_000_000
 
 
-def _check_time(t: float, where: str) -> None:
+def _check_time(t: float, where: str, device_id: str | None) -> None:
     # The decoder already bounds t to [2000 in s, 2100 in ms]; what is left is the gap between.
     if _T_MAX_S < t < _T_MIN_S * 1000:
         raise MalformedMessage(
             f"{where}: {t!r} is neither Unix seconds nor Unix milliseconds in 2000..2100",
             field=where,
+            device_id=device_id,
         )
 
 
@@ -174,34 +175,36 @@ def _peek_version(payload: bytes) -> Any:
 
 
 def _field_from_error(text: str) -> str | None:
-    # msgspec ends its messages with "- at `$.samples[0].p_in_kpa`".
+    # msgspec says "... - at `$.samples[0].p_in_kpa`", and names a missing field in backticks
     marker = "at `$"
     i = text.rfind(marker)
-    if i < 0:
-        return None
-    return text[i + len(marker) :].rstrip("`").lstrip(".") or None
+    path = text[i + len(marker) :].rstrip("`").lstrip(".") if i >= 0 else ""
+    if text.startswith("Object missing required field `"):
+        missing = text.split("`")[1]
+        path = f"{path}.{missing}" if path else missing
+    return path or None
 
 
 def decode_telemetry(payload: bytes, *, device_id: str | None = None) -> Telemetry:
     msg: Telemetry = _decode(Telemetry, payload, device_id)
     for i, sample in enumerate(msg.samples):
-        _check_time(sample.t, f"samples[{i}].t")
+        _check_time(sample.t, f"samples[{i}].t", device_id)
     return msg
 
 
 def decode_event(payload: bytes, *, device_id: str | None = None) -> Event:
     msg: Event = _decode(Event, payload, device_id)
-    _check_time(msg.t, "t")
+    _check_time(msg.t, "t", device_id)
     if msg.reading is not None:
-        _check_time(msg.reading.t, "reading.t")
+        _check_time(msg.reading.t, "reading.t", device_id)
     return msg
 
 
 def decode_state(payload: bytes, *, device_id: str | None = None) -> State:
     msg: State = _decode(State, payload, device_id)
-    _check_time(msg.t, "t")
+    _check_time(msg.t, "t", device_id)
     if msg.last_wake_t is not None:
-        _check_time(msg.last_wake_t, "last_wake_t")
+        _check_time(msg.last_wake_t, "last_wake_t", device_id)
     return msg
 
 
