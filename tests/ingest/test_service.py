@@ -1,0 +1,200 @@
+"""The ingest service against a real Mosquitto and a real SQLite file."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from ingest import IngestService
+from sealscope.config import Settings
+from sealscope.deadletters import SqliteDeadLetterStore
+from sealscope.registry import SqliteDeviceRegistry
+from sealscope.servers import MosquittoServer
+from sealscope.storage.sqlite import SqliteTelemetryStore
+from tests.ingest.conftest import telemetry_rows, wait_until
+from tests.ingest.streams import Stream, fleet, publish_all
+
+pytestmark = pytest.mark.integration
+
+
+def _settings(tmp_path: Path, broker: MosquittoServer, **extra: object) -> Settings:
+    return Settings(
+        data_dir=tmp_path / "data",
+        mqtt_host=broker.host,
+        mqtt_port=broker.port,
+        mqtt_client_id=f"ingest-{tmp_path.name}",
+        batch_max_age_s=0.05,
+        **extra,  # type: ignore[arg-type]
+    )
+
+
+async def test_ingest_stores_every_sample_and_dead_letters_the_rest(
+    tmp_path: Path, broker: MosquittoServer, registry: SqliteDeviceRegistry
+) -> None:
+    devices = fleet(5)
+    registry.upsert_many(devices)
+    stream = Stream(devices, messages=200)
+    settings = _settings(tmp_path, broker)
+    bad = [
+        ("sealscope/v1/dev/TST-V-0001/telemetry", b'{"v": 1, "seq": 1, "samples": [{"t": "x"}]}'),
+        ("sealscope/v1/dev/TST-V-0002/telemetry", b'{"v": 7, "seq": 1, "blob": true}'),
+        ("sealscope/v1/dev/NOBODY-1/telemetry", next(iter(stream.payloads()))[1]),
+    ]
+    messages = list(stream.payloads())
+    messages[100:100] = bad  # in the middle of the stream
+    store = SqliteTelemetryStore(settings.telemetry_db)
+    dead = SqliteDeadLetterStore(settings.state_db)
+    try:
+        async with IngestService(
+            settings=settings, store=store, registry=registry, dead_letters=dead
+        ) as ingest:
+            assert await asyncio.to_thread(ingest.wait_connected, 10)
+            await asyncio.to_thread(
+                publish_all, broker.host, broker.port, messages, client_id="pub-1"
+            )
+            await wait_until(
+                lambda: (
+                    telemetry_rows(settings.telemetry_db)[0] == stream.points and dead.count() == 3
+                ),
+                30,
+                "all points stored and three dead letters",
+            )
+        rows, p_sum = telemetry_rows(settings.telemetry_db)
+        assert rows == stream.points
+        assert p_sum == pytest.approx(stream.p_in_sum)
+        letters = {d.code: d for d in dead.list()}
+        assert set(letters) == {"malformed", "unknown_version", "unknown_device"}
+        assert letters["malformed"].payload == bad[0][1]
+        assert "samples[0].t" in letters["malformed"].reason
+        assert letters["unknown_device"].device_id == "NOBODY-1"
+        assert ingest.stats.acked == len(messages)
+    finally:
+        await store.close()
+        dead.close()
+
+
+async def test_ingest_keeps_its_session_across_a_broker_restart(
+    tmp_path: Path, broker: MosquittoServer, registry: SqliteDeviceRegistry
+) -> None:
+    devices = fleet(3)
+    registry.upsert_many(devices)
+    stream = Stream(devices, messages=600)
+    messages = list(stream.payloads())
+    settings = _settings(tmp_path, broker)
+    store = SqliteTelemetryStore(settings.telemetry_db)
+    dead = SqliteDeadLetterStore(settings.state_db)
+    try:
+        async with IngestService(
+            settings=settings, store=store, registry=registry, dead_letters=dead
+        ) as ingest:
+            assert await asyncio.to_thread(ingest.wait_connected, 10)
+            await asyncio.to_thread(
+                publish_all, broker.host, broker.port, messages[:300], client_id="pub-a"
+            )
+            await asyncio.to_thread(broker.restart)
+            # published while ingest is still reconnecting: the broker queues them
+            await asyncio.to_thread(
+                publish_all, broker.host, broker.port, messages[300:], client_id="pub-b"
+            )
+            await wait_until(
+                lambda: telemetry_rows(settings.telemetry_db)[0] == stream.points,
+                30,
+                "every point after the broker restart",
+            )
+        assert telemetry_rows(settings.telemetry_db)[1] == pytest.approx(stream.p_in_sum)
+        assert dead.count() == 0
+    finally:
+        await store.close()
+        dead.close()
+
+
+def _ingest_process(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
+    env = dict(
+        os.environ,
+        SEALSCOPE_MQTT_HOST=settings.mqtt_host,
+        SEALSCOPE_MQTT_PORT=str(settings.mqtt_port),
+        SEALSCOPE_MQTT_CLIENT_ID=settings.mqtt_client_id,
+        SEALSCOPE_BATCH_MAX_AGE_S="0.05",
+        SEALSCOPE_DETECT="false",
+    )
+    with open(log, "ab") as out:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(
+            [sys.executable, "-m", "sealscope", "--data-dir", str(settings.data_dir), "ingest"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+
+async def test_ingest_killed_with_sigkill_mid_stream_loses_and_duplicates_nothing(
+    tmp_path: Path, broker: MosquittoServer, registry: SqliteDeviceRegistry
+) -> None:
+    devices = fleet(20)
+    registry.upsert_many(devices)
+    stream = Stream(devices, messages=3000)
+    settings = _settings(tmp_path, broker)
+    log = tmp_path / "ingest.log"
+    proc = _ingest_process(settings, log)
+    killed = threading.Event()
+
+    def kill_midway(i: int) -> None:
+        # once a third is out and some of it is stored, crash the ingest
+        if i == 1000:
+            deadline = 30.0
+            while telemetry_rows(settings.telemetry_db)[0] == 0 and deadline > 0:
+                threading.Event().wait(0.05)
+                deadline -= 0.05
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            killed.set()
+
+    try:
+        # the ingest's persistent session must exist before we publish
+        await wait_until(lambda: "connected to" in log.read_text(), 20, "ingest connected")
+        await asyncio.to_thread(
+            publish_all,
+            broker.host,
+            broker.port,
+            stream.payloads(),
+            client_id="pub-k",
+            between=kill_midway,
+        )
+        assert killed.is_set()
+        stored_at_kill = telemetry_rows(settings.telemetry_db)[0]
+        assert 0 < stored_at_kill < stream.points
+        proc = _ingest_process(settings, log)
+        await wait_until(
+            lambda: telemetry_rows(settings.telemetry_db)[0] == stream.points,
+            60,
+            "every point after the restart",
+        )
+        rows, p_sum = telemetry_rows(settings.telemetry_db)
+        assert rows == stream.points
+        assert p_sum == pytest.approx(stream.p_in_sum)
+        dead = SqliteDeadLetterStore(settings.state_db)
+        assert dead.count() == 0
+        dead.close()
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=30)
+    assert proc.returncode == 0, log.read_text()[-2000:]
+    assert "stopped" in log.read_text()
+
+
+def test_stream_values_are_distinct() -> None:
+    # the exact-sum assertions above only mean something if no two points coincide
+    stream = Stream(fleet(2), messages=10, samples=3)
+    seen = set()
+    for topic, payload in stream.payloads():
+        for s in json.loads(payload)["samples"]:
+            seen.add((topic, s["t"]))
+    assert len(seen) == stream.points
