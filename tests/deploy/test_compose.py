@@ -1,0 +1,614 @@
+"""The production deployment: docker-compose.yml, the Mosquitto config and ACL, the dashboards.
+
+Compose is checked with ``docker-compose config`` (no Docker engine needed); the broker
+config and ACL run in the real mosquitto binary; dashboard queries are checked against the
+wire field names and, where ``influxd`` is installed, executed against a real InfluxDB.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import threading
+import time
+import urllib.parse
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import pytest
+import yaml
+from paho.mqtt.enums import CallbackAPIVersion
+
+from sealscope.wire import SAMPLE_FIELDS
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE_FILE = ROOT / "docker-compose.yml"
+MOSQUITTO_CONF = ROOT / "deploy" / "mosquitto" / "mosquitto.conf"
+MOSQUITTO_ACL = ROOT / "deploy" / "mosquitto" / "acl"
+DASHBOARDS = ROOT / "dashboards" / "grafana" / "dashboards"
+
+MEASUREMENTS = frozenset({"valve", "pump"})
+TAGS = frozenset({"device_id", "model", "manufacturer", "batch", "site", "region"})
+
+REQUIRED_ENV = {
+    "SEALSCOPE_INFLUX_TOKEN": "test-influx-token-0123456789",
+    "INFLUXDB_ADMIN_PASSWORD": "test-admin-password",
+    "GRAFANA_ADMIN_PASSWORD": "test-grafana-password",
+    "SEALSCOPE_INGEST_MQTT_PASSWORD": "test-ingest-password",
+    "SEALSCOPE_API_MQTT_PASSWORD": "test-api-password",
+    "SEALSCOPE_MQTT_HEALTH_PASSWORD": "test-health-password",
+}
+
+
+def _require_binary(name: str, *candidates: str) -> str:
+    """Path of a binary; a missing one fails in CI and skips elsewhere."""
+    for candidate in (*candidates, name):
+        found = shutil.which(candidate)
+        if found:
+            return found
+    message = f"{name} is not installed"
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_for(predicate: Any, timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+        time.sleep(0.05)
+
+
+# --------------------------------------------------------------------------- compose
+
+
+def _compose_config(tmp_path: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    docker_compose = _require_binary("docker-compose")
+    # An empty --env-file keeps a developer's real .env out of the test.
+    empty_env = tmp_path / "empty.env"
+    empty_env.write_text("")
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("SEALSCOPE_", "GRAFANA_"))}
+    clean = {k: v for k, v in clean.items() if not k.startswith("INFLUXDB_")}
+    return subprocess.run(
+        [docker_compose, "--env-file", str(empty_env), "-f", str(COMPOSE_FILE), "config"],
+        cwd=ROOT,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def compose(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    result = _compose_config(tmp_path_factory.mktemp("compose"), REQUIRED_ENV)
+    assert result.returncode == 0, result.stderr
+    config: dict[str, Any] = yaml.safe_load(result.stdout)
+    return config
+
+
+def _volume_targets(service: dict[str, Any]) -> dict[str, str]:
+    """Container path -> source (a named volume or a host path) for short or long syntax."""
+    targets = {}
+    for volume in service.get("volumes", []):
+        if isinstance(volume, str):
+            source, target = volume.split(":")[:2]
+        else:
+            source, target = volume.get("source", ""), volume["target"]
+        targets[target] = source
+    return targets
+
+
+def test_compose_config_validates_with_the_required_variables(compose: dict[str, Any]) -> None:
+    assert set(compose["services"]) == {"mosquitto", "influxdb", "grafana", "ingest", "api", "sim"}
+    assert set(compose["volumes"]) >= {
+        "mosquitto-data",
+        "influxdb-data",
+        "influxdb-config",
+        "grafana-data",
+        "sealscope-data",
+    }
+
+
+@pytest.mark.parametrize("missing", sorted(REQUIRED_ENV))
+def test_compose_config_refuses_a_missing_secret(tmp_path: Path, missing: str) -> None:
+    env = {k: v for k, v in REQUIRED_ENV.items() if k != missing}
+    result = _compose_config(tmp_path, env)
+    assert result.returncode != 0
+    assert missing in result.stderr
+
+
+def test_compose_env_example_names_every_variable_and_holds_no_secret() -> None:
+    lines = COMPOSE_FILE.read_text().splitlines()
+    text = "\n".join(line for line in lines if not line.lstrip().startswith("#"))
+    used = set(re.findall(r"(?<!\$)\$\{([A-Z0-9_]+)", text))
+    example = {}
+    for line in (ROOT / ".env.example").read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.partition("=")
+            example[name] = value
+    assert used <= set(example), f"missing from .env.example: {sorted(used - set(example))}"
+    for name, value in example.items():
+        if re.search("TOKEN|PASSWORD", name):
+            assert value == "", f"{name} must be an empty placeholder in .env.example"
+
+
+def test_compose_sealscope_services_build_the_image_and_share_the_data_volume(
+    compose: dict[str, Any],
+) -> None:
+    services = compose["services"]
+    for name in ("ingest", "api", "sim"):
+        service = services[name]
+        assert "build" in service, name
+        assert service["command"][0] == name
+        assert service["restart"] == "unless-stopped"
+        assert _volume_targets(service)["/var/lib/sealscope"] == "sealscope-data"
+        assert service["environment"]["SEALSCOPE_DATA_DIR"] == "/var/lib/sealscope"
+        assert service["depends_on"]["mosquitto"]["condition"] == "service_healthy"
+    for name in ("ingest", "api"):
+        env = services[name]["environment"]
+        assert services[name]["depends_on"]["influxdb"]["condition"] == "service_healthy"
+        assert env["SEALSCOPE_STORE"] == "influxdb"
+        assert env["SEALSCOPE_INFLUX_URL"] == "http://influxdb:8086"
+        assert env["SEALSCOPE_INFLUX_TOKEN"] == REQUIRED_ENV["SEALSCOPE_INFLUX_TOKEN"]
+        assert env["SEALSCOPE_INFLUX_ORG"] == "sealscope"
+        assert env["SEALSCOPE_INFLUX_BUCKET"] == "telemetry"
+        assert env["SEALSCOPE_MQTT_HOST"] == "mosquitto"
+        assert env["SEALSCOPE_MQTT_USERNAME"] == f"sealscope-{name}"
+    client_ids = {
+        services[n]["environment"]["SEALSCOPE_MQTT_CLIENT_ID"] for n in ("ingest", "api", "sim")
+    }
+    assert len(client_ids) == 3, "processes sharing a client id take each other's session"
+    assert services["api"]["environment"]["SEALSCOPE_API_HOST"] == "0.0.0.0"
+    assert services["sim"]["profiles"] == ["sim"]
+
+
+def test_compose_infrastructure_mounts_and_healthchecks(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+
+    broker = services["mosquitto"]
+    assert broker["image"].startswith("eclipse-mosquitto:2")
+    mounts = _volume_targets(broker)
+    assert Path(mounts["/mosquitto/config/mosquitto.conf"]) == MOSQUITTO_CONF
+    assert Path(mounts["/mosquitto/config/acl"]) == MOSQUITTO_ACL
+    assert "/mosquitto/config/passwd" in mounts
+    assert mounts["/mosquitto/data"] == "mosquitto-data"
+    assert "healthcheck" in broker
+
+    influx = services["influxdb"]
+    assert influx["image"] == "influxdb:2.7"
+    env = influx["environment"]
+    assert env["DOCKER_INFLUXDB_INIT_MODE"] == "setup"
+    assert env["DOCKER_INFLUXDB_INIT_ORG"] == "sealscope"
+    assert env["DOCKER_INFLUXDB_INIT_BUCKET"] == "telemetry"
+    assert env["DOCKER_INFLUXDB_INIT_ADMIN_TOKEN"] == REQUIRED_ENV["SEALSCOPE_INFLUX_TOKEN"]
+    mounts = _volume_targets(influx)
+    assert mounts["/var/lib/influxdb2"] == "influxdb-data"
+    init_scripts = [t for t in mounts if t.startswith("/docker-entrypoint-initdb.d/")]
+    assert init_scripts, "the DBRP mapping script must be mounted"
+    for target in init_scripts:
+        script = Path(mounts[target])
+        assert script.is_file() and os.access(script, os.X_OK), script
+        assert "influx v1 dbrp create" in script.read_text()
+    assert "healthcheck" in influx
+
+    grafana = services["grafana"]
+    assert grafana["image"].startswith("grafana/grafana-oss:")
+    mounts = _volume_targets(grafana)
+    assert Path(mounts["/etc/grafana/provisioning"]) == ROOT / "dashboards/grafana/provisioning"
+    assert Path(mounts["/var/lib/grafana/dashboards/sealscope"]) == DASHBOARDS
+    assert mounts["/var/lib/grafana"] == "grafana-data"
+    provider = yaml.safe_load(
+        (ROOT / "dashboards/grafana/provisioning/dashboards/sealscope.yml").read_text()
+    )
+    assert provider["providers"][0]["options"]["path"] == "/var/lib/grafana/dashboards/sealscope"
+    home = grafana["environment"]["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
+    assert (DASHBOARDS / Path(home).name).is_file()
+
+
+# --------------------------------------------------------------------------- mosquitto
+
+
+def _conf_values(text: str) -> dict[str, list[str]]:
+    values: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            key, _, value = line.partition(" ")
+            values.setdefault(key, []).append(value.strip())
+    return values
+
+
+class Broker:
+    def __init__(self, port: int, passwd: Path) -> None:
+        self.port = port
+        self.passwd = passwd
+
+
+def _adapt_conf(tmp_path: Path, port: int) -> Path:
+    """The committed config with only container paths and the listener port rewritten."""
+    text = MOSQUITTO_CONF.read_text()
+    text = text.replace("/mosquitto/config/", f"{tmp_path}/")
+    text = text.replace("/mosquitto/data/", f"{tmp_path}/data/")
+    text = re.sub(r"(?m)^listener 1883$", f"listener {port} 127.0.0.1", text)
+    if os.geteuid() == 0:
+        # As root mosquitto drops to the "mosquitto" user, which cannot read tmp_path.
+        text += "\nuser root\n"
+    conf = tmp_path / "mosquitto.conf"
+    conf.write_text(text)
+    return conf
+
+
+USERS = {
+    "sealscope-ingest": "ingest-pw",
+    "sealscope-health": "health-pw",
+    "ACME-V-0001": "device-a-pw",
+    "ACME-V-0002": "device-b-pw",
+}
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[Broker]:
+    mosquitto = _require_binary("mosquitto", "/usr/sbin/mosquitto")
+    mosquitto_passwd = _require_binary("mosquitto_passwd")
+    (tmp_path / "data").mkdir()
+    shutil.copy(MOSQUITTO_ACL, tmp_path / "acl")
+    passwd = tmp_path / "passwd"
+    passwd.touch()
+    for user, password in USERS.items():
+        subprocess.run([mosquitto_passwd, "-b", str(passwd), user, password], check=True)
+    port = _free_port()
+    conf = _adapt_conf(tmp_path, port)
+    log = (tmp_path / "mosquitto.log").open("w")
+    proc = subprocess.Popen([mosquitto, "-c", str(conf)], stdout=log, stderr=subprocess.STDOUT)
+    try:
+
+        def listening() -> bool:
+            assert proc.poll() is None, (tmp_path / "mosquitto.log").read_text()
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            except OSError:
+                return False
+            return True
+
+        _wait_for(listening, 10, "mosquitto to listen")
+        yield Broker(port, passwd)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        log.close()
+
+
+class Client:
+    """A blocking paho client that records what it receives."""
+
+    def __init__(self, broker: Broker, user: str, *, client_id: str | None = None) -> None:
+        self.messages: list[tuple[str, bytes]] = []
+        self._lock = threading.Lock()
+        self._connected = threading.Event()
+        self.reason: Any = None
+        self._client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=client_id or f"test-{uuid.uuid4().hex[:8]}",
+            clean_session=client_id is None,
+        )
+        self._client.username_pw_set(user, USERS[user])
+        self._client.on_connect = self._on_connect
+        self._client.on_message = self._on_message
+        self._client.connect("127.0.0.1", broker.port)
+        self._client.loop_start()
+        assert self._connected.wait(5), "no CONNACK"
+        assert not self.reason.is_failure, f"{user} refused: {self.reason}"
+
+    def _on_connect(self, client: Any, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+        self.reason = reason
+        self._connected.set()
+
+    def _on_message(self, client: Any, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        with self._lock:
+            self.messages.append((msg.topic, msg.payload))
+
+    def received(self) -> list[tuple[str, bytes]]:
+        with self._lock:
+            return list(self.messages)
+
+    def subscribe(self, topic: str) -> None:
+        done = threading.Event()
+        granted: list[Any] = []
+
+        def on_subscribe(client: Any, userdata: Any, mid: int, codes: Any, props: Any) -> None:
+            granted.extend(codes)
+            done.set()
+
+        self._client.on_subscribe = on_subscribe
+        self._client.subscribe(topic, qos=1)
+        assert done.wait(5), "no SUBACK"
+        assert not granted[0].is_failure, f"subscription to {topic} refused"
+
+    def publish(self, topic: str, payload: bytes) -> None:
+        info = self._client.publish(topic, payload, qos=1)
+        info.wait_for_publish(5)
+
+    def close(self) -> None:
+        self._client.disconnect()
+        self._client.loop_stop()
+
+
+def test_mosquitto_conf_raises_the_queue_limits() -> None:
+    values = _conf_values(MOSQUITTO_CONF.read_text())
+    assert int(values["max_queued_messages"][0]) >= 100_000  # default 1000 drops QoS 1
+    assert 20 <= int(values["max_inflight_messages"][0]) <= 1000
+    assert values["allow_anonymous"] == ["false"]
+    assert values["persistence"] == ["true"]
+
+
+def test_mosquitto_conf_test_copy_keeps_every_setting_but_paths_and_port(tmp_path: Path) -> None:
+    original = _conf_values(MOSQUITTO_CONF.read_text())
+    adapted = _conf_values(_adapt_conf(tmp_path, 18830).read_text())
+    rewritten = {"listener", "password_file", "acl_file", "persistence_location", "user"}
+    for key in set(original) | set(adapted):
+        if key not in rewritten:
+            assert adapted.get(key) == original.get(key), key
+    assert adapted["max_queued_messages"] == original["max_queued_messages"]
+    assert adapted["max_inflight_messages"] == original["max_inflight_messages"]
+
+
+@pytest.mark.integration
+def test_mosquitto_conf_accepts_authenticated_clients_only(broker: Broker) -> None:
+    health = Client(broker, "sealscope-health")
+    health.subscribe("$SYS/broker/uptime")
+    _wait_for(lambda: health.received(), 15, "$SYS/broker/uptime")
+    health.close()
+
+    anonymous = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"anon-{uuid.uuid4().hex[:6]}")
+    refused = threading.Event()
+    anonymous.on_connect = lambda c, u, f, reason, p: reason.is_failure and refused.set()
+    anonymous.connect("127.0.0.1", broker.port)
+    anonymous.loop_start()
+    try:
+        assert refused.wait(5), "an anonymous client was accepted"
+    finally:
+        anonymous.loop_stop()
+        anonymous.disconnect()
+
+
+@pytest.mark.integration
+def test_mosquitto_acl_confines_a_device_to_its_own_topics(broker: Broker) -> None:
+    own = "sealscope/v1/dev/ACME-V-0001/telemetry"
+    other = "sealscope/v1/dev/ACME-V-0002/telemetry"
+    service = Client(broker, "sealscope-ingest")
+    service.subscribe("sealscope/v1/dev/+/telemetry")
+    device_a = Client(broker, "ACME-V-0001")
+    try:
+        device_a.publish(own, b"allowed")
+        _wait_for(lambda: (own, b"allowed") in service.received(), 5, "the device's own uplink")
+
+        # The broker acknowledges a denied QoS 1 publish and drops it; per-client order
+        # means the sentinel arrives after the forbidden message would have.
+        device_a.publish(other, b"forbidden")
+        device_a.publish(own, b"sentinel")
+        _wait_for(lambda: (own, b"sentinel") in service.received(), 5, "the sentinel")
+        assert (other, b"forbidden") not in service.received()
+        assert [t for t, _ in service.received()] == [own, own]
+    finally:
+        device_a.close()
+        service.close()
+
+
+@pytest.mark.integration
+def test_mosquitto_acl_lets_a_device_read_only_its_own_commands(broker: Broker) -> None:
+    service = Client(broker, "sealscope-ingest")
+    device_a = Client(broker, "ACME-V-0001")
+    try:
+        device_a.subscribe("sealscope/v1/dev/+/cmd")  # granted, but filtered per topic
+        service.publish("sealscope/v1/dev/ACME-V-0002/cmd", b"for-b")
+        service.publish("sealscope/v1/dev/ACME-V-0001/cmd", b"for-a")
+        _wait_for(lambda: device_a.received(), 5, "the device's own command")
+        assert device_a.received() == [("sealscope/v1/dev/ACME-V-0001/cmd", b"for-a")]
+    finally:
+        device_a.close()
+        service.close()
+
+
+@pytest.mark.integration
+def test_mosquitto_queues_more_than_the_default_1000_for_an_offline_consumer(
+    broker: Broker,
+) -> None:
+    # The ingest's persistent session must not lose QoS 1 messages while it restarts.
+    topic = "sealscope/v1/dev/ACME-V-0001/telemetry"
+    client_id = f"ingest-{uuid.uuid4().hex[:6]}"
+    service = Client(broker, "sealscope-ingest", client_id=client_id)
+    service.subscribe("$share/ingest/sealscope/v1/dev/+/telemetry")
+    service.close()
+
+    device_a = Client(broker, "ACME-V-0001")
+    count = 1500
+    infos = [device_a._client.publish(topic, str(i).encode(), qos=1) for i in range(count)]
+    for info in infos:
+        info.wait_for_publish(10)
+    device_a.close()
+
+    service = Client(broker, "sealscope-ingest", client_id=client_id)
+    try:
+        _wait_for(lambda: len(service.received()) >= count, 20, f"{count} queued messages")
+        assert sorted(int(p) for _, p in service.received()) == list(range(count))
+    finally:
+        service.close()
+
+
+# --------------------------------------------------------------------------- dashboards
+
+
+def _dashboards() -> list[Path]:
+    paths = sorted(DASHBOARDS.glob("*.json"))
+    assert len(paths) >= 2
+    return paths
+
+
+def _panels(dashboard: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    for panel in dashboard.get("panels", []):
+        yield panel
+        yield from panel.get("panels", [])  # collapsed rows
+
+
+def _queries(dashboard: dict[str, Any]) -> list[str]:
+    queries = [v["query"] for v in dashboard["templating"]["list"] if v.get("type") == "query"]
+    for panel in _panels(dashboard):
+        queries += [t["query"] for t in panel.get("targets", []) if t.get("query")]
+    return queries
+
+
+_IDENT = re.compile(r'"([^"]+)"')
+_ALIAS = re.compile(r'\bAS\s+"([^"]+)"', re.IGNORECASE)
+_FROM = re.compile(r'\bFROM\s+(?:"([^"]+)"|/\^?\(?([^/]*?)\)?\$?/)', re.IGNORECASE)
+_BARE_ARG = re.compile(
+    r"\b(?:mean|last|first|max|min|sum|count|median|percentile|sqrt)\(\s*([A-Za-z_]\w*)\b(?!\s*\()",
+    re.IGNORECASE,
+)
+
+
+def test_dashboards_are_valid_grafana_json_with_unique_panel_ids() -> None:
+    uids = set()
+    for path in _dashboards():
+        dashboard = json.loads(path.read_text(encoding="utf-8"))
+        assert dashboard["title"] and dashboard["uid"] not in uids, path.name
+        uids.add(dashboard["uid"])
+        assert 36 <= dashboard["schemaVersion"] <= 41
+        ids = [p["id"] for p in _panels(dashboard)]
+        assert ids and len(ids) == len(set(ids)), path.name
+        for panel in _panels(dashboard):
+            for target in panel.get("targets", []):
+                assert target["datasource"]["uid"] == "sealscope-influxdb", path.name
+                assert target.get("rawQuery") is True
+
+
+@pytest.mark.parametrize("path", _dashboards(), ids=lambda p: p.name)
+def test_dashboard_queries_name_only_known_measurements_tags_and_fields(path: Path) -> None:
+    dashboard = json.loads(path.read_text(encoding="utf-8"))
+    known = MEASUREMENTS | TAGS | set(SAMPLE_FIELDS)
+    for query in _queries(dashboard):
+        aliases = set(_ALIAS.findall(query))
+        unknown = set(_IDENT.findall(query)) - known - aliases
+        assert not unknown, f"{path.name}: {unknown} in {query}"
+        assert not _BARE_ARG.findall(query), f"{path.name}: quote identifiers in {query}"
+        froms = _FROM.findall(query)
+        assert froms, query
+        for quoted, regex in froms:
+            names = {quoted} if quoted else set(regex.split("|"))
+            assert names <= MEASUREMENTS | {"$kind"}, f"{path.name}: FROM {names} in {query}"
+
+
+def test_dashboard_seal_health_computes_the_leak_coefficient_in_influxql() -> None:
+    dashboard = json.loads((DASHBOARDS / "seal-health.json").read_text(encoding="utf-8"))
+    text = " ".join(_queries(dashboard))
+    assert 'sqrt("p_in_kpa" - "p_out_kpa")' in text
+    assert '"leak_mm3s" / sqrt(' in text
+    assert re.search(r'GROUP BY [^)]*"batch"', text) and re.search(r'GROUP BY [^)]*"model"', text)
+
+
+# --------------------------------------------------------------------------- real InfluxQL
+
+
+@pytest.fixture(scope="module")
+def influxql(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A throwaway influxd (1.x here) with a small seeded fleet; yields the /query URL."""
+    influxd = _require_binary("influxd")
+    tmp = tmp_path_factory.mktemp("influxd")
+    http_port, rpc_port = _free_port(), _free_port()
+    conf = tmp / "influxd.conf"
+    conf.write_text(
+        f'reporting-disabled = true\nbind-address = "127.0.0.1:{rpc_port}"\n'
+        f'[meta]\n  dir = "{tmp}/meta"\n'
+        f'[data]\n  dir = "{tmp}/data"\n  wal-dir = "{tmp}/wal"\n  query-log-enabled = false\n'
+        f'[http]\n  bind-address = "127.0.0.1:{http_port}"\n  log-enabled = false\n'
+        "[monitor]\n  store-enabled = false\n"
+    )
+    log = (tmp / "influxd.log").open("w")
+    proc = subprocess.Popen([influxd, "-config", str(conf)], stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{http_port}"
+    try:
+
+        def pinging() -> bool:
+            assert proc.poll() is None, (tmp / "influxd.log").read_text()
+            try:
+                with urllib.request.urlopen(f"{base}/ping", timeout=1):
+                    return True
+            except OSError:
+                return False
+
+        _wait_for(pinging, 20, "influxd")
+        _post(f"{base}/query", {"q": "CREATE DATABASE telemetry"})
+        _post(f"{base}/write?db=telemetry", None, _seed_points().encode())
+        yield f"{base}/query"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+        log.close()
+
+
+def _post(url: str, form: dict[str, str] | None, body: bytes | None = None) -> None:
+    data = urllib.parse.urlencode(form).encode() if form else body
+    with urllib.request.urlopen(urllib.request.Request(url, data=data), timeout=10) as resp:
+        assert resp.status in (200, 204)
+
+
+def _seed_points() -> str:
+    now_s = int(time.time())
+    lines = []
+    for d in range(4):
+        tags = (
+            f"batch=B{d % 2},device_id=ACME-V-{d:04d},manufacturer=ACME,"
+            f"model=DN{50 + 30 * (d // 2)},region=yongjia,site=plant-{d % 2}"
+        )
+        for i in range(60):
+            p_in, p_out = 1000.0 + i, 200.0
+            fields = {
+                "p_in_kpa": p_in, "p_out_kpa": p_out, "leak_mm3s": 0.5 * (p_in - p_out) ** 0.5,
+                "position_pct": 0.0, "stroke_s": 12.0, "torque_nm": 40.0, "battery_v": 3.6,
+                "rsrp_dbm": -100.0, "sinr_db": 6.0,
+            }  # fmt: skip
+            encoded = ",".join(f"{k}={v!r}" for k, v in fields.items())
+            lines.append(f"valve,{tags} {encoded} {(now_s - 3600 + 60 * i) * 10**9}")
+        pump_fields = (
+            "p_in_kpa=300.0,p_out_kpa=800.0,leak_mm3s=1.0,vib_mms=2.0,"
+            "battery_v=3.5,rsrp_dbm=-110.0,sinr_db=3.0"
+        )
+        lines.append(
+            f"pump,{tags.replace('ACME-V', 'ACME-P')} {pump_fields} {(now_s - 60) * 10**9}"
+        )
+    return "\n".join(lines)
+
+
+def _as_influxql(query: str) -> str:
+    """Expand Grafana's macros and template variables the way the panels would with "All"."""
+    query = query.replace("$timeFilter", "time > now() - 2h").replace("$__interval", "5m")
+    query = query.replace("$min_dp_kpa", "50").replace("/^$kind$/", "/^(valve|pump)$/")
+    return re.sub(r"\$\w+", ".*", query)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("path", _dashboards(), ids=lambda p: p.name)
+def test_dashboard_queries_return_series_from_a_real_influxdb(influxql: str, path: Path) -> None:
+    dashboard = json.loads(path.read_text(encoding="utf-8"))
+    for query in _queries(dashboard):
+        url = f"{influxql}?" + urllib.parse.urlencode({"db": "telemetry", "q": _as_influxql(query)})
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            result = json.load(resp)["results"][0]
+        assert "error" not in result, f"{query}: {result['error']}"
+        assert result.get("series"), f"no data for {query}"
