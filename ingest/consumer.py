@@ -65,6 +65,7 @@ class MqttConsumer:
         self._generation = 0
         self._connected = threading.Event()
         self._ever_connected = threading.Event()
+        self._is_stopping = False
         self._client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
             client_id=client_id,
@@ -117,6 +118,7 @@ class MqttConsumer:
         return sent
 
     def stop(self) -> None:
+        self._is_stopping = True
         self._client.disconnect()
         self._client.loop_stop()
         self._connected.clear()
@@ -143,7 +145,9 @@ class MqttConsumer:
         self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any
     ) -> None:
         self._connected.clear()
-        if self._ever_connected.is_set():
+        if self._is_stopping:
+            log.info("mqtt: disconnected from %s:%d", self.host, self.port)
+        elif self._ever_connected.is_set():
             log.warning("mqtt: disconnected from %s:%d: %s", self.host, self.port, reason)
 
     def _on_message(self, _client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:

@@ -112,6 +112,7 @@ class IngestService:
         self._consumer: MqttConsumer | None = None
         self._tasks: asyncio.TaskGroup | None = None
         self._task_list: list[asyncio.Task[None]] = []
+        self._inflight: asyncio.Task[None] | None = None
         self._processor_done = asyncio.Event()
         self._spooler_done = asyncio.Event()
 
@@ -276,6 +277,8 @@ class IngestService:
             if self._stopping and self._spooler_done.is_set():
                 if pending:
                     await self._flush(pending, position)
+                if self._inflight is not None:
+                    await self._inflight
                 self._processor_done.set()
                 return
             timeout = max_age - (time.monotonic() - oldest) if pending else None
@@ -324,6 +327,18 @@ class IngestService:
         log.info("ingest: dead-lettered a message on %s: %s", record.topic, reason)
 
     async def _flush(
+        self, pending: list[tuple[SpoolRecord, Translated]], position: SpoolPosition
+    ) -> None:
+        """Hand a batch to the store while the next one is translated (one write in flight,
+        so checkpoints still advance in spool order)."""
+        if self._inflight is not None:
+            await self._inflight
+        assert self._tasks is not None
+        self._inflight = self._tasks.create_task(
+            self._store_batch(pending, position), name="store-write"
+        )
+
+    async def _store_batch(
         self, pending: list[tuple[SpoolRecord, Translated]], position: SpoolPosition
     ) -> None:
         points = [p for _, t in pending for p in t.points]

@@ -32,7 +32,8 @@ def series_key(series: Series) -> str:
 def encode_points(points: Iterable[Point]) -> str:
     """Encode points; field values are always floats so a field never changes type."""
     lines = []
+    key = series_key
     for p in points:
-        fields = ",".join(f"{name}={float(value)!r}" for name, value in p.fields.items())
-        lines.append(f"{series_key(p.series)} {fields} {p.t_ns}")
+        fields = ",".join([f"{name}={float(value)!r}" for name, value in p.fields.items()])
+        lines.append(f"{key(p.series)} {fields} {p.t_ns}")
     return "\n".join(lines)
