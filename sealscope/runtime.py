@@ -111,13 +111,16 @@ async def run_ingest(settings: Settings, *, stop: asyncio.Event | None = None) -
     from ingest import IngestService
 
     stop = stop or _stop_event()
-    async with open_core(settings) as core, IngestService(
-        settings=settings,
-        store=core.store,
-        registry=core.registry,
-        dead_letters=core.dead_letters,
-        alerts=core.alerts,
-        detection=_detection(core),
+    async with (
+        open_core(settings) as core,
+        IngestService(
+            settings=settings,
+            store=core.store,
+            registry=core.registry,
+            dead_letters=core.dead_letters,
+            alerts=core.alerts,
+            detection=_detection(core),
+        ),
     ):
         log.info("ingest: consuming from %s:%d", settings.mqtt_host, settings.mqtt_port)
         await stop.wait()

@@ -1,0 +1,18 @@
+"""The API's routers, one module per resource."""
+
+from fastapi import APIRouter
+
+from sealscope.api.routes import alerts, dead_letters, devices, health, page, telemetry
+
+__all__ = ["api_router", "root_router"]
+
+api_router = APIRouter(prefix="/api/v1")
+api_router.include_router(devices.router)
+api_router.include_router(telemetry.router)
+api_router.include_router(alerts.router)
+api_router.include_router(dead_letters.router)
+
+# outside the versioned prefix: probes and the web page
+root_router = APIRouter()
+root_router.include_router(health.router)
+root_router.include_router(page.router)

@@ -1,0 +1,28 @@
+"""Dead letters: what ingest could not use, with the reason, newest first."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from sealscope.api.deps import DeadLettersDep
+from sealscope.api.models import DeadLetterPublic, DeadLettersPublic
+
+router = APIRouter(prefix="/dead-letters", tags=["dead letters"])
+
+
+@router.get("", response_model=DeadLettersPublic)
+def list_dead_letters(
+    dead_letters: DeadLettersDep,
+    device_id: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> DeadLettersPublic:
+    letters = dead_letters.list(device_id=device_id, limit=limit, offset=offset)
+    return DeadLettersPublic(
+        data=[DeadLetterPublic.of(d) for d in letters],
+        total=dead_letters.count(),
+        limit=limit,
+        offset=offset,
+    )

@@ -1,0 +1,90 @@
+"""An app on real SQLite state in tmp_path and the in-memory telemetry store."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+with warnings.catch_warnings():
+    # Starlette >= 1.x wants the httpx2 package for its TestClient and warns when it falls back
+    # to httpx; the fallback works, and filterwarnings=error would otherwise stop collection.
+    warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
+    from fastapi.testclient import TestClient
+
+from sealscope.alerts import SqliteAlertStore
+from sealscope.api import create_app
+from sealscope.config import Settings
+from sealscope.deadletters import SqliteDeadLetterStore
+from sealscope.registry import SqliteDeviceRegistry
+from sealscope.storage.memory import MemoryTelemetryStore
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(data_dir=tmp_path / "data")
+
+
+@pytest.fixture
+def registry(settings: Settings) -> Iterator[SqliteDeviceRegistry]:
+    reg = SqliteDeviceRegistry(settings.state_db)
+    yield reg
+    reg.close()
+
+
+@pytest.fixture
+def alerts(settings: Settings) -> Iterator[SqliteAlertStore]:
+    store = SqliteAlertStore(settings.state_db)
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def dead_letters(settings: Settings) -> Iterator[SqliteDeadLetterStore]:
+    store = SqliteDeadLetterStore(settings.state_db)
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def telemetry() -> MemoryTelemetryStore:
+    return MemoryTelemetryStore()
+
+
+@pytest.fixture
+def client(
+    settings: Settings,
+    registry: SqliteDeviceRegistry,
+    alerts: SqliteAlertStore,
+    dead_letters: SqliteDeadLetterStore,
+    telemetry: MemoryTelemetryStore,
+) -> Iterator[TestClient]:
+    app = create_app(
+        settings,
+        telemetry_store=telemetry,
+        registry=registry,
+        alerts=alerts,
+        dead_letters=dead_letters,
+    )
+    with TestClient(app) as c:
+        yield c
+
+
+def _assert_error(response: httpx.Response, status: int, error: str) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/json"
+    body: dict[str, Any] = response.json()
+    assert body["error"] == error
+    assert isinstance(body["message"], str)
+    assert body["message"].endswith(".")
+    return body
+
+
+@pytest.fixture
+def assert_error() -> Callable[[httpx.Response, int, str], dict[str, Any]]:
+    """Checks the one error shape: {"error": code, "message": sentence}; returns the body."""
+    return _assert_error

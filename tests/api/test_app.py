@@ -1,0 +1,149 @@
+"""The app as a whole: lifespan, health, the web page, OpenAPI and the error shape."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+import sealscope.storage.factory
+from sealscope.api import create_app
+from sealscope.config import Settings
+from sealscope.errors import ConfigError
+from sealscope.registry import Device, SqliteDeviceRegistry
+from sealscope.storage.memory import MemoryTelemetryStore
+from sealscope.wire import SAMPLE_FIELDS
+
+
+class ClosingStore(MemoryTelemetryStore):
+    def __init__(self) -> None:
+        super().__init__()
+        self.closed = False
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+def test_lifespan_opens_and_closes_what_was_not_injected(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    opened: list[ClosingStore] = []
+
+    async def fake_open(s: Settings) -> ClosingStore:
+        assert s is settings
+        opened.append(ClosingStore())
+        return opened[-1]
+
+    monkeypatch.setattr(sealscope.storage.factory, "open_telemetry_store", fake_open)
+    app = create_app(settings)
+    assert not settings.state_db.exists()  # nothing is opened before start-up
+    with TestClient(app) as client:
+        created = client.post(
+            "/api/v1/devices",
+            json={"device_id": "ACME-0001", "kind": "valve", "manufacturer": "a", "model": "m"},
+        )
+        assert created.status_code == 201
+        assert client.get("/api/v1/alerts").json()["data"] == []
+        assert client.get("/api/v1/dead-letters").json()["total"] == 0
+        assert not opened[0].closed
+    assert opened[0].closed
+    # the device went to the settings' state database, and its connection was closed
+    conn = sqlite3.connect(settings.state_db)
+    assert conn.execute("SELECT device_id FROM devices").fetchall() == [("ACME-0001",)]
+    conn.close()
+    with pytest.raises(sqlite3.ProgrammingError):
+        app.state.registry.get("ACME-0001")
+
+
+def test_lifespan_leaves_injected_stores_open(
+    settings: Settings, registry: SqliteDeviceRegistry
+) -> None:
+    store = ClosingStore()
+    with TestClient(create_app(settings, telemetry_store=store, registry=registry)):
+        pass
+    assert not store.closed
+    registry.add(Device("ACME-0001", "valve", "a", "m"))  # still usable
+
+
+def test_healthz(client: TestClient) -> None:
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "ok"
+    assert body["store"] == "sqlite"
+
+
+def test_page_is_served_and_uses_the_api(client: TestClient) -> None:
+    response = client.get("/")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    page = response.text
+    assert "<title>sealscope</title>" in page
+    for path in ("/api/v1/devices", "/api/v1/alerts", "/telemetry", "acknowledge", "resolve"):
+        assert path in page.replace("${API}", "/api/v1")
+    assert '<svg id="chart"' in page
+    # the page's field picker matches the wire contract
+    listed = re.search(r"const FIELDS = \[(.*?)\];", page, re.S)
+    assert listed is not None
+    assert tuple(re.findall(r'"(\w+)"', listed[1])) == SAMPLE_FIELDS
+    # dependency-free: no external scripts or styles
+    assert not re.search(r"<script[^>]+src=|<link[^>]+stylesheet", page)
+
+
+def test_openapi_lists_the_routes(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    assert {
+        "/healthz",
+        "/api/v1/devices",
+        "/api/v1/devices/{device_id}",
+        "/api/v1/devices/{device_id}/telemetry",
+        "/api/v1/alerts",
+        "/api/v1/alerts/{alert_id}",
+        "/api/v1/alerts/{alert_id}/acknowledge",
+        "/api/v1/alerts/{alert_id}/resolve",
+        "/api/v1/dead-letters",
+    } <= set(spec["paths"])
+    assert "/" not in spec["paths"]
+    params = spec["paths"]["/api/v1/devices/{device_id}/telemetry"]["get"]["parameters"]
+    field = next(p for p in params if p["name"] == "field")
+    assert field["schema"]["enum"] == list(SAMPLE_FIELDS)
+    assert client.get("/docs").status_code == 200
+
+
+def test_unknown_path_and_method_are_json(client: TestClient, assert_error: Any) -> None:
+    assert_error(client.get("/api/v1/nothing-here"), 404, "not_found")
+    response = client.delete("/api/v1/devices")
+    assert_error(response, 405, "method_not_allowed")
+    assert "GET" in response.headers["allow"]
+
+
+class BrokenRegistry:
+    def __init__(self, exc: Exception) -> None:
+        self.exc = exc
+
+    def list(self, **kw: object) -> list[Device]:
+        raise self.exc
+
+    def close(self) -> None:
+        pass
+
+
+def test_config_error_is_500_json(settings: Settings, assert_error: Any) -> None:
+    registry = BrokenRegistry(ConfigError("state_db", "schema is newer than this build"))
+    app = create_app(settings, telemetry_store=MemoryTelemetryStore(), registry=registry)  # type: ignore[arg-type]
+    with TestClient(app) as client:
+        body = assert_error(client.get("/api/v1/devices"), 500, "config_error")
+    assert "state_db" in body["message"]
+
+
+def test_unexpected_error_is_500_json_without_internals(
+    settings: Settings, assert_error: Any
+) -> None:
+    registry = BrokenRegistry(RuntimeError("secret internals"))
+    app = create_app(settings, telemetry_store=MemoryTelemetryStore(), registry=registry)  # type: ignore[arg-type]
+    with TestClient(app, raise_server_exceptions=False) as client:
+        body = assert_error(client.get("/api/v1/devices"), 500, "internal_error")
+    assert "secret" not in body["message"]
