@@ -1,0 +1,235 @@
+"""An InfluxDB 1.x (Debian's influxd) run as a child process on a loopback port.
+
+Debian packages InfluxDB 1.6, which speaks InfluxQL and the 1.x ``/write`` endpoint only;
+put ``sealscope.servers.v2shim`` in front of it for the v2 write path.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+from sealscope.errors import ConfigError
+from sealscope.servers.mosquitto import _find
+from sealscope.servers.ports import (
+    ServerFailed,
+    free_port,
+    kill_process,
+    log_tail,
+    port_is_free,
+    spawn,
+    stop_process,
+    wait_for_port,
+)
+
+__all__ = ["InfluxServer", "find_influxd"]
+
+log = logging.getLogger(__name__)
+
+_HOST = "127.0.0.1"
+_START_TIMEOUT_S = 30.0
+
+
+def find_influxd() -> str | None:
+    return _find("influxd", "/usr/bin/influxd")
+
+
+def _quote_ident(name: str) -> str:
+    return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+class InfluxServer:
+    """One influxd with its meta, data and WAL directories in ``workdir``; auth is off."""
+
+    def __init__(
+        self,
+        *,
+        workdir: Path,
+        port: int | None = None,
+        max_body_size: int | None = None,
+    ) -> None:
+        if port is not None and not 0 < port < 65536:
+            raise ConfigError("port", f"{port} is not a TCP port")
+        if max_body_size is not None and max_body_size < 1:
+            raise ConfigError("max_body_size", "must be positive (None: influxd's default)")
+        self.workdir = Path(workdir)
+        self.host = _HOST
+        self.port = port if port is not None else free_port(_HOST)
+        self._rpc_port = free_port(_HOST)
+        self._max_body_size = max_body_size
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / "influxd.log"
+
+    @property
+    def conf_path(self) -> Path:
+        return self.workdir / "influxdb.conf"
+
+    @property
+    def is_running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    def start(self) -> None:
+        if self.is_running:
+            return
+        binary = find_influxd()
+        if binary is None:
+            raise ConfigError("influxd", "binary not found (apt-get install influxdb)")
+        for port in (self.port, self._rpc_port):
+            if not port_is_free(self.host, port):
+                raise ServerFailed(f"{self.host}:{port} is already in use")
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self._write_conf()
+        proc = spawn([binary, "-config", str(self.conf_path)], log_path=self.log_path)
+        try:
+            wait_for_port(self.host, self.port, _START_TIMEOUT_S, proc)
+            self._wait_for_ping(proc)
+        except ServerFailed as exc:
+            stop_process(proc, timeout_s=5.0)
+            raise ServerFailed(
+                f"influxd did not start: {exc}", log_tail=log_tail(self.log_path)
+            ) from exc
+        self._proc = proc
+        log.info("influxd pid %d listening on %s", proc.pid, self.url)
+
+    def stop(self, timeout_s: float = 15.0) -> None:
+        if self._proc is not None:
+            code = stop_process(self._proc, timeout_s)
+            log.info("influxd pid %d stopped (exit %d)", self._proc.pid, code)
+            self._proc = None
+
+    def kill(self) -> None:
+        if self._proc is not None:
+            kill_process(self._proc)
+            self._proc = None
+
+    def restart(self) -> None:
+        """Same ports, same data directories: written points are still there."""
+        self.stop()
+        self.start()
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def create_database(self, name: str) -> None:
+        result = self.query(f"CREATE DATABASE {_quote_ident(name)}")
+        errors = [r["error"] for r in result.get("results", []) if "error" in r]
+        if errors:
+            raise ServerFailed(f"CREATE DATABASE {name!r} failed: {errors[0]}")
+
+    def write_lines(self, db: str, lines: str, precision: str = "n") -> None:
+        """Write line protocol through the 1.x ``/write`` endpoint (seeding, fixtures)."""
+        query = urllib.parse.urlencode({"db": db, "precision": precision})
+        request = urllib.request.Request(
+            f"{self.url}/write?{query}", data=lines.encode(), method="POST"
+        )
+        self._call(request)
+
+    def query(self, influxql: str, db: str | None = None) -> dict[str, Any]:
+        """POST an InfluxQL query (reads and writes alike); timestamps come back in ns.
+
+        Statement errors stay in the returned ``results``; HTTP errors raise ServerFailed.
+        """
+        params = {"q": influxql, "epoch": "ns"}
+        if db is not None:
+            params["db"] = db
+        request = urllib.request.Request(
+            f"{self.url}/query",
+            data=urllib.parse.urlencode(params).encode(),
+            method="POST",
+        )
+        result: dict[str, Any] = json.loads(self._call(request))
+        return result
+
+    def _call(self, request: urllib.request.Request) -> bytes:
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                body: bytes = response.read()
+                return body
+        except urllib.error.HTTPError as exc:
+            body = exc.read().decode("utf-8", "replace")
+            raise ServerFailed(f"influxd answered {exc.code}: {body}") from exc
+        except OSError as exc:
+            raise ServerFailed(f"influxd at {self.url} unreachable: {exc}") from exc
+
+    def _wait_for_ping(self, proc: subprocess.Popen[bytes]) -> None:
+        # the port opens before the HTTP service is fully wired; /ping 204 means ready
+        deadline = time.monotonic() + _START_TIMEOUT_S
+        while True:
+            if proc.poll() is not None:
+                raise ServerFailed(f"influxd exited with {proc.returncode}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/ping", timeout=2) as response:
+                    if response.status == 204:
+                        return
+            except OSError:
+                pass
+            if time.monotonic() >= deadline:
+                raise ServerFailed(f"influxd /ping did not answer 204 within {_START_TIMEOUT_S}s")
+            time.sleep(0.05)
+
+    def _write_conf(self) -> None:
+        max_body = self._max_body_size if self._max_body_size is not None else 25_000_000
+        # JSON string syntax is valid TOML basic-string syntax, so odd paths stay intact
+        meta, data, wal = (json.dumps(str(self.workdir / name)) for name in ("meta", "data", "wal"))
+        self.conf_path.write_text(
+            f"""\
+# generated by sealscope.servers.influxdb; rewritten on every start
+reporting-disabled = true
+bind-address = "{_HOST}:{self._rpc_port}"
+
+[meta]
+  dir = {meta}
+  logging-enabled = false
+
+[data]
+  dir = {data}
+  wal-dir = {wal}
+  query-log-enabled = false
+
+[monitor]
+  store-enabled = false
+
+[http]
+  enabled = true
+  bind-address = "{_HOST}:{self.port}"
+  auth-enabled = false
+  log-enabled = false
+  pprof-enabled = false
+  max-body-size = {max_body}
+
+[continuous_queries]
+  log-enabled = false
+
+[logging]
+  level = "warn"
+  suppress-logo = true
+"""
+        )

@@ -1,0 +1,152 @@
+"""Loopback ports for child services, and the small process plumbing they share."""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from sealscope.errors import SealscopeError
+
+__all__ = [
+    "ServerFailed",
+    "free_port",
+    "kill_process",
+    "log_tail",
+    "spawn",
+    "stop_process",
+    "wait_for_port",
+]
+
+log = logging.getLogger(__name__)
+
+# children still running when the interpreter exits are killed, so a crashed test run or
+# CLI does not leave brokers holding ports and persistence files
+_children: set[subprocess.Popen[bytes]] = set()
+
+
+class ServerFailed(SealscopeError):
+    """A child service did not start or died; ``log_tail`` holds the end of its log."""
+
+    def __init__(self, message: str, *, log_tail: str = "") -> None:
+        super().__init__(f"{message}\n--- log tail ---\n{log_tail}" if log_tail else message)
+        self.log_tail = log_tail
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port the kernel just had free on ``host``; racy by nature, so bind it soon."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def port_is_free(host: str, port: int) -> bool:
+    """True if nothing listens on ``host:port`` (connections in TIME_WAIT do not count).
+
+    Checked before starting a child on a given port: otherwise the readiness probe would
+    happily connect to whoever already holds the port.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
+def wait_for_port(
+    host: str,
+    port: int,
+    timeout_s: float,
+    proc: subprocess.Popen[bytes] | None = None,
+) -> None:
+    """Poll until ``host:port`` accepts TCP connections; fail fast if ``proc`` exits."""
+    deadline = time.monotonic() + timeout_s
+    delay_s = 0.01
+    while True:
+        if proc is not None and proc.poll() is not None:
+            raise ServerFailed(f"process {proc.pid} exited with {proc.returncode} before {port}")
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            pass
+        if time.monotonic() >= deadline:
+            raise ServerFailed(f"nothing listened on {host}:{port} within {timeout_s}s")
+        time.sleep(delay_s)
+        delay_s = min(delay_s * 2, 0.1)
+
+
+def spawn(
+    argv: Sequence[str],
+    *,
+    log_path: Path,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> subprocess.Popen[bytes]:
+    """Start a child with stdout and stderr appended to ``log_path``.
+
+    The child gets its own session so a terminal's Ctrl-C reaches only the parent, which
+    then stops its children in order (the broker must outlive the ingest draining it).
+    """
+    with log_path.open("ab") as log_file:
+        proc = subprocess.Popen(
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            env=None if env is None else dict(env),
+            cwd=cwd,
+            start_new_session=True,
+        )
+    _children.add(proc)
+    return proc
+
+
+def stop_process(proc: subprocess.Popen[bytes], timeout_s: float = 10.0) -> int:
+    """SIGTERM, wait up to ``timeout_s``, then SIGKILL; returns the exit code."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            return proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            log.warning("pid %d ignored SIGTERM for %.1fs; killing it", proc.pid, timeout_s)
+            proc.kill()
+    code = proc.wait()
+    _children.discard(proc)
+    return code
+
+
+def kill_process(proc: subprocess.Popen[bytes]) -> int:
+    """SIGKILL without a chance to save state (crash simulation); returns the exit code."""
+    if proc.poll() is None:
+        proc.kill()
+    code = proc.wait()
+    _children.discard(proc)
+    return code
+
+
+@atexit.register
+def _kill_leftovers() -> None:
+    for proc in list(_children):
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def log_tail(path: Path, max_bytes: int = 4000) -> str:
+    """The last ``max_bytes`` of a log file, for error messages; empty if unreadable."""
+    try:
+        with path.open("rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - max_bytes))
+            return f.read().decode("utf-8", "replace")
+    except OSError:
+        return ""

@@ -1,0 +1,240 @@
+"""The InfluxDB telemetry store: v2 line-protocol writes, InfluxQL reads.
+
+Writes go through influxdb-client's async v2 write API; its errors are sorted the way
+Telegraf's influxdb_v2 output sorts them: 413 splits the batch in halves, 400/422 is the
+data's fault (``PointsRejected``), everything else (429/503 with Retry-After, auth
+failures, other 5xx, refused connections, timeouts) is ``StoreUnavailable`` so the ingest
+keeps the batch in its spool and retries. Reads are InfluxQL over ``GET /query``, which
+InfluxDB 1.x, 2.x (v1 compatibility API) and 3.x all answer.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+from influxdb_client import WritePrecision
+from influxdb_client.client.exceptions import InfluxDBError
+from influxdb_client.client.influxdb_client_async import InfluxDBClientAsync
+from influxdb_client.client.write_api_async import WriteApiAsync
+
+from sealscope.errors import ConfigError, PointsRejected, StoreError, StoreUnavailable
+from sealscope.storage import Point, TelemetryQuery
+from sealscope.storage.lineprotocol import encode_points
+
+if TYPE_CHECKING:
+    from sealscope.config import Settings
+
+__all__ = ["InfluxStore", "quote_ident", "quote_literal"]
+
+log = logging.getLogger(__name__)
+
+_REJECTED_STATUSES = frozenset({400, 422})
+
+
+def _escape(text: str, quote: str) -> str:
+    # InfluxQL's scanner reads \\, \n and the escaped quote inside quoted strings
+    return text.replace("\\", "\\\\").replace("\n", "\\n").replace(quote, "\\" + quote)
+
+
+def quote_ident(name: str) -> str:
+    """A double-quoted InfluxQL identifier (measurement, field, tag key)."""
+    return '"' + _escape(name, '"') + '"'
+
+
+def quote_literal(value: str) -> str:
+    """A single-quoted InfluxQL string literal (tag value)."""
+    return "'" + _escape(value, "'") + "'"
+
+
+def _retry_after_s(value: str | None) -> float | None:
+    """Retry-After is delta-seconds or an HTTP date (RFC 9110 §10.2.3)."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+class _TooLarge(Exception):
+    """The store refused the request body as too large (413)."""
+
+
+class InfluxStore:
+    """``TelemetryStore`` on InfluxDB; ``token`` is sent as ``Authorization: Token ...``."""
+
+    def __init__(
+        self,
+        *,
+        url: str,
+        token: str | None,
+        org: str,
+        bucket: str,
+        database: str | None = None,
+        timeout_s: float = 10.0,
+    ) -> None:
+        if not url.startswith(("http://", "https://")):
+            raise ConfigError("influx_url", f"{url!r} is not an http(s) URL")
+        if not bucket:
+            raise ConfigError("influx_bucket", "must not be empty")
+        if timeout_s <= 0:
+            raise ConfigError("influx_timeout_s", "must be positive")
+        self.url = url.rstrip("/")
+        self.org = org
+        self.bucket = bucket
+        self.database = database or bucket
+        self.timeout_s = timeout_s
+        self._token = token
+        # both are built on first use: the async client insists on a running event loop
+        self._client: InfluxDBClientAsync | None = None
+        self._write_api: WriteApiAsync | None = None
+        self._session: aiohttp.ClientSession | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> InfluxStore:
+        token = settings.influx_token.get_secret_value() if settings.influx_token else None
+        return cls(
+            url=settings.influx_url,
+            token=token,
+            org=settings.influx_org,
+            bucket=settings.influx_bucket,
+            database=settings.influx_database,
+            timeout_s=settings.influx_timeout_s,
+        )
+
+    def __repr__(self) -> str:
+        return f"InfluxStore(url={self.url!r}, org={self.org!r}, bucket={self.bucket!r})"
+
+    async def write(self, points: Sequence[Point]) -> None:
+        if points:
+            await self._write_splitting(points)
+
+    async def query(self, q: TelemetryQuery) -> list[tuple[int, float]]:
+        if q.start_ns >= q.stop_ns or q.limit < 1:
+            return []
+        body = await self._get_query(self._influxql(q))
+        rows: list[tuple[int, float]] = []
+        n_series = 0
+        for result in body.get("results", []):
+            if "error" in result:
+                raise StoreError(f"InfluxQL error: {result['error']}")
+            for series in result.get("series", []):
+                n_series += 1
+                rows.extend((int(t), float(v)) for t, v in series["values"] if v is not None)
+        if n_series > 1:
+            rows.sort()
+        return rows
+
+    async def ping(self) -> bool:
+        """True when the store answers ``/ping`` with 2xx."""
+        try:
+            async with self._http().get(f"{self.url}/ping") as resp:
+                return 200 <= resp.status < 300
+        except (aiohttp.ClientError, TimeoutError):
+            return False
+
+    async def close(self) -> None:
+        client, self._client, self._write_api = self._client, None, None
+        session, self._session = self._session, None
+        if client is not None:
+            await client.close()
+        if session is not None:
+            await session.close()
+
+    async def _write_splitting(self, points: Sequence[Point]) -> None:
+        try:
+            await self._send(encode_points(points))
+        except _TooLarge as exc:
+            if len(points) == 1:
+                raise PointsRejected(
+                    "a single point exceeds the store's request size limit", status=413
+                ) from exc
+            # writes are idempotent, so a half that lands before the other fails is harmless
+            half = len(points) // 2
+            log.debug("request too large for %d points; writing halves", len(points))
+            await self._write_splitting(points[:half])
+            await self._write_splitting(points[half:])
+
+    async def _send(self, body: str) -> None:
+        try:
+            await self._writer().write(
+                bucket=self.bucket, org=self.org, record=body, write_precision=WritePrecision.NS
+            )
+        except InfluxDBError as exc:
+            status = getattr(exc, "status", None)
+            if status is None and exc.response is not None:
+                status = exc.response.status
+            message = exc.message
+            if isinstance(message, bytes):  # the client hands back bodies that are not JSON
+                message = message.decode("utf-8", "replace")
+            reason = f"InfluxDB write failed ({status}): {message}"
+            if status == 413:
+                raise _TooLarge from exc
+            if status in _REJECTED_STATUSES:
+                raise PointsRejected(reason, status=status) from exc
+            raise StoreUnavailable(reason, retry_after_s=_retry_after_s(exc.retry_after)) from exc
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise StoreUnavailable(f"InfluxDB at {self.url} unreachable: {exc}") from exc
+
+    async def _get_query(self, influxql: str) -> dict[str, Any]:
+        params = {"db": self.database, "q": influxql, "epoch": "ns"}
+        try:
+            async with self._http().get(f"{self.url}/query", params=params) as resp:
+                if resp.status >= 500 or resp.status in (401, 403, 429):
+                    raise StoreUnavailable(
+                        f"InfluxDB query failed ({resp.status}): {await resp.text()}",
+                        retry_after_s=_retry_after_s(resp.headers.get("Retry-After")),
+                    )
+                if resp.status >= 400:
+                    raise StoreError(f"InfluxDB query failed ({resp.status}): {await resp.text()}")
+                body: dict[str, Any] = await resp.json(content_type=None)
+                return body
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise StoreUnavailable(f"InfluxDB at {self.url} unreachable: {exc}") from exc
+        except ValueError as exc:
+            raise StoreError(f"InfluxDB answered a query with invalid JSON: {exc}") from exc
+
+    def _influxql(self, q: TelemetryQuery) -> str:
+        where = (
+            f"WHERE {quote_ident('device_id')} = {quote_literal(q.device_id)}"
+            f" AND time >= {int(q.start_ns)} AND time < {int(q.stop_ns)}"
+        )
+        source = quote_ident(q.measurement)
+        field = quote_ident(q.field)
+        if not q.every_s:
+            return f"SELECT {field} FROM {source} {where} LIMIT {int(q.limit)}"
+        if q.every_s < 0:
+            raise ValueError(f"every_s={q.every_s}: must be a positive number of seconds")
+        return (
+            f"SELECT mean({field}) FROM {source} {where}"
+            f" GROUP BY time({int(q.every_s)}s) fill(none) LIMIT {int(q.limit)}"
+        )
+
+    def _writer(self) -> WriteApiAsync:
+        if self._write_api is None:
+            self._client = InfluxDBClientAsync(
+                url=self.url,
+                token=self._token,
+                org=self.org,
+                timeout=int(self.timeout_s * 1000),
+            )
+            self._write_api = self._client.write_api()
+        return self._write_api
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            headers = {"Authorization": f"Token {self._token}"} if self._token else None
+            self._session = aiohttp.ClientSession(
+                headers=headers, timeout=aiohttp.ClientTimeout(total=self.timeout_s)
+            )
+        return self._session
