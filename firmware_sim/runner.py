@@ -79,12 +79,15 @@ async def run_simulation(
     progress: Callable[[SimReport], None] | None = None,
     stop: asyncio.Event | None = None,
     window: int = 1000,
+    hold_at_wall_clock: bool = False,
 ) -> SimReport:
     """Publish ``uplinks`` rounds (None: until ``stop`` is set), one per ``interval_s``.
 
     Rounds start on a fixed wall-clock grid; a round that overruns starts the next one at
     once rather than bursting to catch up. A set ``stop`` ends the run after the round in
-    flight is fully acknowledged.
+    flight is fully acknowledged. With ``hold_at_wall_clock``, a fleet whose event time has
+    caught up with the wall clock waits for it, so a backfilled fleet turns live instead of
+    publishing the future.
     """
     if uplinks is None and stop is None:
         raise ValueError("uplinks=None runs until `stop` is set; pass a stop event")
@@ -137,7 +140,10 @@ async def run_simulation(
                 progress(report)
             if uplinks is not None and report.rounds >= uplinks:
                 break
-            next_round = max(next_round + interval_s, loop.time())
+            wait_s = interval_s
+            if hold_at_wall_clock:
+                wait_s = max(interval_s, fleet.now_t + fleet.spec.uplink_span_s - time.time())
+            next_round = max(next_round + wait_s, loop.time())
             await _sleep_until(loop, next_round, stop)
     report.elapsed_s = time.monotonic() - started
     return report

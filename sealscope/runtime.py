@@ -12,6 +12,7 @@ import contextlib
 import logging
 import signal
 import sys
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, TextIO
@@ -143,15 +144,28 @@ async def run_sim(
     interval_s: float,
     uplinks: int | None,
     seed: int,
+    backfill_s: float = 12 * 3600.0,
     register: bool = True,
     stop: asyncio.Event | None = None,
     out: TextIO = sys.stdout,
 ) -> None:
+    """Publish a simulated fleet whose event time starts ``backfill_s`` ago, runs one uplink
+    round per ``interval_s`` until it reaches the wall clock, then goes on live."""
     from firmware_sim import Fleet, FleetSpec, run_simulation
 
     stop = stop or _stop_event()
-    fleet = Fleet(FleetSpec(devices=devices, seed=seed))
+    fleet = Fleet(FleetSpec(devices=devices, seed=seed, start_t=time.time() - backfill_s))
     registry = SqliteDeviceRegistry(settings.state_db) if register else None
+
+    def progress(report: Any) -> None:
+        if report.rounds % 10 == 0:
+            log.info(
+                "sim: %d rounds, %d messages acknowledged (%.0f msg/s)",
+                report.rounds,
+                report.messages_acked,
+                report.messages_per_s,
+            )
+
     try:
         report = await run_simulation(
             host=settings.mqtt_host,
@@ -159,16 +173,16 @@ async def run_sim(
             fleet=fleet,
             uplinks=uplinks,
             interval_s=interval_s,
-            username=None,
-            password=None,
             registry=registry,
             protocol=settings.mqtt_protocol,
+            progress=progress,
             stop=stop,
+            hold_at_wall_clock=True,
         )
     finally:
         if registry is not None:
             registry.close()
-    print(report.summary(), file=out)
+    print(report.summary(), file=out, flush=True)
 
 
 async def run_up(
