@@ -231,8 +231,9 @@ class IngestService:
                     )
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._committed.wait(), timeout=5.0)
+                room = spool.max_bytes - spool.used_bytes()
                 with self._room:
-                    batch = [self._inbox.popleft() for _ in range(min(len(self._inbox), 5000))]
+                    batch = self._take_from_inbox(max_messages=5000, max_bytes=room)
                     self._room.notify_all()
                 await asyncio.to_thread(
                     spool.append, [(d.topic, d.payload, d.arrival_s) for d in batch]
@@ -243,6 +244,17 @@ class IngestService:
             if self._stopping and not self._inbox:
                 self._spooler_done.set()
                 return
+
+    def _take_from_inbox(self, *, max_messages: int, max_bytes: int) -> list[Delivery]:
+        """At least one delivery, then as many as fit, so the spool bound holds to one message."""
+        batch = [self._inbox.popleft()]
+        size = len(batch[0].payload)
+        while self._inbox and len(batch) < max_messages:
+            size += len(self._inbox[0].payload) + len(self._inbox[0].topic) + 24
+            if size > max_bytes:
+                break
+            batch.append(self._inbox.popleft())
+        return batch
 
     # -- processor ---------------------------------------------------------------------
     async def _run_processor(self) -> None:

@@ -9,7 +9,9 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,6 +20,7 @@ from sealscope.config import Settings
 from sealscope.deadletters import SqliteDeadLetterStore
 from sealscope.registry import SqliteDeviceRegistry
 from sealscope.servers import MosquittoServer
+from sealscope.storage.influxdb import InfluxStore
 from sealscope.storage.sqlite import SqliteTelemetryStore
 from tests.ingest.conftest import telemetry_rows, wait_until
 from tests.ingest.streams import Stream, fleet, publish_all
@@ -198,3 +201,59 @@ def test_stream_values_are_distinct() -> None:
         for s in json.loads(payload)["samples"]:
             seen.add((topic, s["t"]))
     assert len(seen) == stream.points
+
+
+async def test_ingest_rides_out_an_influxdb_outage_with_backpressure_and_loses_nothing(
+    tmp_path: Path,
+    broker: MosquittoServer,
+    registry: SqliteDeviceRegistry,
+    fresh_influx: Callable[..., Any],
+) -> None:
+    influx = fresh_influx()
+    devices = fleet(10)
+    registry.upsert_many(devices)
+    stream = Stream(devices, messages=3000)
+    settings = _settings(
+        tmp_path,
+        broker,
+        store="influxdb",
+        influx_url=influx.write_url,
+        influx_token=influx.token,
+        influx_org=influx.org,
+        influx_bucket=influx.bucket,
+        spool_max_bytes=1 << 20,
+    )
+    store = InfluxStore.from_settings(settings)
+    dead = SqliteDeadLetterStore(settings.state_db)
+
+    def stored() -> int:
+        result = influx.server.query('SELECT count("p_in_kpa") FROM "valve"', db=influx.database)
+        series = result["results"][0].get("series")
+        return int(series[0]["values"][0][1]) if series else 0
+
+    try:
+        async with IngestService(
+            settings=settings, store=store, registry=registry, dead_letters=dead, inbox_max=200
+        ) as ingest:
+            assert await asyncio.to_thread(ingest.wait_connected, 10)
+            await asyncio.to_thread(influx.server.stop)
+            publisher = asyncio.create_task(
+                asyncio.to_thread(
+                    publish_all, broker.host, broker.port, stream.payloads(), client_id="pub-o"
+                )
+            )
+            await wait_until(lambda: ingest.spool.is_full(), 30, "the spool to fill")
+            await wait_until(lambda: ingest.stats.backpressure_waits > 0, 30, "back-pressure")
+            # bounded: at most one message over the limit
+            assert ingest.spool.used_bytes() < settings.spool_max_bytes + 4096
+            assert ingest.stats.store_retries > 0
+            assert ingest.stats.received < stream.messages  # the broker holds the rest
+            await asyncio.to_thread(influx.server.start)
+            await publisher
+            await wait_until(lambda: stored() == stream.points, 60, "every point in InfluxDB")
+        assert dead.count() == 0
+        total = influx.server.query('SELECT sum("p_in_kpa") FROM "valve"', db=influx.database)
+        assert total["results"][0]["series"][0]["values"][0][1] == pytest.approx(stream.p_in_sum)
+    finally:
+        await store.close()
+        dead.close()
