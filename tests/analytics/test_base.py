@@ -1,0 +1,55 @@
+import numpy as np
+import pytest
+
+from analytics import DeviceTable, SampleBatch
+from analytics.base import step_groups
+from sealscope.registry import Device
+from sealscope.wire import Sample
+
+
+def test_sample_batch_from_samples_normalises_time_and_marks_absent_fields():
+    rows = [
+        (3, Sample(t=1_767_225_600.5, p_in_kpa=600.0, leak_mm3s=0.2)),
+        (1, Sample(t=1_767_225_601_000, position_pct=0.0)),  # milliseconds
+    ]
+    b = SampleBatch.from_samples(rows, fields=("p_in_kpa", "leak_mm3s", "position_pct"))
+    np.testing.assert_array_equal(b.slot, [3, 1])
+    np.testing.assert_array_equal(b.t_s, [1_767_225_600.5, 1_767_225_601.0])
+    np.testing.assert_array_equal(b.signal("p_in_kpa"), [600.0, np.nan])
+    np.testing.assert_array_equal(b.signal("position_pct"), [np.nan, 0.0])
+    assert np.isnan(b.signal("torque_nm")).all()
+    assert b.slot.dtype == np.int64 and b.t_s.dtype == np.float64
+
+
+def test_sample_batch_concat_fills_missing_columns_with_nan():
+    a = SampleBatch.from_arrays([0], [1.0], leak_mm3s=[0.5])
+    b = SampleBatch.from_arrays([1, 2], [2.0, 3.0], torque_nm=[9.0, 8.0])
+    c = SampleBatch.concat([a, SampleBatch.empty(), b])
+    assert len(c) == 3
+    np.testing.assert_array_equal(c.signal("leak_mm3s"), [0.5, np.nan, np.nan])
+    np.testing.assert_array_equal(c.signal("torque_nm"), [np.nan, 9.0, 8.0])
+    assert set(c.take([2], fields=("torque_nm", "p_in_kpa")).signals) == {"torque_nm"}
+
+
+def test_sample_batch_rejects_ragged_or_negative_slots():
+    with pytest.raises(ValueError):
+        SampleBatch.from_arrays([0, 1], [1.0], leak_mm3s=[1.0, 2.0])
+    with pytest.raises(ValueError):
+        SampleBatch.from_arrays([-1], [1.0])
+
+
+def test_step_groups_take_one_row_per_device_per_step():
+    slot = np.array([0, 0, 0, 2, 5, 5])
+    steps = step_groups(slot)
+    assert [s.tolist() for s in steps] == [[0, 3, 4], [1, 5], [2]]
+    assert step_groups(np.empty(0, np.int64)) == []
+
+
+def test_device_table_maps_registry_attributes():
+    table = DeviceTable()
+    table.set(2, Device("V", "valve", "acme", "BV", dn=80, pn=25, leakage_class="EE"))
+    table.set(0, Device("P", "pump", "acme", "CP", leakage_class="X"))  # type: ignore[arg-type]
+    assert len(table) >= 3
+    np.testing.assert_array_equal(table.column("kind", np.array([0, 1, 2, 99])), [2, 0, 1, 0])
+    assert table.column("dn_mm", np.array([2]))[0] == 80
+    assert table.column("leakage_class", np.array([0, 2])).tolist() == [0, 8]
