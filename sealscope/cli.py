@@ -38,7 +38,7 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument(
         "--sim-interval",
         type=float,
-        default=2.0,
+        default=1.0,
         metavar="S",
         help="wall seconds between simulated uplink rounds",
     )

@@ -154,7 +154,9 @@ async def run_sim(
     from firmware_sim import Fleet, FleetSpec, run_simulation
 
     stop = stop or _stop_event()
-    fleet = Fleet(FleetSpec(devices=devices, seed=seed, start_t=time.time() - backfill_s))
+    fleet = Fleet(
+        FleetSpec(devices=devices, seed=seed, start_t=time.time() - backfill_s, degrading_share=0.2)
+    )
     registry = SqliteDeviceRegistry(settings.state_db) if register else None
 
     def progress(report: Any) -> None:
@@ -189,7 +191,7 @@ async def run_up(
     settings: Settings,
     *,
     simulate: int = 0,
-    sim_interval_s: float = 2.0,
+    sim_interval_s: float = 1.0,
     broker_kind: BrokerKind = "auto",
     mqtt_port: int | None = None,
     api_port: int | None = None,
