@@ -76,6 +76,10 @@ class MqttConsumer:
         if username:
             self._client.username_pw_set(username, password)
         self._client.reconnect_delay_set(min_delay=1, max_delay=30)
+        # a bug in a callback must not end the network thread: the message stays unacked
+        # (so the broker redelivers it) and the error is logged
+        self._client.suppress_exceptions = True
+        self._client.enable_logger(logging.getLogger("ingest.consumer.paho"))
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_message = self._on_message
@@ -131,7 +135,10 @@ class MqttConsumer:
             log.error("mqtt: %s:%d refused the connection: %s", self.host, self.port, reason)
             return
         self._generation += 1
-        client.subscribe([(f, SubscribeOptions(qos=1)) for f in self._filters])
+        if self._protocol == "5":
+            client.subscribe([(f, SubscribeOptions(qos=1)) for f in self._filters])
+        else:
+            client.subscribe([(f, 1) for f in self._filters])
         self._connected.set()
         self._ever_connected.set()
         log.info(

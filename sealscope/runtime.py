@@ -23,6 +23,7 @@ from sealscope.alerts import AlertStore, SqliteAlertStore
 from sealscope.config import Settings
 from sealscope.deadletters import DeadLetterStore, SqliteDeadLetterStore
 from sealscope.embedded import BrokerKind, EmbeddedBroker, pick_port
+from sealscope.errors import SealscopeError
 from sealscope.registry import DeviceRegistry, SqliteDeviceRegistry
 from sealscope.storage import TelemetryStore
 from sealscope.storage.factory import open_telemetry_store
@@ -226,7 +227,10 @@ async def run_up(
                 detection=_detection(core),
             )
             async with ingest, asyncio.TaskGroup() as tg:
-                await asyncio.to_thread(ingest.wait_connected, 10.0)
+                if not await asyncio.to_thread(ingest.wait_connected, 10.0):
+                    raise SealscopeError(
+                        f"ingest could not connect to the embedded broker on port {broker.port}"
+                    )
                 server = _api_server(core, settings.api_host, api_port)
                 await _serve_until_started(server, tg)
                 info = {
