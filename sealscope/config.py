@@ -7,6 +7,7 @@ environment at import time: the CLI builds ``Settings`` once and hands it down.
 
 from __future__ import annotations
 
+import contextvars
 import os
 from pathlib import Path
 from typing import Literal
@@ -23,6 +24,8 @@ from sealscope.errors import ConfigError
 
 __all__ = ["Settings", "load_settings"]
 
+# the --config file for the Settings being built right now (not the environment: no leaks)
+_config_file: contextvars.ContextVar[str | None] = contextvars.ContextVar("config", default=None)
 _PLACEHOLDER_SECRETS = frozenset({"changeme", "changethis", "secret", "password", "token"})
 
 
@@ -97,7 +100,7 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        config_file = os.environ.get("SEALSCOPE_CONFIG")
+        config_file = _config_file.get() or os.environ.get("SEALSCOPE_CONFIG")
         if config_file:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
         return tuple(sources)
@@ -105,12 +108,13 @@ class Settings(BaseSettings):
 
 def load_settings(config_file: str | Path | None = None, **overrides: object) -> Settings:
     """Build settings from the environment, a TOML file and explicit overrides (highest)."""
-    if config_file is not None:
-        path = Path(config_file)
-        if not path.is_file():
-            raise ConfigError("config", f"no such file: {path}")
-        os.environ["SEALSCOPE_CONFIG"] = str(path)
+    path = Path(config_file) if config_file is not None else None
+    if path is not None and not path.is_file():
+        raise ConfigError("config", f"no such file: {path}")
+    token = _config_file.set(str(path) if path else None)
     try:
         return Settings(**{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
     except ValueError as exc:
         raise ConfigError("settings", str(exc)) from exc
+    finally:
+        _config_file.reset(token)
