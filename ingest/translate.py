@@ -11,7 +11,7 @@ from sealscope import wire
 from sealscope.errors import NotFound, UnknownDevice
 from sealscope.registry import Device, DeviceRegistry
 from sealscope.storage import Point, Series
-from sealscope.topics import parse_device_topic
+from sealscope.topics import DeviceTopic, parse_device_topic
 
 __all__ = ["DeviceCache", "Translated", "translate"]
 
@@ -61,12 +61,27 @@ class DeviceCache:
 
 def _sample_points(series: Series, samples: list[wire.Sample]) -> list[Point]:
     points = []
+    time_to_ns = wire.time_to_ns
     for s in samples:
         fields = _to_builtins(s)  # omits absent (None) readings
         t = fields.pop("t")
         if fields:
-            points.append(Point(series, wire.time_to_ns(t), fields))
+            points.append(Point(series, time_to_ns(t), fields))
     return points
+
+
+_known_topics: dict[str, DeviceTopic] = {}
+
+
+def _parse_topic(topic: str) -> DeviceTopic:
+    """Topics repeat per device: validate each once (the regex is not free at 100k msg/s)."""
+    where = _known_topics.get(topic)
+    if where is None:
+        where = parse_device_topic(topic)
+        if len(_known_topics) > 1_000_000:
+            _known_topics.clear()
+        _known_topics[topic] = where
+    return where
 
 
 def translate(topic: str, payload: bytes, devices: DeviceCache) -> Translated | None:
@@ -74,7 +89,7 @@ def translate(topic: str, payload: bytes, devices: DeviceCache) -> Translated | 
 
     Raises a ``MessageRejected`` subclass for anything unusable.
     """
-    where = parse_device_topic(topic)
+    where = _parse_topic(topic)
     device_id = where.device_id
     if where.kind == "cmd":
         return None

@@ -13,25 +13,40 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import NamedTuple, Protocol, runtime_checkable
 
 __all__ = ["Point", "Series", "TelemetryQuery", "TelemetryStore"]
 
 
+_MEASUREMENT_ESCAPES = str.maketrans({",": r"\,", " ": r"\ "})
+_TAG_ESCAPES = str.maketrans({",": r"\,", " ": r"\ ", "=": r"\="})
+
+
 @dataclass(frozen=True, slots=True)
 class Series:
-    """Measurement plus tag set; one per device, built once at enrichment and reused."""
+    """Measurement plus tag set; one per device, built once at enrichment and reused.
+
+    ``key`` is the series in line protocol (``measurement,tag=value,...``, tags sorted, empty
+    values left out as InfluxDB requires), computed once here because every point uses it.
+    """
 
     measurement: str
     tags: tuple[tuple[str, str], ...]
-    device_id: str = field(init=False)
+    device_id: str = field(init=False, compare=False)
+    key: str = field(init=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "device_id", dict(self.tags).get("device_id", ""))
+        parts = [self.measurement.translate(_MEASUREMENT_ESCAPES)]
+        for name, value in sorted(self.tags):
+            if value:
+                parts.append(f"{name.translate(_TAG_ESCAPES)}={value.translate(_TAG_ESCAPES)}")
+        object.__setattr__(self, "key", ",".join(parts))
 
 
-@dataclass(frozen=True, slots=True)
-class Point:
+class Point(NamedTuple):
+    """One point; a tuple because ingest makes hundreds of thousands a second."""
+
     series: Series
     t_ns: int
     fields: dict[str, float]
