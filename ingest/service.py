@@ -275,16 +275,21 @@ class IngestService:
                         oldest = time.monotonic()
                     pending.append((record, translated))
                     n_points += len(translated.points)
-            if records and not pending:
-                # everything read was dead-lettered or not for the store: nothing to wait for
-                await asyncio.to_thread(spool.commit, position)
-                self._committed.set()
+                if n_points >= max_points:
+                    await self._flush(pending, record.end)
+                    pending, n_points = [], 0
+            if records:
+                if not pending:
+                    # the rest of this read was dead-lettered or had nothing to store; its
+                    # position is committed in order, after any write still in flight
+                    await self._flush([], position)
+                elif time.monotonic() - oldest >= max_age:
+                    await self._flush(pending, position)
+                    pending, n_points = [], 0
                 continue
-            if pending and (n_points >= max_points or time.monotonic() - oldest >= max_age):
+            if pending and time.monotonic() - oldest >= max_age:
                 await self._flush(pending, position)
                 pending, n_points = [], 0
-                continue
-            if records:
                 continue
             if self._stopping and self._spooler_done.is_set():
                 if pending:
@@ -355,7 +360,8 @@ class IngestService:
     ) -> None:
         points = [p for _, t in pending for p in t.points]
         try:
-            await self._write_with_retry(points)
+            if points:
+                await self._write_with_retry(points)
         except PointsRejected:
             # find the messages the store refuses; keep the rest
             for record, translated in pending:

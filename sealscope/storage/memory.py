@@ -13,10 +13,10 @@ class MemoryTelemetryStore:
     def __init__(self) -> None:
         # (device_id, t_ns) -> fields; a later write of the same point merges its fields
         self.points: dict[tuple[str, int], dict[str, float]] = {}
-        self.writes = 0
+        self.batch_sizes: list[int] = []  # points per write call, in order
 
     async def write(self, points: Sequence[Point]) -> None:
-        self.writes += 1
+        self.batch_sizes.append(len(points))
         for p in points:
             self.points.setdefault((p.series.device_id, p.t_ns), {}).update(p.fields)
 

@@ -21,6 +21,7 @@ from sealscope.deadletters import SqliteDeadLetterStore
 from sealscope.registry import SqliteDeviceRegistry
 from sealscope.servers import MosquittoServer
 from sealscope.storage.influxdb import InfluxStore
+from sealscope.storage.memory import MemoryTelemetryStore
 from sealscope.storage.sqlite import SqliteTelemetryStore
 from tests.ingest.conftest import telemetry_rows, wait_until
 from tests.ingest.streams import Stream, fleet, publish_all
@@ -29,14 +30,14 @@ pytestmark = pytest.mark.integration
 
 
 def _settings(tmp_path: Path, broker: MosquittoServer, **extra: object) -> Settings:
-    return Settings(
-        data_dir=tmp_path / "data",
-        mqtt_host=broker.host,
-        mqtt_port=broker.port,
-        mqtt_client_id=f"ingest-{tmp_path.name}",
-        batch_max_age_s=0.05,
-        **extra,  # type: ignore[arg-type]
-    )
+    values: dict[str, object] = {
+        "data_dir": tmp_path / "data",
+        "mqtt_host": broker.host,
+        "mqtt_port": broker.port,
+        "mqtt_client_id": f"ingest-{tmp_path.name}",
+        "batch_max_age_s": 0.05,
+    }
+    return Settings(**(values | extra))  # type: ignore[arg-type]
 
 
 async def test_ingest_stores_every_sample_and_dead_letters_the_rest(
@@ -256,4 +257,37 @@ async def test_ingest_rides_out_an_influxdb_outage_with_backpressure_and_loses_n
         assert total["results"][0]["series"][0]["values"][0][1] == pytest.approx(stream.p_in_sum)
     finally:
         await store.close()
+        dead.close()
+
+
+async def test_ingest_flushes_batches_by_size_and_by_age(
+    tmp_path: Path, broker: MosquittoServer, registry: SqliteDeviceRegistry
+) -> None:
+    devices = fleet(4)
+    registry.upsert_many(devices)
+    settings = _settings(tmp_path, broker, batch_max_points=60, batch_max_age_s=0.3)
+    store = MemoryTelemetryStore()
+    dead = SqliteDeadLetterStore(settings.state_db)
+    try:
+        async with IngestService(
+            settings=settings, store=store, registry=registry, dead_letters=dead
+        ) as ingest:
+            assert await asyncio.to_thread(ingest.wait_connected, 10)
+            big = Stream(devices, messages=100)  # 1200 points: must go in several batches
+            await asyncio.to_thread(
+                publish_all, broker.host, broker.port, big.payloads(), client_id="pub-s"
+            )
+            await wait_until(lambda: len(store.points) == big.points, 30, "all points")
+            assert len(store.batch_sizes) >= big.points // (60 + 12)
+            # a batch closes once it holds the size limit; one message may push it over
+            assert max(store.batch_sizes) < 60 + big.samples * 10
+            before = len(store.batch_sizes)
+            # one lone message is written by age, well below the size limit
+            lone = Stream(fleet(1), messages=1)
+            await asyncio.to_thread(
+                publish_all, broker.host, broker.port, lone.payloads(), client_id="pub-l"
+            )
+            await wait_until(lambda: len(store.batch_sizes) == before + 1, 10, "an age flush")
+            assert store.batch_sizes[-1] == lone.points
+    finally:
         dead.close()
