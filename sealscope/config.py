@@ -30,7 +30,10 @@ _PLACEHOLDER_SECRETS = frozenset({"changeme", "changethis", "secret", "password"
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="SEALSCOPE_", extra="forbid")
+    # an empty variable (compose's ${VAR:-}) means unset, not an empty secret
+    model_config = SettingsConfigDict(
+        env_prefix="SEALSCOPE_", extra="forbid", env_ignore_empty=True
+    )
 
     data_dir: Path = Field(Path("sealscope-data"), description="SQLite files, spool, state")
 
@@ -65,6 +68,21 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = Field(8000, ge=0, le=65535)
 
+    # NB-IoT gateway: its own MQTT identity (the broker ACL lets it publish for any device)
+    gateway_mqtt_username: str | None = "sealscope-gateway"
+    gateway_mqtt_password: SecretStr | None = None
+    gateway_mqtt_client_id: str = "sealscope-gateway"
+    coap_host: str = "0.0.0.0"
+    coap_port: int = Field(5683, ge=0, le=65535)
+    # HTTP push from Huawei IoTDA, CTWing and OneNET; a platform is enabled by its token
+    push_host: str = "127.0.0.1"
+    push_port: int | None = Field(None, ge=0, le=65535, description="unset: no HTTP push")
+    push_huawei_token: SecretStr | None = None
+    push_ctwing_token: SecretStr | None = None
+    push_onenet_token: SecretStr | None = None
+    push_queue_max: int = Field(1000, ge=1)
+    push_max_body_bytes: int = Field(64 * 1024, ge=1024)
+
     @property
     def state_db(self) -> Path:
         """Registry, alerts, dead letters (SQLite)."""
@@ -84,7 +102,14 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_placeholders(self) -> Settings:
-        for name in ("influx_token", "mqtt_password"):
+        for name in (
+            "influx_token",
+            "mqtt_password",
+            "gateway_mqtt_password",
+            "push_huawei_token",
+            "push_ctwing_token",
+            "push_onenet_token",
+        ):
             secret: SecretStr | None = getattr(self, name)
             if secret is not None and secret.get_secret_value().lower() in _PLACEHOLDER_SECRETS:
                 raise ValueError(f"{name} is a placeholder; set a real secret")

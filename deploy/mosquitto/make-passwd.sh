@@ -25,6 +25,7 @@ touch "$passwd"
 for pair in \
     "sealscope-ingest:${SEALSCOPE_INGEST_MQTT_PASSWORD:-}" \
     "sealscope-api:${SEALSCOPE_API_MQTT_PASSWORD:-}" \
+    "sealscope-gateway:${SEALSCOPE_GATEWAY_MQTT_PASSWORD:-}" \
     "sealscope-health:${SEALSCOPE_MQTT_HEALTH_PASSWORD:-}" \
     "sealscope-sim:${SEALSCOPE_SIM_MQTT_PASSWORD:-}"; do
     user=${pair%%:*}

@@ -45,6 +45,7 @@ REQUIRED_ENV = {
     "SEALSCOPE_INGEST_MQTT_PASSWORD": "test-ingest-password",
     "SEALSCOPE_API_MQTT_PASSWORD": "test-api-password",
     "SEALSCOPE_MQTT_HEALTH_PASSWORD": "test-health-password",
+    "SEALSCOPE_GATEWAY_MQTT_PASSWORD": "test-gateway-password",
 }
 
 
@@ -116,7 +117,15 @@ def _volume_targets(service: dict[str, Any]) -> dict[str, str]:
 
 
 def test_compose_config_validates_with_the_required_variables(compose: dict[str, Any]) -> None:
-    assert set(compose["services"]) == {"mosquitto", "influxdb", "grafana", "ingest", "api", "sim"}
+    assert set(compose["services"]) == {
+        "mosquitto",
+        "influxdb",
+        "grafana",
+        "ingest",
+        "api",
+        "gateway",
+        "sim",
+    }
     assert set(compose["volumes"]) >= {
         "mosquitto-data",
         "influxdb-data",
@@ -177,6 +186,29 @@ def test_compose_sealscope_services_build_the_image_and_share_the_data_volume(
     assert len(client_ids) == 3, "processes sharing a client id take each other's session"
     assert services["api"]["environment"]["SEALSCOPE_API_HOST"] == "0.0.0.0"
     assert services["sim"]["profiles"] == ["sim"]
+
+
+def test_compose_gateway_publishes_coap_and_push_as_its_own_broker_user(
+    compose: dict[str, Any],
+) -> None:
+    gateway = compose["services"]["gateway"]
+    assert gateway["command"] == ["gateway"]
+    assert _volume_targets(gateway)["/var/lib/sealscope"] == "sealscope-data"
+    env = gateway["environment"]
+    assert env["SEALSCOPE_GATEWAY_MQTT_USERNAME"] == "sealscope-gateway"
+    assert env["SEALSCOPE_GATEWAY_MQTT_PASSWORD"] == REQUIRED_ENV["SEALSCOPE_GATEWAY_MQTT_PASSWORD"]
+    assert env["SEALSCOPE_GATEWAY_MQTT_CLIENT_ID"] not in {
+        compose["services"][n]["environment"]["SEALSCOPE_MQTT_CLIENT_ID"]
+        for n in ("ingest", "api", "sim")
+    }
+    published = {(str(p["target"]), p.get("protocol", "tcp")) for p in gateway["ports"]}
+    assert published == {("5683", "udp"), ("8080", "tcp")}
+    # no push token given: the variables are empty, so no platform route is opened
+    assert env["SEALSCOPE_PUSH_HUAWEI_TOKEN"] == ""
+    acl = (ROOT / "deploy" / "mosquitto" / "acl").read_text()
+    gateway_rules = acl.split("user sealscope-gateway\n")[1].split("\n\n")[0]
+    assert "topic write sealscope/v1/dev/+/cmd/status" in gateway_rules
+    assert "sealscope-gateway:" in (ROOT / "deploy" / "mosquitto" / "make-passwd.sh").read_text()
 
 
 def test_compose_infrastructure_mounts_and_healthchecks(compose: dict[str, Any]) -> None:
