@@ -1,175 +1,89 @@
-"""A simulated fleet of smart valves and pumps: device records, physical state, uplinks.
+"""A simulated fleet of NB-IoT smart valves and pumps: devices, physics, wear, radio.
 
-State is struct-of-arrays in numpy, one slot per device, so a round of uplinks for the
-whole fleet is a handful of vector operations per sample slot; only wrapping the numbers
-into ``Telemetry`` objects is done per device.
+State is struct-of-arrays in numpy, one slot per device. ``Fleet.step()`` advances one
+uplink interval of event time: every device takes ``samples_per_uplink`` samples (physics
+in ``physics``, sensor faults in ``faults``), checks its local alarm thresholds, and wakes
+once to send its buffer; the radio (``radio``) decides what reached the network. The
+payloads are JSON bytes made straight from the columns (``encoding``), never a Python
+object per sample, so a round of 100,000 devices costs about a second.
 
-Physics of this first cut:
-
-* valves sit mostly closed and open now and then (a two-state Markov chain per sample);
-  closed, the downstream side drains to ~0 kPa and the seat leaks ``C * sqrt(dP)``
-  (turbulent orifice flow), read through a sensor with noise and 0.001 mm3/s resolution;
-* ``C`` per valve puts its leakage at ISO 5208 test pressure (1.1 x PN) at 5-30 % of the
-  allowable rate of its leakage class for its DN, so healthy valves are well inside class;
-* degrading valves: from an onset time, ``C`` grows exponentially to ``degrade_factor``
-  times baseline over ``degrade_span_uplinks`` uplinks, then stays there;
-* pumps run at a speed following demand (affinity laws for flow and head), stop now and
-  then, and report mechanical-seal leakage, vibration and temperature.
-
-Everything is drawn from one seed: the same ``FleetSpec`` gives the same devices and the
-same payload bytes, round after round.
+Everything is drawn from one seed, in separate streams for the devices, the physics, the
+sensor faults and the radio: the same ``FleetSpec`` gives the same devices, the same
+payload bytes and the same radio outcomes, round after round.
 """
 
 from __future__ import annotations
 
-import itertools
+import hashlib
+import hmac
+import json
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Final, Literal, NamedTuple
 
+import msgspec
 import numpy as np
+import numpy.typing as npt
 
+from firmware_sim import catalog, faults, physics, radio
+from firmware_sim.catalog import allowable_leak_mm3s
+from firmware_sim.encoding import DECIMALS, encode_telemetry_rows
+from firmware_sim.spec import FleetSpec
+from firmware_sim.truth import DegradationMode, DeviceTruth, FleetTruth, SensorFault
 from sealscope.registry import Device
-from sealscope.wire import SAMPLE_FIELDS, SCHEMA_VERSION, Sample, State, Telemetry
+from sealscope.wire import SCHEMA_VERSION, Event, Sample, State, Telemetry, decode_telemetry
 
-__all__ = ["DeviceTruth", "Fleet", "FleetSpec", "Uplink", "allowable_leak_mm3s"]
+__all__ = [
+    "DeviceTruth",
+    "Fleet",
+    "FleetSpec",
+    "RadioCounts",
+    "RoundOutput",
+    "Uplink",
+    "allowable_leak_mm3s",
+]
 
-# ISO 5208 seat leakage, liquid test medium: allowable rate in mm3/s per mm of DN.
-# Rates A/AA ("no visible leakage") have no finite rate and are not simulated yet.
-_ISO5208_LIQUID_MM3S_PER_DN = {
-    "B": 0.01,
-    "C": 0.03,
-    "CC": 0.08,
-    "D": 0.1,
-    "E": 0.3,
-    "EE": 0.39,
-    "F": 1.0,
-    "G": 2.0,
-}
-_DN_SIZES = np.array([15, 20, 25, 32, 40, 50, 65, 80, 100, 125, 150, 200, 250, 300, 400, 500])
-_PN_CLASSES = np.array([10, 16, 25, 40])
-_UTC_OFFSET_S = 8 * 3600  # the simulated sites keep China Standard Time for demand cycles
+F64 = npt.NDArray[np.float64]
+I64 = npt.NDArray[np.int64]
+MessageKind = Literal["telemetry", "event"]
 
-
-@dataclass(frozen=True, slots=True)
-class _ValveModel:
-    name: str
-    valve_type: str  # ball, butterfly, gate, globe
-    dn_range: tuple[int, int]
-    seats: tuple[tuple[str, str], ...]  # (seat material, ISO 5208 leakage class)
-
-
-@dataclass(frozen=True, slots=True)
-class _Maker:
-    code: str
-    valves: tuple[_ValveModel, ...]
-    pumps: tuple[str, ...]
-    firmware: str
-
-
-_SOFT_BALL = (("PTFE", "B"), ("RPTFE", "C"), ("PEEK", "C"))
-_MAKERS = (
-    _Maker(
-        "ACME",
-        (
-            _ValveModel("BV-200", "ball", (15, 200), (*_SOFT_BALL, ("metal", "D"))),
-            _ValveModel("BF-150", "butterfly", (50, 500), (("EPDM", "B"), ("NBR", "C"))),
-        ),
-        ("CP-80", "CP-125"),
-        "2.3.1",
-    ),
-    _Maker(
-        "YJV",
-        (
-            _ValveModel("Q41F-16", "ball", (15, 150), _SOFT_BALL),
-            _ValveModel("Z41H-25", "gate", (50, 400), (("metal", "D"), ("metal", "E"))),
-            _ValveModel("J41H-40", "globe", (15, 200), (("metal", "D"), ("PTFE", "C"))),
-        ),
-        ("ISG-65",),
-        "1.8.0",
-    ),
-    _Maker(
-        "OUHAI",
-        (
-            _ValveModel("D371X", "butterfly", (50, 500), (("EPDM", "B"), ("PTFE", "CC"))),
-            _ValveModel("Z45X", "gate", (50, 300), (("EPDM", "B"),)),
-        ),
-        ("OH-SP100",),
-        "3.0.4",
-    ),
-    _Maker(
-        "WZPV",
-        (_ValveModel("WZ-Q11", "ball", (15, 100), (*_SOFT_BALL, ("metal", "E"))),),
-        ("WZ-CP50", "WZ-CP150"),
-        "0.9.7",
-    ),
+_VALVE_FIELDS: Final = (
+    "p_in_kpa",
+    "p_out_kpa",
+    "leak_mm3s",
+    "position_pct",
+    "stroke_s",
+    "torque_nm",
+    "motor_a",
+    "temp_c",
+    "battery_v",
+    "rsrp_dbm",
+    "sinr_db",
 )
-_MAKER_WEIGHTS = np.array([0.35, 0.3, 0.2, 0.15])
-_REGIONS = ("zj-wenzhou", "zj-taizhou", "zj-hangzhou", "js-suzhou", "gd-foshan", "sd-zibo")
-_DEVICES_PER_SITE = 40
-_BATCHES_PER_MAKER = 4
-# Induction motors on 50 Hz mains: 4-pole or 2-pole synchronous speed less slip.
-_PUMP_SPEEDS_RPM = np.array([1450.0, 2900.0])
-
-
-def allowable_leak_mm3s(leakage_class: str, dn: int) -> float:
-    """ISO 5208 allowable seat leakage (liquid) for a class and DN; ``inf`` if unknown."""
-    per_dn = _ISO5208_LIQUID_MM3S_PER_DN.get(leakage_class)
-    return math.inf if per_dn is None else per_dn * dn
-
-
-@dataclass(frozen=True, slots=True)
-class FleetSpec:
-    """What fleet to simulate. All times are device event times.
-
-    Defaults are tuned for a live demo: at one round per wall second, baselines settle
-    within ~6 rounds (50 closed samples), degradation starts between round 8 and 30 and is
-    several times baseline ~10 rounds later.
-    """
-
-    devices: int = 100
-    seed: int = 0
-    valve_share: float = 0.7
-    degrading_share: float = 0.1  # of the valves
-    start_t: float = 1_767_225_600.0  # 2026-01-01T00:00:00Z; fixed so runs are reproducible
-    sample_interval_s: float = 60.0
-    samples_per_uplink: int = 10
-    onset_uplinks: tuple[int, int] = (8, 30)  # degradation starts in this uplink range
-    degrade_span_uplinks: int = 30
-    degrade_factor: float = 30.0
-
-    def __post_init__(self) -> None:
-        checks = (
-            (self.devices >= 1, "devices must be >= 1"),
-            (self.devices <= 999_999, "devices must fit a six-digit serial"),
-            (0.0 <= self.valve_share <= 1.0, "valve_share must be in [0, 1]"),
-            (0.0 <= self.degrading_share <= 1.0, "degrading_share must be in [0, 1]"),
-            (self.sample_interval_s > 0, "sample_interval_s must be > 0"),
-            (1 <= self.samples_per_uplink <= 10_000, "samples_per_uplink must be 1..10000"),
-            (0 <= self.onset_uplinks[0] <= self.onset_uplinks[1], "onset_uplinks: 0 <= lo <= hi"),
-            (self.degrade_span_uplinks >= 1, "degrade_span_uplinks must be >= 1"),
-            (self.degrade_factor >= 1.0, "degrade_factor must be >= 1"),
-        )
-        for ok, message in checks:
-            if not ok:
-                raise ValueError(message)
-
-    @property
-    def uplink_span_s(self) -> float:
-        """Event time covered by one uplink."""
-        return self.sample_interval_s * self.samples_per_uplink
-
-
-@dataclass(frozen=True, slots=True)
-class DeviceTruth:
-    """What the simulator knows and detectors must find out."""
-
-    device_id: str
-    kind: str
-    is_degrading: bool
-    onset_t: float | None  # event time the seat starts to degrade
-    leak_coeff_baseline: float | None  # mm3/s per sqrt(kPa), valves only
-    allowable_leak_mm3s: float | None  # ISO 5208 rate for class and DN, valves only
+_PUMP_FIELDS: Final = (
+    "p_in_kpa",
+    "p_out_kpa",
+    "leak_mm3s",
+    "motor_a",
+    "temp_c",
+    "vib_mms",
+    "flow_m3h",
+    "speed_rpm",
+    "battery_v",
+    "rsrp_dbm",
+    "sinr_db",
+)
+_ALL_FIELDS: Final = tuple(dict.fromkeys(_VALVE_FIELDS + _PUMP_FIELDS))
+_MODES: Final[tuple[DegradationMode, ...]] = (
+    "none",
+    "leak_gradual",
+    "leak_step",
+    "friction_gradual",
+)
+_CHUNK: Final = 8192  # devices encoded per numpy pass: bounds the temporary arrays
+_LOW_BATTERY_V: Final = 3.3
+_WRONG_CLOCK_OFFSETS_S: Final = (-365 * 86_400.0, -30 * 86_400.0, -8 * 3600.0, 86_400.0)
 
 
 class Uplink(NamedTuple):
@@ -178,29 +92,63 @@ class Uplink(NamedTuple):
 
 
 @dataclass(slots=True)
-class _Columns:
-    """One round's readings, shape (devices, samples); NaN = not measured."""
+class RoundOutput:
+    """The messages one round produced, in order of their (true) wake-up time."""
 
-    shape: tuple[int, int]
-    values: dict[str, np.ndarray] = field(default_factory=dict)
+    index: int
+    device: I64  # device slot per message
+    kind: list[MessageKind]
+    payload: list[bytes]
+    seq: I64
+    copies: I64  # copies that reached the network: 0 = lost, > 1 = retries duplicated it
+    attempts: I64  # transmissions the device made
+    is_acked: npt.NDArray[np.bool_]  # the device saw an acknowledgement
+    wake_t: F64  # true event time of the transmission
+    samples: I64  # samples carried per message (0 for events)
 
-    def put(self, name: str, rows: np.ndarray, col: int, data: np.ndarray, decimals: int) -> None:
-        if name not in self.values:
-            self.values[name] = np.full(self.shape, np.nan)
-        # + 0.0 turns -0.0 into 0.0 so payloads never carry "-0.0"
-        self.values[name][rows, col] = np.round(data, decimals) + 0.0
+    def __len__(self) -> int:
+        return len(self.payload)
+
+
+@dataclass(slots=True)
+class RadioCounts:
+    """Cumulative over the fleet's life: what devices generated and what the radio did."""
+
+    samples_generated: int = 0
+    messages: int = 0  # telemetry + event messages the devices sent (first attempts)
+    telemetry_messages: int = 0
+    event_messages: int = 0
+    transmissions: int = 0  # including retries
+    copies_delivered: int = 0  # transmissions that reached the network
+    duplicate_copies: int = 0  # copies beyond the first of a message
+    messages_lost: int = 0  # no copy reached the network
+    messages_unacked: int = 0  # the device saw no acknowledgement (and kept the samples)
+    samples_resent: int = 0  # samples sent again after an unacknowledged uplink
+    samples_dropped: int = 0  # buffer overflow while uplinks kept failing
+    charge_used_mah: float = 0.0
+    events: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, object]:
+        return {name: getattr(self, name) for name in self.__slots__}  # type: ignore[attr-defined]
 
 
 class Fleet:
-    """Deterministic devices plus their physical state; ``next_uplinks()`` advances time."""
+    """Deterministic devices plus their physical state; ``step()`` advances event time."""
 
     def __init__(self, spec: FleetSpec) -> None:
         self.spec = spec
-        static_seq, dynamic_seq = np.random.SeedSequence(spec.seed).spawn(2)
-        # Separate streams: adding a device attribute later does not shift every reading.
-        self._rng = np.random.default_rng(dynamic_seq)
-        self._build(np.random.default_rng(static_seq))
+        static, physics_seq, fault_seq, radio_seq, secret_seq = np.random.SeedSequence(
+            spec.seed
+        ).spawn(5)
+        self._rng = np.random.default_rng(physics_seq)
+        self._fault_rng = np.random.default_rng(fault_seq)
+        self._radio_rng = np.random.default_rng(radio_seq)
+        self._secret = secret_seq.generate_state(4).tobytes()
+        self._build(np.random.default_rng(static))
         self._uplinks_done = 0
+        self.counts = RadioCounts()
+        # samples a device still holds because its uplink was not acknowledged
+        self._pending: dict[int, list[tuple[bytes, int]]] = {}
 
     # -- construction -------------------------------------------------------------------
 
@@ -213,43 +161,55 @@ class Fleet:
         self.valve_idx = np.flatnonzero(is_valve)
         self.pump_idx = np.flatnonzero(~is_valve)
 
-        maker_of = rng.choice(len(_MAKERS), size=n, p=_MAKER_WEIGHTS)
-        batch_of = rng.integers(0, _BATCHES_PER_MAKER, size=n)
-        n_sites = max(1, math.ceil(n / _DEVICES_PER_SITE))
+        makers = catalog.MAKERS
+        maker_of = rng.choice(len(makers), size=n, p=catalog.MAKER_WEIGHTS)
+        batch_of = rng.integers(0, catalog.BATCHES_PER_MAKER, size=n)
+        n_sites = max(1, math.ceil(n / catalog.DEVICES_PER_SITE))
         site_of = rng.integers(0, n_sites, size=n)
         batch_names = [
             [f"{m.code}-{22 + b}{int(w):02d}" for b, w in enumerate(rng.integers(1, 53, 4))]
-            for m in _MAKERS
+            for m in makers
         ]
         model_pick = rng.random(n)
         seat_pick = rng.random(n)
         dn_pick = rng.random(n)
-        pn = rng.choice(_PN_CLASSES, size=n, p=[0.3, 0.4, 0.2, 0.1])
+        pn = rng.choice(catalog.PN_CLASSES, size=n, p=[0.3, 0.4, 0.2, 0.1])
 
         devices: list[Device] = []
         dn = np.zeros(n, dtype=np.int64)
         allow = np.full(n, np.nan)
         valve_type: list[str] = []
-        for i in range(n):
-            maker = _MAKERS[maker_of[i]]
-            site = f"{_REGIONS[site_of[i] % len(_REGIONS)]}-s{site_of[i] + 1:03d}"
+        soft_seat = np.zeros(n, dtype=bool)
+        for i, (mk, b, st, is_v) in enumerate(
+            zip(
+                maker_of.tolist(),
+                batch_of.tolist(),
+                site_of.tolist(),
+                is_valve.tolist(),
+                strict=False,
+            )
+        ):
+            maker = makers[mk]
+            region = catalog.REGIONS[st % len(catalog.REGIONS)]
             common = {
                 "manufacturer": maker.code,
-                "batch": batch_names[maker_of[i]][batch_of[i]],
-                "site": site,
-                "region": _REGIONS[site_of[i] % len(_REGIONS)],
+                "batch": batch_names[mk][b],
+                "site": f"{region}-s{st + 1:03d}",
+                "region": region,
                 "pn": int(pn[i]),
                 "firmware": maker.firmware,
             }
-            if is_valve[i]:
+            if is_v:
                 model = maker.valves[int(model_pick[i] * len(maker.valves))]
                 seat, leak_class = model.seats[int(seat_pick[i] * len(model.seats))]
-                sizes = _DN_SIZES[
-                    (model.dn_range[0] <= _DN_SIZES) & (model.dn_range[1] >= _DN_SIZES)
+                sizes = catalog.DN_SIZES[
+                    (model.dn_range[0] <= catalog.DN_SIZES)
+                    & (model.dn_range[1] >= catalog.DN_SIZES)
                 ]
                 dn[i] = sizes[int(dn_pick[i] * len(sizes))]
                 allow[i] = allowable_leak_mm3s(leak_class, int(dn[i]))
                 valve_type.append(model.valve_type)
+                soft_seat[i] = seat in catalog.SOFT_SEATS
                 devices.append(
                     Device(
                         device_id=f"{maker.code}-V-{i + 1:06d}",
@@ -264,7 +224,7 @@ class Fleet:
             else:
                 valve_type.append("")
                 model_name = maker.pumps[int(model_pick[i] * len(maker.pumps))]
-                dn[i] = _DN_SIZES[4 + int(dn_pick[i] * 8)]  # DN40..DN200 discharge
+                dn[i] = catalog.DN_SIZES[4 + int(dn_pick[i] * 8)]  # DN40..DN200 discharge
                 devices.append(
                     Device(
                         device_id=f"{maker.code}-P-{i + 1:06d}",
@@ -277,91 +237,275 @@ class Fleet:
                 )
         self.devices: tuple[Device, ...] = tuple(devices)
         self.device_ids: tuple[str, ...] = tuple(d.device_id for d in devices)
+        self.index_of: dict[str, int] = {d: i for i, d in enumerate(self.device_ids)}
         self.dn = dn
         self.pn = pn.astype(np.float64)
         self.allowable_mm3s = allow
-        self.valve_type = tuple(valve_type)  # "" for pumps; for the valve-type physics to come
+        self.valve_type = tuple(valve_type)  # "" for pumps
+        self.site_of = site_of
+        self.batch_code = maker_of * catalog.BATCHES_PER_MAKER + batch_of
+        self.batch_names = tuple(d.batch for d in devices)
 
         # Site hydraulics and environment
         site_p_kpa = rng.uniform(250.0, 800.0, n_sites)
         site_temp_c = rng.uniform(8.0, 24.0, n_sites)
+        self.site_noise = rng.normal(0.0, 1.0, n_sites)
         self.p_nom_kpa = np.minimum(site_p_kpa[site_of], 0.7 * 100.0 * self.pn)
         self.temp_base_c = site_temp_c[site_of] + rng.normal(0.0, 1.5, n)
-        self.phase_s = np.round(rng.uniform(0.0, spec.sample_interval_s, n), 3)
+        self.phase_s = np.round(rng.uniform(0.0, spec.phase_span_s, n), 3)
 
-        # Seat leakage: baseline C from a fraction of the class allowance at test pressure.
-        test_dp_kpa = 110.0 * self.pn
-        frac = np.exp(rng.uniform(math.log(0.05), math.log(0.3), n))
-        self.leak_c0 = np.where(is_valve, frac * allow / np.sqrt(test_dp_kpa), np.nan)
-        n_degrading = round(len(self.valve_idx) * spec.degrading_share)
-        self.degrading = np.zeros(n, dtype=bool)
-        if n_degrading:
-            self.degrading[rng.choice(self.valve_idx, n_degrading, replace=False)] = True
-        lo, hi = spec.onset_uplinks
-        onset_uplink = rng.uniform(lo, hi, n)
-        self.onset_t = np.where(
-            self.degrading, spec.start_t + onset_uplink * spec.uplink_span_s, np.inf
+        # Seat leakage Q = C dP^n: C puts the leak at ISO 5208 test pressure (1.1 x PN)
+        # at 5-30 % of the class allowance, so healthy valves are well inside class.
+        lo_n, hi_n = spec.leak_exponent
+        self.leak_n = np.where(
+            soft_seat, rng.uniform(lo_n, hi_n, n), rng.uniform(lo_n, lo_n + 0.3 * (hi_n - lo_n), n)
         )
+        self.test_dp_kpa = 110.0 * self.pn
+        frac = np.exp(rng.uniform(math.log(0.05), math.log(0.3), n))
+        seal_c = rng.uniform(0.005, 0.02, n) * 14.0 ** (0.5 - self.leak_n)
+        self.leak_c0 = np.where(is_valve, frac * allow / self.test_dp_kpa**self.leak_n, seal_c)
 
-        # Actuation: stroke time and break torque scale with DN.
-        self.stroke_base_s = (8.0 + 0.12 * dn) * rng.uniform(0.85, 1.15, n)
-        self.torque_base_nm = 0.05 * dn**1.6 * rng.uniform(0.8, 1.2, n)
-        # Quarter-turn and gate valves run fully open; the others may throttle.
-        self.is_on_off = np.array([t in ("ball", "gate") for t in valve_type], dtype=bool)
+        self._build_wear(rng)
+        self._build_actuators(rng)
 
         # Pumps
-        self.n_nom_rpm = rng.choice(_PUMP_SPEEDS_RPM, n)
+        self.n_nom_rpm = rng.choice(catalog.PUMP_SPEEDS_RPM, n)
         self.q_nom_m3h = 0.004 * dn**2 * rng.uniform(0.8, 1.2, n)
         self.dp_nom_kpa = rng.uniform(200.0, 600.0, n)
         self.p_suction_kpa = rng.uniform(50.0, 250.0, n)
-        self.seal_c = rng.uniform(0.005, 0.02, n)  # mm3/s per sqrt(kPa), a sound seal weeps
         self.vib_base_mms = rng.uniform(0.8, 2.2, n)
         self.motor_nom_a = 0.02 * self.q_nom_m3h * self.dp_nom_kpa / 100.0 + 1.0
 
-        # Radio
+        # Radio, clock, battery
         self.rsrp_base_dbm = np.clip(rng.normal(-95.0, 12.0, n), -135.0, -60.0)
+        self.clock_drift_ppm = rng.normal(0.0, 1.0, n) * spec.clock_drift_ppm
+        wrong = rng.random(n) < spec.wrong_clock_share
+        wrong_by = np.array(_WRONG_CLOCK_OFFSETS_S)[rng.integers(0, 4, n)]
+        self.clock_offset0_s = np.round(
+            np.where(wrong, wrong_by, rng.normal(0.0, 2.0, n) * (spec.clock_drift_ppm > 0)), 3
+        )
+        self.clock_base_s = self.clock_offset0_s.copy()
+        self.clock_ref_t = np.full(n, spec.start_t)
+        self.battery_used_mah = rng.uniform(0.0, 0.3, n) * spec.battery_mah
+
+        # Sensor faults
+        leak_scale = np.where(is_valve, np.nan_to_num(allow) * 0.1, 0.2)
+        self.faults = faults.draw_faults(
+            np.random.default_rng(rng.integers(2**63)),
+            n=n,
+            start_t=spec.start_t,
+            per_year=spec.sensor_faults_per_year,
+            leak_scale=np.maximum(leak_scale, 0.01),
+            pressure_scale=self.p_nom_kpa,
+        )
 
         # Dynamic state
         self.is_open = np.zeros(n, dtype=bool)
         self.open_pct = np.zeros(n)
         self.is_running = rng.random(n) < 0.9
-        self.battery_v = rng.uniform(3.58, 3.67, n)
-        self.battery_drain_v = rng.uniform(2e-6, 8e-6, n)  # per sample
+        self.stroke_test_pending = np.zeros(n, dtype=bool)
+        self.alarm_latched = np.zeros(n, dtype=bool)
+        self.over_limit_prev = np.zeros(n, dtype=bool)
+        self.low_battery_sent = np.zeros(n, dtype=bool)
+        self.dropout_reported = np.zeros((n, faults.MAX_EPISODES), dtype=bool)
         self.seq = np.zeros(n, dtype=np.int64)
 
-    # -- ground truth ---------------------------------------------------------------------
+    def _build_wear(self, rng: np.random.Generator) -> None:
+        spec, n = self.spec, self.spec.devices
+        n_batches = len(catalog.MAKERS) * catalog.BATCHES_PER_MAKER
+        self.bad_batch = rng.random(n_batches) < spec.bad_batch_share
+        batch_hazard = np.where(self.bad_batch, spec.bad_batch_hazard, 1.0) * np.exp(
+            rng.normal(0.0, 0.15, n_batches)
+        )
+        hazard = batch_hazard[self.batch_code]
+        mode_pick = rng.random(n)
+        age_s = rng.uniform(*spec.install_age_days, n) * 86_400.0
+        residual = rng.exponential(1.0, n)
+        span_pick = rng.uniform(*spec.degrade_span_days, n) * 86_400.0
+        window_pick = rng.uniform(*spec.onset_uplinks, n)
+        step_size = rng.uniform(0.3, 1.0, n)
+
+        if spec.onset_model == "window":
+            # a fixed share of the valves, picked with their batch's hazard as weight
+            count = round(self.valve_idx.size * spec.degrading_share)
+            degrading = np.zeros(n, dtype=bool)
+            if count:
+                w = hazard[self.valve_idx] / hazard[self.valve_idx].sum()
+                degrading[rng.choice(self.valve_idx, count, replace=False, p=w)] = True
+            onset = np.where(degrading, spec.start_t + window_pick * spec.uplink_span_s, np.inf)
+            span = np.full(n, spec.degrade_span_uplinks * spec.uplink_span_s)
+        else:
+            # residual life of a Weibull(beta, eta) device that has survived to its age
+            beta = spec.weibull_shape
+            eta = spec.weibull_scale_days * 86_400.0 / hazard ** (1.0 / beta)
+            life = eta * ((age_s / eta) ** beta + residual) ** (1.0 / beta)
+            onset = spec.start_t + (life - age_s)
+            onset = np.where(onset <= spec.start_t + spec.horizon_days * 86_400.0, onset, np.inf)
+            span = span_pick
+        self.age_s = age_s
+        # mode: leak step, friction (valves), or gradual leak
+        mode = np.where(np.isfinite(onset), 1, 0)
+        is_step = mode_pick < spec.step_share
+        is_friction = (
+            self.is_valve
+            & (mode_pick >= spec.step_share)
+            & (mode_pick < spec.step_share + spec.friction_share)
+        )
+        mode = np.where(mode > 0, np.where(is_step, 2, np.where(is_friction, 3, 1)), 0)
+        self.mode = mode.astype(np.int8)
+        self.onset_t = np.where(mode > 0, onset, np.inf)
+        self.degrade_span_s = span
+        self.step_factor = spec.degrade_factor * step_size
+        self.degrading = mode > 0
+
+    def _build_actuators(self, rng: np.random.Generator) -> None:
+        n = self.spec.devices
+        types = [catalog.VALVE_TYPES.get(t) for t in self.valve_type]
+
+        def per_type(attr: str, default: float) -> F64:
+            return np.array([default if t is None else float(getattr(t, attr)) for t in types])
+
+        dn = self.dn.astype(np.float64)
+        self.seat_torque_nm = (
+            per_type("seat_torque_nm_per_dn2", 0.0) * dn**2 * rng.uniform(0.8, 1.2, n)
+        )
+        self.dp_friction = (
+            per_type("friction", 0.0) * per_type("dp_radius", 0.0) * rng.uniform(0.85, 1.15, n)
+        )
+        is_qt = per_type("is_quarter_turn", 0.0) > 0
+        self.stroke_nominal_s = np.where(
+            is_qt, per_type("stroke_s_base", 0.0), per_type("stroke_s_per_dn", 0.0) * dn
+        ) * rng.uniform(0.9, 1.1, n)
+        self.is_on_off = per_type("is_on_off", 0.0) > 0
+        self.target_pct = np.where(self.is_on_off, 100.0, np.round(rng.uniform(30.0, 100.0, n)))
+        # actuator sized for 1.5x the healthy breakaway torque at the PN rating
+        from firmware_sim.physics import required_torque_nm
+
+        everyone = np.arange(n)
+        healthy_at_pn = required_torque_nm(self, everyone, 100.0 * self.pn, np.ones(n))
+        self.rated_torque_nm = np.maximum(1.5 * healthy_at_pn, 1.0)
+        self.motor_rated_a = 0.3 + self.rated_torque_nm / 150.0
+        self.motor_idle_a = 0.3 * self.motor_rated_a
+        # a third of the valves run a daily schedule (filling, flushing, zone supply)
+        self.is_scheduled = (rng.random(n) < 0.3) & self.is_valve
+        self.sched_open_h = rng.uniform(0.0, 24.0, n)
+        self.sched_len_h = rng.uniform(0.5, 3.0, n)
+
+    # -- wear and ground truth ----------------------------------------------------------
+
+    def _progress(self, t: F64, idx: I64) -> F64:
+        with np.errstate(invalid="ignore"):
+            p = (t - self.onset_t[idx]) / self.degrade_span_s[idx]
+        return np.where(np.isfinite(self.onset_t[idx]), np.clip(p, 0.0, 1.0), 0.0)
+
+    def leak_coeff_at(self, t: F64, idx: I64) -> F64:
+        """True leak coefficient (mm3/s per kPa^n) of devices ``idx`` at event times ``t``."""
+        mode = self.mode[idx]
+        c0 = self.leak_c0[idx]
+        gradual = c0 * self.spec.degrade_factor ** self._progress(t, idx)
+        step = np.where(t >= self.onset_t[idx], c0 * self.step_factor[idx], c0)
+        return np.where(mode == 1, gradual, np.where(mode == 2, step, c0))
+
+    def friction_multiplier(self, t: F64, idx: I64) -> F64:
+        grow = 1.0 + (self.spec.friction_factor - 1.0) * self._progress(t, idx)
+        return np.where(self.mode[idx] == 3, grow, 1.0)
+
+    def leak_coeff(self, t: F64 | float) -> F64:
+        """True leak coefficient of every device at event time ``t`` (scalar, or an array
+        broadcastable to (devices, k)); for pumps, of the mechanical seal."""
+        t_arr = np.asarray(t, dtype=np.float64)
+        everyone = np.arange(self.spec.devices)
+        if t_arr.ndim == 0:
+            return self.leak_coeff_at(np.full(self.spec.devices, float(t_arr)), everyone)
+        tt = np.broadcast_to(t_arr, (self.spec.devices, *t_arr.shape[1:]))
+        shape = tt.shape
+        flat_t = tt.reshape(self.spec.devices, -1)
+        cols = [self.leak_coeff_at(flat_t[:, c], everyone) for c in range(flat_t.shape[1])]
+        return np.stack(cols, axis=1).reshape(shape)
+
+    def _limit_crossing_t(self) -> F64:
+        """When each device passes its limit: valves' leak at test ΔP over the ISO 5208
+        class allowance (or friction over the actuator rating), pumps' seal leak at the
+        nominal chamber pressure over the seal limit."""
+        n = self.spec.devices
+        chamber = self.p_suction_kpa + 0.3 * self.dp_nom_kpa
+        reference = np.where(
+            self.is_valve,
+            self.leak_c0 * self.test_dp_kpa**self.leak_n,
+            self.leak_c0 * chamber**self.leak_n,
+        )
+        limit = np.where(self.is_valve, self.allowable_mm3s, catalog.PUMP_SEAL_LIMIT_MM3S)
+        ratio = limit / reference
+        out = np.full(n, np.nan)
+        f = self.spec.degrade_factor
+        with np.errstate(divide="ignore", invalid="ignore"):
+            gradual = self.onset_t + self.degrade_span_s * np.log(ratio) / np.log(f)
+        out = np.where((self.mode == 1) & (ratio <= f), gradual, out)
+        out = np.where((self.mode == 2) & (self.step_factor >= ratio), self.onset_t, out)
+        everyone = np.arange(n)
+        healthy = physics.required_torque_nm(self, everyone, self.p_nom_kpa, np.ones(n))
+        need = self.rated_torque_nm / np.maximum(healthy, 1e-9)
+        ff = self.spec.friction_factor
+        friction_t = self.onset_t + self.degrade_span_s * (need - 1.0) / max(ff - 1.0, 1e-9)
+        out = np.where((self.mode == 3) & (need <= ff), friction_t, out)
+        return np.where(ratio <= 1.0, self.spec.start_t, out)
+
+    def _battery_empty_t(self) -> F64:
+        """Projected from the charge used so far per second of event time."""
+        elapsed = max(self.now_t - self.spec.start_t, 1.0)
+        used0 = self._battery_used0
+        rate = (self.battery_used_mah - used0) / elapsed
+        with np.errstate(divide="ignore"):
+            left_s = (self.spec.battery_mah - self.battery_used_mah) / rate
+        return np.where(rate > 0, self.now_t + left_s, np.inf)
 
     def truth(self) -> list[DeviceTruth]:
+        """Per-device ground truth as of now (sensor faults: those started by ``now_t``)."""
+        return list(self.fleet_truth().devices)
+
+    def fleet_truth(self) -> FleetTruth:
+        until = self.now_t
+        crossing = self._limit_crossing_t()
+        empty = (
+            self._battery_empty_t() if self._uplinks_done else np.full(self.spec.devices, np.inf)
+        )
         out = []
         for i, device in enumerate(self.devices):
             valve = bool(self.is_valve[i])
+            degrading = bool(self.degrading[i])
             out.append(
                 DeviceTruth(
                     device_id=device.device_id,
                     kind=device.kind,
-                    is_degrading=bool(self.degrading[i]),
-                    onset_t=float(self.onset_t[i]) if self.degrading[i] else None,
+                    is_degrading=degrading,
+                    onset_t=float(self.onset_t[i]) if degrading else None,
                     leak_coeff_baseline=float(self.leak_c0[i]) if valve else None,
                     allowable_leak_mm3s=float(self.allowable_mm3s[i]) if valve else None,
+                    mode=_MODES[self.mode[i]],
+                    batch=device.batch,
+                    is_bad_batch=bool(self.bad_batch[self.batch_code[i]]),
+                    limit_crossing_t=_finite(crossing[i]),
+                    leak_exponent=round(float(self.leak_n[i]), 4),
+                    sensor_faults=tuple(
+                        SensorFault(s, k, a, b)  # type: ignore[arg-type]
+                        for s, k, a, b in self.faults.episodes(i, until)
+                    ),
+                    clock_offset_s=float(self.clock_offset0_s[i]),
+                    clock_drift_ppm=round(float(self.clock_drift_ppm[i]), 3),
+                    rsrp_dbm=round(float(self.rsrp_base_dbm[i]), 1),
+                    battery_empty_t=_finite(empty[i]),
                 )
             )
-        return out
+        return FleetTruth(tuple(out), until_t=until)
 
-    def leak_coeff(self, t: np.ndarray | float) -> np.ndarray:
-        """True seat leak coefficient (mm3/s per sqrt(kPa)) of every device at event time t.
+    def write_truth(self, path: str) -> str:
+        """Write the ground truth to ``path`` (.json or .csv); returns the path."""
+        return str(self.fleet_truth().write(path))
 
-        ``t`` is a scalar or an array broadcastable to (devices, k); pumps are NaN.
-        """
-        t = np.asarray(t, dtype=np.float64)
-        extra = (1,) * max(t.ndim - 1, 0) if t.ndim else ()
-        onset = self.onset_t.reshape(-1, *extra) if t.ndim else self.onset_t
-        c0 = self.leak_c0.reshape(-1, *extra) if t.ndim else self.leak_c0
-        with np.errstate(invalid="ignore"):
-            progress = np.clip(
-                (t - onset) / (self.spec.degrade_span_uplinks * self.spec.uplink_span_s), 0.0, 1.0
-            )
-        progress = np.where(np.isfinite(onset), progress, 0.0)
-        return c0 * self.spec.degrade_factor**progress
+    def credentials(self, device_ids: Iterable[str] | None = None) -> dict[str, str]:
+        """Per-device MQTT / CoAP secrets, derived from the seed (provision them as users)."""
+        ids = self.device_ids if device_ids is None else device_ids
+        return {d: hmac.new(self._secret, d.encode(), hashlib.sha256).hexdigest()[:24] for d in ids}
 
     # -- time ---------------------------------------------------------------------------
 
@@ -371,198 +515,325 @@ class Fleet:
 
     @property
     def now_t(self) -> float:
-        """Event time at the start of the next uplink's first sample slot."""
+        """Event time at the start of the next round's first sample slot (phase 0)."""
         return self.spec.start_t + self._uplinks_done * self.spec.uplink_span_s
+
+    @property
+    def round_end_t(self) -> float:
+        """Latest true event time the next round samples at."""
+        return self.now_t + float(self.phase_s.max()) + self.spec.uplink_span_s
+
+    def device_clock(self, t: F64, idx: I64) -> F64:
+        """What the devices' clocks read at true event time ``t``."""
+        drift = self.clock_drift_ppm[idx] * 1e-6 * (t - self.clock_ref_t[idx])
+        return t + self.clock_base_s[idx] + drift
 
     def states(self) -> list[tuple[str, State]]:
         """The retained ``state`` message of every device, as at the current event time."""
         t = self.now_t
+        everyone = np.arange(self.spec.devices)
+        clock = np.round(self.device_clock(np.full(self.spec.devices, t), everyone), 3).tolist()
         cfg: dict[str, int | float | str | bool] = {
             "sample_interval_s": self.spec.sample_interval_s,
             "samples_per_uplink": self.spec.samples_per_uplink,
+            "uplink_interval_s": self.spec.uplink_span_s,
+            "psm": self.spec.radio == "nbiot",
         }
-        rsrp = np.round(self.rsrp_base_dbm).tolist()
-        sinr = np.round(self._sinr(self.rsrp_base_dbm), 1).tolist()
-        battery = np.round(self.battery_v, 3).tolist()
+        rsrp = np.round(self.rsrp_base_dbm, 1).tolist()
+        sinr = np.round(radio.sinr_db(self.rsrp_base_dbm), 1).tolist()
+        battery = np.round(self._battery_v(), 3).tolist()
         return [
             (
                 d.device_id,
                 State(
                     v=SCHEMA_VERSION,
-                    t=t,
+                    t=clock[i],
                     fw=d.firmware,
                     seq=int(self.seq[i]),
                     config=cfg,
                     rsrp_dbm=rsrp[i],
                     sinr_db=sinr[i],
                     battery_v=battery[i],
-                    last_wake_t=t,
+                    last_wake_t=clock[i],
                 ),
             )
             for i, d in enumerate(self.devices)
         ]
 
-    @staticmethod
-    def _sinr(rsrp_dbm: np.ndarray) -> np.ndarray:
-        return np.clip(0.4 * (rsrp_dbm + 120.0), -20.0, 30.0)
+    def _battery_v(self) -> F64:
+        return radio.battery_voltage(self.battery_used_mah / self.spec.battery_mah)
 
-    # -- one round ------------------------------------------------------------------------
+    # -- downlink -----------------------------------------------------------------------
+
+    def deliver_downlink(self, device_id: str, payload: bytes, *, t: float | None = None) -> bool:
+        """A command reached the device right after its uplink; True if it carried it out.
+
+        Understood: ``{"cmd": "stroke_test"}`` (a full stroke at the next sample, reporting
+        stroke time, torque and motor current) and ``{"cmd": "time_sync", "t": <unix s>}``
+        (the clock is set to ``t``, true time if omitted). ``"name"``/``"command"`` are
+        accepted for ``"cmd"``, and ``"params"``/``"args"`` are looked into.
+        """
+        i = self.index_of.get(device_id)
+        if i is None:
+            return False
+        try:
+            body = json.loads(payload)
+        except ValueError:
+            return False
+        if not isinstance(body, dict):
+            return False
+        name = body.get("cmd") or body.get("name") or body.get("command")
+        params = body.get("params") or body.get("args") or body
+        if name == "stroke_test" and self.is_valve[i]:
+            self.stroke_test_pending[i] = True
+            return True
+        if name == "time_sync":
+            now = self.now_t if t is None else t
+            target = params.get("t", now) if isinstance(params, dict) else now
+            if not isinstance(target, int | float):
+                return False
+            self.clock_base_s[i] = float(target) - now
+            self.clock_ref_t[i] = now
+            return True
+        return False
+
+    # -- one round ----------------------------------------------------------------------
 
     def next_uplinks(self) -> list[Uplink]:
-        """Advance one uplink interval; every device reports ``samples_per_uplink`` samples."""
+        """One round as ``Telemetry`` objects, in device order (compatibility and tests).
+
+        Every telemetry message a device sent is returned, whatever the radio did with it.
+        ``step()`` is the fast path: bytes, with the radio's outcome.
+        """
+        out = self.step()
+        order = sorted(
+            (d, k)
+            for k, (d, kind) in enumerate(zip(out.device.tolist(), out.kind, strict=False))
+            if kind == "telemetry"
+        )
+        return [
+            Uplink(
+                self.device_ids[d], decode_telemetry(out.payload[k], device_id=self.device_ids[d])
+            )
+            for d, k in order
+        ]
+
+    def step(self) -> RoundOutput:
+        """Advance one uplink interval: sample, check alarms, wake, transmit."""
         spec, n, s = self.spec, self.spec.devices, self.spec.samples_per_uplink
-        rng = self._rng
+        if self._uplinks_done == 0:
+            self._battery_used0 = self.battery_used_mah.copy()
         slot0 = self._uplinks_done * s
         times = np.round(
             spec.start_t + self.phase_s[:, None] + (slot0 + np.arange(s)) * spec.sample_interval_s,
             3,
         )
-        cols = _Columns((n, s))
-        demand = _demand(times)
+        cols = {name: np.full((n, s), np.nan) for name in _ALL_FIELDS}
+        actuation: list[tuple[int, int, str, str]] = []
         for j in range(s):
-            self._valve_sample(cols, j, times[:, j], demand[:, j], rng)
-            self._pump_sample(cols, j, demand[:, j], rng)
-            self.battery_v = np.maximum(self.battery_v - self.battery_drain_v, 2.5)
-        everyone = np.arange(n)
-        rsrp = np.clip(self.rsrp_base_dbm + rng.normal(0.0, 3.0, n), -140.0, -44.0)
-        sinr = self._sinr(rsrp) + rng.normal(0.0, 2.0, n)
-        cols.put("rsrp_dbm", everyone, s - 1, rsrp, 0)
-        cols.put("sinr_db", everyone, s - 1, np.clip(sinr, -20.0, 30.0), 1)
-        cols.put("battery_v", everyone, s - 1, self.battery_v + rng.normal(0.0, 0.003, n), 3)
+            physics.valve_slot(self, cols, j, times[:, j], self._rng, actuation)
+            physics.pump_slot(self, cols, j, times[:, j], self._rng)
+        dropped = faults.apply_faults(self.faults, self._fault_rng, times, cols)
+        for name in _ALL_FIELDS:  # sensor resolution, and what a sensor cannot read
+            np.round(cols[name], DECIMALS[name], out=cols[name])
+        np.maximum(cols["leak_mm3s"], 0.0, out=cols["leak_mm3s"])
+        np.clip(cols["p_in_kpa"], -101.3, 99_999.0, out=cols["p_in_kpa"])
 
-        uplinks = self._wrap(times, cols)
-        self.seq = (self.seq + 1) % 2**32
+        alive = self.battery_used_mah < spec.battery_mah
+        events = self._local_events(times, cols, dropped, actuation) if spec.local_alarms else []
+
+        # the uplink: radio fields on the last sample, measured when the modem wakes
+        rsrp = np.clip(self.rsrp_base_dbm + self._radio_rng.normal(0.0, 3.0, n), -140.0, -44.0)
+        sinr = np.clip(radio.sinr_db(rsrp) + self._radio_rng.normal(0.0, 2.0, n), -20.0, 30.0)
+        self.battery_used_mah += s * radio.SAMPLE_MAH + radio.SLEEP_MA * spec.uplink_span_s / 3600
+        cols["rsrp_dbm"][:, s - 1] = np.round(rsrp, 1)
+        cols["sinr_db"][:, s - 1] = np.round(sinr, 1)
+        cols["battery_v"][:, s - 1] = np.round(self._battery_v(), 3)
+        self.counts.samples_generated += int(alive.sum()) * s
+
+        # alarms went out when they tripped, before this wake-up: they take seqs first
+        ev_payloads = self._event_payloads(events, times, cols) if events else []
+        clock = np.round(self.device_clock(times, np.arange(n)[:, None]), 3)
+        tele_seq = self.seq.copy()
+        payloads = self._encode(clock, cols)
+        wake_t = times[:, -1] + 1.0
+        self.seq = (self.seq + 1) % 2**32  # encoded with the pre-increment seq
+
+        out = self._transmit(payloads, wake_t, alive, events, ev_payloads, times, tele_seq)
         self._uplinks_done += 1
-        return uplinks
+        return out
 
-    def _valve_sample(
+    def _encode(self, clock: F64, cols: dict[str, F64]) -> list[bytes]:
+        n = self.spec.devices
+        payloads: list[bytes] = [b""] * n
+        for idx, names in ((self.valve_idx, _VALVE_FIELDS), (self.pump_idx, _PUMP_FIELDS)):
+            for a in range(0, idx.size, _CHUNK):
+                rows = idx[a : a + _CHUNK]
+                chunk = encode_telemetry_rows(
+                    self.seq[rows], clock[rows], {k: cols[k][rows] for k in names}, names
+                )
+                for i, p in zip(rows.tolist(), chunk, strict=True):
+                    payloads[i] = p
+        return payloads
+
+    def _local_events(
         self,
-        cols: _Columns,
-        j: int,
-        t: np.ndarray,
-        demand: np.ndarray,
-        rng: np.random.Generator,
-    ) -> None:
-        v = self.valve_idx
-        if not len(v):
-            return
-        k = len(v)
-        was_open = self.is_open[v]
-        u = rng.random(k)
-        # Mean closed run ~33 samples, mean open run ~4: closed ~89 % of the time.
-        now_open = np.where(was_open, u > 0.25, u < 0.03)
-        opening = now_open & ~was_open
-        pct = np.where(self.is_on_off[v], 100.0, np.round(rng.uniform(30.0, 100.0, k)))
-        self.open_pct[v] = np.where(opening, pct, self.open_pct[v])
-        self.is_open[v] = now_open
-        actuated = now_open != was_open
+        times: F64,
+        cols: dict[str, F64],
+        dropped: npt.NDArray[np.bool_],
+        actuation: list[tuple[int, int, str, str]],
+    ) -> list[tuple[int, int, str, str]]:
+        """Alarms the firmware raises on its own readings: (device, slot, kind, detail)."""
+        _spec, s = self.spec, self.spec.samples_per_uplink
+        limit = np.where(self.is_valve, self.allowable_mm3s, catalog.PUMP_SEAL_LIMIT_MM3S)
+        leak = cols["leak_mm3s"]
+        out = list(actuation)
+        prev = self.over_limit_prev
+        for j in range(s):
+            over = leak[:, j] > limit
+            measured = ~np.isnan(leak[:, j])
+            # two readings in a row over the limit: one spike does not wake the radio
+            trip = over & np.where(measured, prev, False) & ~self.alarm_latched
+            for i in np.flatnonzero(trip).tolist():
+                out.append((i, j, "leak_alarm", f"leak over {limit[i]:.3g} mm3/s twice in a row"))
+            self.alarm_latched |= trip
+            rearm = measured & (leak[:, j] < 0.8 * limit)
+            self.alarm_latched &= ~rearm
+            prev = np.where(measured, over, prev)
+        self.over_limit_prev = prev
+        low = (self._battery_v() < _LOW_BATTERY_V) & ~self.low_battery_sent
+        for i in np.flatnonzero(low).tolist():
+            out.append((i, s - 1, "low_battery", "battery below 3.3 V"))
+        self.low_battery_sent |= low
+        # a sensor that stops answering is something the firmware does notice
+        for i in np.flatnonzero(dropped.any(axis=1)).tolist():
+            j = int(np.argmax(dropped[i]))
+            live = (self.faults.start_t[i] <= times[i, j]) & (self.faults.end_t[i] > times[i, j])
+            k = int(np.argmax(live))
+            if not self.dropout_reported[i, k]:
+                self.dropout_reported[i, k] = True
+                out.append((i, j, "sensor_fault", "sensor not responding"))
+        out.sort(key=lambda e: (times[e[0], e[1]], e[0]))
+        return [(i, j, kind, detail) for i, j, kind, detail in out]
 
-        p_in = self.p_nom_kpa[v] * (1.0 - 0.2 * demand[v]) * (1.0 + rng.normal(0.0, 0.01, k))
-        drop = np.minimum(5.0 * (100.0 / np.maximum(self.open_pct[v], 1.0)) ** 2, 0.5 * p_in)
-        p_out_open = p_in - drop + rng.normal(0.0, 1.0, k)
-        p_out_closed = np.abs(rng.normal(2.0, 1.5, k))  # downstream drained
-        p_out = np.where(now_open, p_out_open, p_out_closed)
-        dp = np.maximum(p_in - p_out, 0.0)
-
-        c = self.leak_coeff(t)[v]
-        leak = c * np.sqrt(dp) * np.exp(rng.normal(0.0, 0.08, k)) + rng.normal(0.0, 0.0005, k)
-        closed = v[~now_open]
-        cols.put("p_in_kpa", v, j, p_in, 1)
-        cols.put("p_out_kpa", v, j, p_out, 1)
-        cols.put("position_pct", v, j, np.where(now_open, self.open_pct[v], 0.0), 1)
-        cols.put("leak_mm3s", closed, j, np.maximum(leak[~now_open], 0.0), 3)
-
-        torque = self.torque_base_nm[v] * (1.0 + 0.25 * p_in / (100.0 * self.pn[v]))
-        torque = torque * (1.0 + rng.normal(0.0, 0.04, k))
-        stroke = self.stroke_base_s[v] * (1.0 + rng.normal(0.0, 0.03, k))
-        motor = 0.3 + 0.01 * torque * (1.0 + rng.normal(0.0, 0.05, k))
-        moved = v[actuated]
-        cols.put("stroke_s", moved, j, stroke[actuated], 2)
-        cols.put("torque_nm", moved, j, torque[actuated], 1)
-        cols.put("motor_a", moved, j, motor[actuated], 2)
-
-        temp = self.temp_base_c[v] + 3.0 * (demand[v] - 0.5) + rng.normal(0.0, 0.2, k)
-        cols.put("temp_c", v, j, temp, 1)
-
-    def _pump_sample(
-        self, cols: _Columns, j: int, demand: np.ndarray, rng: np.random.Generator
-    ) -> None:
-        p = self.pump_idx
-        if not len(p):
-            return
-        k = len(p)
-        was_running = self.is_running[p]
-        u = rng.random(k)
-        running = np.where(was_running, u > 0.01, u < 0.15)
-        self.is_running[p] = running
-
-        ratio = running * (0.7 + 0.3 * demand[p]) * (1.0 + rng.normal(0.0, 0.003, k))
-        speed = self.n_nom_rpm[p] * ratio
-        flow = np.maximum(self.q_nom_m3h[p] * ratio * (1.0 + rng.normal(0.0, 0.02, k)), 0.0)
-        p_in = self.p_suction_kpa[p] * (1.0 - 0.1 * ratio) + rng.normal(0.0, 2.0, k)
-        head = (
-            self.dp_nom_kpa[p]
-            * ratio**2
-            * (1.15 - 0.15 * (flow / (self.q_nom_m3h[p] * np.maximum(ratio, 1e-6))) ** 2)
-        )
-        p_out = p_in + head + rng.normal(0.0, 3.0, k)
-        chamber = np.maximum(p_in + 0.3 * (p_out - p_in), 0.0)
-        leak = self.seal_c[p] * np.sqrt(chamber) * np.where(running, 1.0, 0.3)
-        leak = leak * np.exp(rng.normal(0.0, 0.1, k))
-        vib = np.where(
-            running,
-            self.vib_base_mms[p] * ratio**2 * np.exp(rng.normal(0.0, 0.08, k)),
-            np.abs(rng.normal(0.05, 0.02, k)),
-        )
-        temp = self.temp_base_c[p] + 6.0 * ratio + rng.normal(0.0, 0.2, k)
-        motor = np.where(
-            running, self.motor_nom_a[p] * ratio**3 * (1 + rng.normal(0.0, 0.02, k)), 0.0
-        )
-
-        cols.put("p_in_kpa", p, j, p_in, 1)
-        cols.put("p_out_kpa", p, j, p_out, 1)
-        cols.put("flow_m3h", p, j, flow, 2)
-        cols.put("speed_rpm", p, j, speed, 0)
-        cols.put("leak_mm3s", p, j, leak, 3)
-        cols.put("vib_mms", p, j, vib, 2)
-        cols.put("temp_c", p, j, temp, 1)
-        cols.put("motor_a", p, j, np.maximum(motor, 0.0), 2)
-
-    def _wrap(self, times: np.ndarray, cols: _Columns) -> list[Uplink]:
-        # Positional construction in the struct's own field order, absent fields as None.
-        n, s = cols.shape
-        nones: list[float | None] = [None] * (n * s)
-        flat: list[list[float | None]] = [times.ravel().tolist()]
-        for name in SAMPLE_FIELDS:
-            flat.append(_nan_to_none(cols.values[name]) if name in cols.values else nones)
-        samples = list(itertools.starmap(Sample, zip(*flat, strict=True)))
-        seq = self.seq.tolist()
-        return [
-            Uplink(
-                device_id,
-                Telemetry(v=SCHEMA_VERSION, seq=seq[i], samples=samples[i * s : (i + 1) * s]),
+    def _event_payloads(
+        self, events: list[tuple[int, int, str, str]], times: F64, cols: dict[str, F64]
+    ) -> list[bytes]:
+        out = []
+        for i, j, kind, detail in events:
+            t = float(np.round(self.device_clock(times[i : i + 1, j], np.array([i]))[0], 3))
+            names = _VALVE_FIELDS if self.is_valve[i] else _PUMP_FIELDS
+            reading = {k: float(cols[k][i, j]) for k in names if not math.isnan(cols[k][i, j])}
+            event = Event(
+                v=SCHEMA_VERSION,
+                seq=int(self.seq[i]),
+                t=t,
+                kind=kind,  # type: ignore[arg-type]
+                detail=detail,
+                reading=Sample(t=t, **reading),
             )
-            for i, device_id in enumerate(self.device_ids)
-        ]
+            self.seq[i] = (self.seq[i] + 1) % 2**32
+            out.append(msgspec.json.encode(event))
+        return out
+
+    def _transmit(
+        self,
+        payloads: list[bytes],
+        wake_t: F64,
+        alive: npt.NDArray[np.bool_],
+        events: list[tuple[int, int, str, str]],
+        ev_payloads: list[bytes],
+        times: F64,
+        tele_seq: I64,
+    ) -> RoundOutput:
+        spec, s = self.spec, self.spec.samples_per_uplink
+        counts = self.counts
+        # telemetry: one message per living device, carrying what it still holds
+        tele_dev = np.flatnonzero(alive)
+        tele_samples = np.full(tele_dev.size, s, dtype=np.int64)
+        for pos, i in enumerate(tele_dev.tolist()):
+            held = self._pending.get(i)
+            if held:
+                payloads[i], tele_samples[pos] = self._splice(i, payloads[i], held)
+        ev_dev = np.array([e[0] for e in events], dtype=np.int64)
+        ev_t = np.array([times[i, j] for i, j, _, _ in events]) if events else np.zeros(0)
+        device = np.concatenate([tele_dev, ev_dev])
+        copies, attempts, is_acked = radio.transmit(
+            self._radio_rng,
+            self.rsrp_base_dbm[device],
+            spec.max_attempts,
+            is_ideal=spec.radio == "ideal",
+        )
+        charge = radio.wake_charge_mah(attempts, self.rsrp_base_dbm[device])
+        np.add.at(self.battery_used_mah, device, charge)
+        counts.charge_used_mah += float(charge.sum())
+
+        # unacknowledged telemetry: the device keeps those samples for the next uplink
+        for pos, i in enumerate(tele_dev.tolist()):
+            if is_acked[pos]:
+                self._pending.pop(i, None)
+            else:
+                self._hold(i, payloads[i], int(tele_samples[pos]))
+        counts.samples_resent += int(tele_samples.sum()) - tele_dev.size * s
+        counts.messages += device.size
+        counts.telemetry_messages += tele_dev.size
+        counts.event_messages += ev_dev.size
+        counts.transmissions += int(attempts.sum())
+        counts.copies_delivered += int(copies.sum())
+        counts.duplicate_copies += int(np.maximum(copies - 1, 0).sum())
+        counts.messages_lost += int((copies == 0).sum())
+        counts.messages_unacked += int((~is_acked).sum())
+        for _, _, kind, _ in events:
+            counts.events[kind] = counts.events.get(kind, 0) + 1
+
+        seq_tele = tele_seq[tele_dev]
+        ev_seq = np.array(
+            [json.loads(p)["seq"] for p in ev_payloads], dtype=np.int64
+        )  # few: alarms are rare
+        all_t = np.concatenate([wake_t[tele_dev], ev_t])
+        order = np.argsort(all_t, kind="stable")
+        kinds: list[MessageKind] = ["telemetry"] * tele_dev.size + ["event"] * ev_dev.size
+        all_payloads = [payloads[i] for i in tele_dev.tolist()] + ev_payloads
+        order_l = order.tolist()
+        return RoundOutput(
+            index=self._uplinks_done,
+            device=device[order],
+            kind=[kinds[k] for k in order_l],
+            payload=[all_payloads[k] for k in order_l],
+            seq=np.concatenate([seq_tele, ev_seq])[order],
+            copies=copies[order],
+            attempts=attempts[order],
+            is_acked=is_acked[order],
+            wake_t=all_t[order],
+            samples=np.concatenate([tele_samples, np.zeros(ev_dev.size, dtype=np.int64)])[order],
+        )
+
+    @staticmethod
+    def _inner(payload: bytes) -> bytes:
+        return payload[payload.index(b"[") + 1 : -2]
+
+    def _splice(self, i: int, payload: bytes, held: list[tuple[bytes, int]]) -> tuple[bytes, int]:
+        """Prepend the samples a device still holds; beyond its buffer the oldest go."""
+        s = self.spec.samples_per_uplink
+        block, count = held[0]
+        room = self.spec.buffer_samples - s
+        if count > room:
+            drop = count - room
+            parts = block.split(b"},{")[drop:]
+            block = b"},{".join(parts) if room else b""
+            if block and not block.startswith(b"{"):
+                block = b"{" + block
+            count = room
+            self.counts.samples_dropped += drop
+        head = payload[: payload.index(b"[") + 1]
+        inner = self._inner(payload)
+        joined = block + b"," + inner if block else inner
+        return head + joined + b"]}", count + s
+
+    def _hold(self, i: int, payload: bytes, samples: int) -> None:
+        # the whole unacknowledged batch, old and new samples, waits for the next wake-up
+        self._pending[i] = [(self._inner(payload), samples)]
 
 
-def _nan_to_none(values: np.ndarray) -> list[float | None]:
-    flat = values.ravel()
-    present = ~np.isnan(flat)
-    if present.all():
-        return flat.tolist()  # type: ignore[no-any-return]
-    out: list[float | None] = [None] * flat.size
-    for i, x in zip(np.flatnonzero(present).tolist(), flat[present].tolist(), strict=True):
-        out[i] = x
-    return out
-
-
-def _demand(t: np.ndarray) -> np.ndarray:
-    """Water demand in [0, 1] by local hour: morning and evening peaks, quiet nights."""
-    hour = ((t + _UTC_OFFSET_S) % 86_400.0) / 3600.0
-    d = (
-        0.5
-        + 0.3 * np.sin(2 * np.pi * (hour - 9.0) / 24.0)
-        + 0.15 * np.sin(4 * np.pi * (hour - 7.0) / 24.0)
-    )
-    return np.clip(d, 0.0, 1.0)
+def _finite(x: float) -> float | None:
+    return float(x) if math.isfinite(x) else None
