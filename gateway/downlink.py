@@ -31,7 +31,6 @@ from typing import Annotated, Any, Final, Literal
 
 import msgspec
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
@@ -40,6 +39,7 @@ from gateway.forwarder import OutboundMessage
 from gateway.translate import COMMAND_ID_PATTERN, CommandReport
 from sealscope.deadletters import DeadLetterStore
 from sealscope.errors import Conflict, MalformedMessage, MessageRejected, NotFound
+from sealscope.mqtt_session import manual_ack_client
 from sealscope.sqlitedb import Database, Migration
 from sealscope.topics import PREFIX, check_device_id, device_filter, parse_device_topic
 
@@ -419,17 +419,13 @@ class CommandSubscriber:
         self._handle_timeout_s = handle_timeout_s
         self._loop: asyncio.AbstractEventLoop | None = None
         self._subscribed = threading.Event()
-        self._client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
+        self._client = manual_ack_client(
             client_id=client_id,
-            protocol=mqtt.MQTTv5 if protocol == "5" else mqtt.MQTTv311,
-            clean_session=None if protocol == "5" else False,
-            manual_ack=True,
+            protocol=protocol,
+            username=username,
+            password=password,
+            max_reconnect_delay_s=10,
         )
-        if username:
-            self._client.username_pw_set(username, password)
-        self._client.reconnect_delay_set(min_delay=1, max_delay=10)
-        self._client.suppress_exceptions = True
         self._client.on_connect = self._on_connect
         self._client.on_subscribe = self._on_subscribe
         self._client.on_disconnect = self._on_disconnect

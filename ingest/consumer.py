@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
+
+from sealscope.mqtt_session import manual_ack_client
 
 __all__ = ["Delivery", "MqttConsumer"]
 
@@ -66,19 +67,13 @@ class MqttConsumer:
         self._connected = threading.Event()
         self._ever_connected = threading.Event()
         self._is_stopping = False
-        self._client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
+        self._client = manual_ack_client(
             client_id=client_id,
-            protocol=mqtt.MQTTv5 if protocol == "5" else mqtt.MQTTv311,
-            clean_session=None if protocol == "5" else False,
-            manual_ack=True,
+            protocol=protocol,
+            username=username,
+            password=password,
+            max_reconnect_delay_s=30,
         )
-        if username:
-            self._client.username_pw_set(username, password)
-        self._client.reconnect_delay_set(min_delay=1, max_delay=30)
-        # a bug in a callback must not end the network thread: the message stays unacked
-        # (so the broker redelivers it) and the error is logged
-        self._client.suppress_exceptions = True
         self._client.enable_logger(logging.getLogger("ingest.consumer.paho"))
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
