@@ -21,6 +21,7 @@ import enum
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, ClassVar, Final
 
 import numpy as np
@@ -32,6 +33,7 @@ from sealscope.wire import SAMPLE_FIELDS, Sample
 
 __all__ = [
     "CATEGORY_NAMES",
+    "SEVERITY_BY_CATEGORY",
     "CategoryCode",
     "Detector",
     "DeviceTable",
@@ -163,6 +165,26 @@ class SampleBatch:
         return SampleBatch(self.slot[idx], self.t_s[idx], {k: self.signals[k][idx] for k in names})
 
 
+# Severity 1..5 by CategoryCode (0 = no alert); a detector may add one for urgency.
+SEVERITY_BY_CATEGORY: Final = np.array([0, 2, 3, 4, 5], dtype=np.int8)
+
+
+def fmt_time(t: float | None) -> str:
+    """An event time for a sentence a technician reads."""
+    if t is None or not math.isfinite(t):
+        return "an unknown time"
+    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def fmt_duration(seconds: float | None) -> str:
+    if seconds is None or not math.isfinite(seconds):
+        return "unknown"
+    days = seconds / 86_400.0
+    if days >= 2:
+        return f"{days:.0f} days"
+    return f"{seconds / 3600.0:.0f} h"
+
+
 def sample_time_s(t: float) -> float:
     """A wire event time (Unix s, or ms when >= 1e11) as Unix seconds."""
     return t / 1000.0 if t >= 1e11 else float(t)
@@ -226,7 +248,8 @@ class Verdicts:
 
     ``changed_s`` is the event time of the last category change (what an alert carries);
     ``since_s`` the onset of the active condition (NaN when none); ``evidence`` the numbers
-    that explain it (NaN where not applicable).
+    that explain it (NaN where not applicable); ``confidence`` how sure the detector is
+    of the raised condition, 0..1 (NaN when none is raised).
     """
 
     cause: str
@@ -237,10 +260,14 @@ class Verdicts:
     since_s: F64
     changed_s: F64
     evidence: Mapping[str, F64]
+    confidence: F64 | None = None  # in [0, 1], NaN where no condition is raised
 
     def __post_init__(self) -> None:
+        if self.confidence is None:
+            conf = np.where(self.category > 0, 1.0, np.nan)
+            object.__setattr__(self, "confidence", conf)
         # Copies, so a snapshot never moves when the detector learns on.
-        for name in ("status", "category", "severity", "since_s", "changed_s"):
+        for name in ("status", "category", "severity", "since_s", "changed_s", "confidence"):
             object.__setattr__(self, name, _readonly(getattr(self, name)))
         object.__setattr__(self, "evidence", {k: _readonly(a) for k, a in self.evidence.items()})
 
@@ -266,6 +293,9 @@ class Detector:
     cause: ClassVar[str] = ""
     signals: ClassVar[tuple[str, ...]] = ()
     kinds: ClassVar[frozenset[str]] = frozenset({"valve", "pump"})
+    # True: in the service, this detector sees readings after the sensor-fault screen
+    # (readings of a sensor judged faulty are withheld), so a bad sensor is not a bad seal.
+    gated: ClassVar[bool] = False
 
     def __init__(self) -> None:
         self._reset()
@@ -372,6 +402,7 @@ class Detector:
             ends = np.flatnonzero(np.r_[fs[1:] != fs[:-1], True])
             last_t[fs[ends]] = ft[ends]
         self.samples_seen += len(keep)
+        self._last_keep = keep  # rows of ``batch`` that reached ``_update``, in its order
         if len(keep):
             # Only the columns this detector reads: the copy is the costly part of a take.
             self._update(batch.take(keep, self.signals or None), devices)
@@ -398,6 +429,8 @@ class Detector:
             out[k] = x if math.isfinite(x) else None
         since = float(v.since_s[i])
         out["since"] = since if math.isfinite(since) else None
+        conf = float(v.confidence[i]) if v.confidence is not None else math.nan
+        out["confidence"] = round(conf, 3) if math.isfinite(conf) else None
         return out
 
 

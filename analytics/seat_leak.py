@@ -14,31 +14,41 @@ pressures (demand cycles, transients) be compared with each other and with the t
 pressure.
 
 1. Commissioning: the first ``baseline_samples`` qualifying samples of a device give its
-   baseline, median of log C, and a robust spread, 1.4826 * MAD with a floor
-   (``sigma_floor``) so that a very tight valve with quantised readings does not get a
-   spread of zero. The baseline is then frozen: it is never updated from later samples,
-   so slow wear is not learned as normal.
-2. Degradation (``maintenance_required``): a robust EWMA of z = log(C / baseline). Each
-   step is clipped to ±max(log alarm_ratio, 3 sigma) around the current EWMA, so one spike
-   moves it by at most ``alpha`` times that while a real step still passes through after a
-   few samples. The alarm is raised when the EWMA ratio exceeds ``alarm_ratio`` (raised to
-   ``guard_sigmas`` EWMA standard deviations for a noisy device), and cleared once it has
-   stayed below ``clear_ratio`` for ``clear_samples`` samples in a row.
+   baseline, median of log C, and a robust spread (``baseline.robust_level``, floored at
+   ``sigma_floor``). The baseline is then frozen: slow wear is never learned as normal.
+2. Degradation onset (``maintenance_required``): a one-sided CUSUM on z = log(C /
+   baseline) tuned to a shift of log ``alarm_ratio`` (``changepoint.ChangeTest``). It
+   replaces the earlier threshold on a smoothed ratio as the *raise* test because it is
+   the optimal sequential test for a step of that size: a 10x step raises after five
+   samples instead of ten, a slow drift at ~1.9x baseline instead of 3x (weeks of extra
+   lead time before the class limit), and it dates the onset (the last time the
+   statistic left zero) instead of reporting when a lagging average happened to cross a
+   line. It keeps the EWMA's strengths: increments are clipped so spikes and short
+   bursts cannot raise it, the decision interval grows with the device's own noise, and
+   the robust EWMA of z is still the current level that clears the alarm (below
+   ``clear_ratio`` for ``clear_samples`` samples in a row) and that the explanation shows.
 3. Class (``out_of_specification``): the smoothed C scaled to the ISO 5208 liquid seat
    test pressure (1.1 * PN) is compared with the allowable rate of the device's leakage
    class for its DN; cleared once below ``spec_clear_fraction`` of it for
-   ``clear_samples`` samples. Skipped when the device has no class, DN or PN. Both checks
-   start once the baseline exists; a valve that is already out of its class at
-   commissioning is flagged at the end of commissioning.
+   ``clear_samples`` samples. Skipped when the device has no class, DN or PN. A valve
+   that is already out of its class at commissioning is flagged at the end of it.
+4. Remaining life: every ``trend_every`` qualifying samples the mean of z (each sample
+   clipped around the current level, so spikes do not bend the line) goes into a ring of
+   ``trend_points`` points. Points wholly after the onset are fitted by least squares;
+   when the slope is significantly positive (t > ``trend_t_min``) the line is
+   extrapolated to the class limit: ``rul_s`` and ``limit_eta_s`` in the evidence, and
+   ``rul_late_s`` from the slope two standard errors lower. A maintenance alarm whose
+   late-bound crossing is closer than ``urgent_days`` is escalated one severity step
+   (latched until it clears, so the alert is updated once, not on every wobble of the
+   fit).
 
-The verdict category is the more severe of the two. ``since`` is the event time at which
-the active condition was first met.
+The verdict category is the more severe of 2 and 3. ``since`` is the event time at which
+the active condition began (the CUSUM's change-point estimate for 2).
 """
 
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime
 from typing import Any, ClassVar, Final
 
 import numpy as np
@@ -47,25 +57,30 @@ from analytics import iso5208
 from analytics.base import (
     F64,
     I64,
+    SEVERITY_BY_CATEGORY,
     CategoryCode,
     Detector,
     DeviceTable,
     SampleBatch,
     Status,
     Verdicts,
+    fmt_duration,
+    fmt_time,
     step_groups,
 )
+from analytics.baseline import robust_level
+from analytics.changepoint import ChangeTest, confidence
 
 __all__ = ["SeatLeakDetector"]
 
-_SEVERITY: Final = np.array([0, 2, 3, 4, 5], dtype=np.int8)  # by CategoryCode
-_MAD_TO_SIGMA: Final = 1.4826  # MAD of a normal distribution -> its standard deviation
+_DAY_S: Final = 86_400.0
 
 
 class SeatLeakDetector(Detector):
     cause: ClassVar[str] = "seat_leak"
     signals: ClassVar[tuple[str, ...]] = ("p_in_kpa", "p_out_kpa", "leak_mm3s", "position_pct")
     kinds: ClassVar[frozenset[str]] = frozenset({"valve"})
+    gated: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -81,8 +96,14 @@ class SeatLeakDetector(Detector):
         alarm_ratio: float = 3.0,
         clear_ratio: float = 1.5,
         clear_samples: int = 12,
-        guard_sigmas: float = 5.0,
+        h_shifts: float = 2.5,
+        h_sigmas: float = 8.0,
         spec_clear_fraction: float = 0.8,
+        trend_every: int = 12,
+        trend_points: int = 16,
+        trend_min_points: int = 6,
+        trend_t_min: float = 3.0,
+        urgent_days: float = 30.0,
     ) -> None:
         if not 0 < exponent <= 2:
             raise ValueError("exponent must be in (0, 2]")
@@ -96,6 +117,8 @@ class SeatLeakDetector(Detector):
             raise ValueError("need 1 < clear_ratio < alarm_ratio")
         if not 0 < spec_clear_fraction <= 1:
             raise ValueError("spec_clear_fraction must be in (0, 1]")
+        if trend_every < 1 or not 3 <= trend_min_points <= trend_points:
+            raise ValueError("need trend_every >= 1 and 3 <= trend_min_points <= trend_points")
         self.exponent = exponent
         self.closed_max_pct = closed_max_pct
         self.position_required = position_required
@@ -107,36 +130,56 @@ class SeatLeakDetector(Detector):
         self.alarm_ratio = alarm_ratio
         self.clear_ratio = clear_ratio
         self.clear_samples = clear_samples
-        self.guard_sigmas = guard_sigmas
+        self.h_shifts = h_shifts
+        self.h_sigmas = h_sigmas
         self.spec_clear_fraction = spec_clear_fraction
-        # Stationary sd of an EWMA of unit-variance noise.
-        self._ewma_sd = math.sqrt(alpha / (2 - alpha))
-        self._log_alarm = math.log(alarm_ratio)
-        self._log_clear = math.log(clear_ratio)
+        self.trend_every = trend_every
+        self.trend_points = trend_points
+        self.trend_min_points = trend_min_points
+        self.trend_t_min = trend_t_min
+        self.urgent_days = urgent_days
+        self._delta = math.log(alarm_ratio)
+        self._test = ChangeTest(
+            "maint_",
+            h_shifts=h_shifts,
+            h_sigmas=h_sigmas,
+            alpha=alpha,
+            clear_fraction=math.log(clear_ratio) / self._delta,
+            clear_samples=clear_samples,
+        )
         super().__init__()
 
     def _state_spec(self) -> dict[str, tuple[np.dtype[Any], tuple[int, ...], Any]]:
         f64, i32, i8 = np.dtype(np.float64), np.dtype(np.int32), np.dtype(np.int8)
-        return {
+        spec: dict[str, tuple[np.dtype[Any], tuple[int, ...], Any]] = {
             "n_seen": (np.dtype(np.int64), (), 0),  # qualifying samples
             # float32 halves the commissioning buffer; log C needs no more precision
             "buf_logc": (np.dtype(np.float32), (self.baseline_samples,), 0.0),
             "base_logc": (f64, (), 0.0),
             "base_sigma": (f64, (), 0.0),
-            "ewma_z": (f64, (), 0.0),
-            "maint": (np.dtype(np.bool_), (), False),
-            "maint_clear_n": (i32, (), 0),
-            "maint_since": (f64, (), 0.0),
             "oos": (np.dtype(np.bool_), (), False),
             "oos_clear_n": (i32, (), 0),
             "oos_since": (f64, (), 0.0),
+            "urgent": (np.dtype(np.bool_), (), False),
             "category": (i8, (), 0),
             "changed_t": (f64, (), 0.0),  # 0: never changed
+            "last_qual_t": (f64, (), 0.0),  # newest qualifying sample
+            # trend ring: bucket first time, mean time, mean clipped z
+            "bucket_n": (i32, (), 0),
+            "bucket_t0": (f64, (), 0.0),
+            "bucket_sum_dt": (f64, (), 0.0),
+            "bucket_sum_z": (f64, (), 0.0),
+            "trend_n": (np.dtype(np.int64), (), 0),
+            "trend_t0": (f64, (self.trend_points,), 0.0),
+            "trend_t": (f64, (self.trend_points,), 0.0),
+            "trend_z": (np.dtype(np.float32), (self.trend_points,), 0.0),
             # last registry attributes seen, 0 = unknown
             "leakage_class": (i8, (), 0),
             "dn_mm": (f64, (), 0.0),
             "pn_bar": (f64, (), 0.0),
         }
+        spec.update(self._test.spec())
+        return spec
 
     # -- learning ------------------------------------------------------------------------
 
@@ -168,6 +211,7 @@ class SeatLeakDetector(Detector):
         k = self.baseline_samples
         n_seen = s["n_seen"][slots]
         s["n_seen"][slots] = n_seen + 1
+        s["last_qual_t"][slots] = t
         learning = n_seen < k
         if learning.any():
             ls = slots[learning]
@@ -179,25 +223,42 @@ class SeatLeakDetector(Detector):
         if learning.all():
             return
         d = ~learning
-        ds = slots[d]
+        ds, dt = slots[d], t[d]
         z = logc[d] - s["base_logc"][ds]
-        ewma = s["ewma_z"][ds]
-        clip = np.maximum(self._log_alarm, 3.0 * s["base_sigma"][ds])
-        s["ewma_z"][ds] = ewma + self.alpha * np.clip(z - ewma, -clip, clip)
-        self._evaluate(ds, t[d])
+        sigma = s["base_sigma"][ds]
+        lvl = s["maint_level"][ds]
+        clip = np.maximum(self._delta, 3.0 * sigma)
+        self._trend_add(ds, dt, lvl + np.clip(z - lvl, -clip, clip))
+        res = self._test.step(s, ds, z, dt, delta=self._delta, sigma=sigma)
+        s["urgent"][ds] &= res.on
+        self._evaluate(ds, dt)
 
     def _commission(self, slots: I64, t: F64) -> None:
         s = self._state
-        buf = s["buf_logc"][slots].astype(np.float64)
-        med = np.median(buf, axis=1)
-        mad = np.median(np.abs(buf - med[:, None]), axis=1)
+        med, sigma = robust_level(s["buf_logc"][slots], self.sigma_floor)
         s["base_logc"][slots] = med
-        s["base_sigma"][slots] = np.maximum(_MAD_TO_SIGMA * mad, self.sigma_floor)
-        s["ewma_z"][slots] = 0.0
+        s["base_sigma"][slots] = sigma
         self._evaluate(slots, t)
 
-    def _threshold_z(self, sigma: F64) -> F64:
-        return np.maximum(self._log_alarm, self.guard_sigmas * self._ewma_sd * sigma)
+    def _trend_add(self, slots: I64, t: F64, z: F64) -> None:
+        s = self._state
+        n = s["bucket_n"][slots]
+        t0 = np.where(n == 0, t, s["bucket_t0"][slots])
+        s["bucket_t0"][slots] = t0
+        sum_dt = s["bucket_sum_dt"][slots] + (t - t0)
+        sum_z = s["bucket_sum_z"][slots] + z
+        n = n + 1
+        full = n >= self.trend_every
+        if full.any():
+            fs = slots[full]
+            j = s["trend_n"][fs] % self.trend_points
+            s["trend_t0"][fs, j] = t0[full]
+            s["trend_t"][fs, j] = t0[full] + sum_dt[full] / n[full]
+            s["trend_z"][fs, j] = sum_z[full] / n[full]
+            s["trend_n"][fs] += 1
+        s["bucket_n"][slots] = np.where(full, 0, n)
+        s["bucket_sum_dt"][slots] = np.where(full, 0.0, sum_dt)
+        s["bucket_sum_z"][slots] = np.where(full, 0.0, sum_z)
 
     def _log_spec(self, slots: I64 | slice) -> tuple[F64, F64]:
         """log allowable rate and log test ΔP^n per slot (NaN when unknown)."""
@@ -207,59 +268,104 @@ class SeatLeakDetector(Detector):
         return np.log(allow), self.exponent * np.log(dp_test)
 
     def _evaluate(self, slots: I64, t: F64) -> None:
-        """Advance both hysteresis state machines after the EWMA moved."""
+        """Advance the class check and the verdict after the level moved."""
         s = self._state
-        ewma = s["ewma_z"][slots]
-        maint = self._hysteresis(
-            "maint",
-            slots,
-            t,
-            over=ewma > self._threshold_z(s["base_sigma"][slots]),
-            under=ewma < self._log_clear,
-        )
+        level = s["maint_level"][slots]
         log_allow, log_dpn = self._log_spec(slots)
         known = np.isfinite(log_allow) & np.isfinite(log_dpn)
-        log_leak_test = s["base_logc"][slots] + ewma + log_dpn
+        log_leak_test = s["base_logc"][slots] + level + log_dpn
         oos = self._hysteresis(
-            "oos",
             slots,
             t,
             over=known & (log_leak_test > log_allow),
             under=log_leak_test < log_allow + math.log(self.spec_clear_fraction),
             known=known,
         )
+        maint = s["maint_on"][slots]
+        flipped = np.zeros(len(slots), dtype=bool)
+        if maint.any() and self.urgent_days > 0:
+            ms = slots[maint]
+            _, rul_late, _, _ = self._rul(ms)
+            was = s["urgent"][ms]
+            s["urgent"][ms] = was | (rul_late < self.urgent_days * _DAY_S)
+            flipped[maint] = s["urgent"][ms] & ~was
         cat = np.where(
             oos,
             CategoryCode.OUT_OF_SPECIFICATION,
             np.where(maint, CategoryCode.MAINTENANCE_REQUIRED, CategoryCode.NONE),
         ).astype(np.int8)
-        changed = cat != s["category"][slots]
+        changed = (cat != s["category"][slots]) | flipped
         s["category"][slots] = cat
         s["changed_t"][slots[changed]] = t[changed]
 
     def _hysteresis(
-        self,
-        name: str,
-        slots: I64,
-        t: F64,
-        *,
-        over: np.ndarray,
-        under: np.ndarray,
-        known: np.ndarray | None = None,
+        self, slots: I64, t: F64, *, over: np.ndarray, under: np.ndarray, known: np.ndarray
     ) -> np.ndarray:
         s = self._state
-        flag = s[name][slots]
-        n = s[f"{name}_clear_n"][slots]
+        flag = s["oos"][slots]
+        n = s["oos_clear_n"][slots]
         rise = ~flag & over
         n = np.where(flag & under, n + 1, 0)
         fall = flag & (n >= self.clear_samples)
-        if known is not None:
-            fall |= flag & ~known  # attributes withdrawn: the check no longer applies
+        fall |= flag & ~known  # attributes withdrawn: the check no longer applies
         flag = (flag | rise) & ~fall
-        s[name][slots] = flag
-        s[f"{name}_clear_n"][slots] = np.where(flag, n, 0)
-        s[f"{name}_since"][slots] = np.where(rise, t, np.where(flag, s[f"{name}_since"][slots], 0))
+        s["oos"][slots] = flag
+        s["oos_clear_n"][slots] = np.where(flag, n, 0)
+        s["oos_since"][slots] = np.where(rise, t, np.where(flag, s["oos_since"][slots], 0))
         return flag
+
+    # -- trend ---------------------------------------------------------------------------
+
+    def _rul(self, slots: I64 | slice) -> tuple[F64, F64, F64, F64]:
+        """(remaining s to the class limit, its late bound, slope of z per day, t) per slot.
+
+        Remaining time is inf without a significant upward trend, NaN without a class
+        limit or enough points after the onset, 0 once the fitted line is over the limit.
+        """
+        s = self._state
+        tt = s["trend_t"][slots]
+        tt0 = s["trend_t0"][slots]
+        zz = s["trend_z"][slots].astype(np.float64)
+        n_pts = np.minimum(s["trend_n"][slots], self.trend_points)
+        valid = np.arange(self.trend_points)[None, :] < n_pts[:, None]
+        onset = np.where(s["maint_on"][slots], s["maint_since"][slots], s["maint_start"][slots])
+        valid &= tt0 >= onset[:, None]
+        m = valid.sum(axis=1).astype(np.float64)
+        w = valid.astype(np.float64)
+        msafe = np.maximum(m, 1.0)
+        ref = s["last_qual_t"][slots]
+        x = np.where(valid, (tt - ref[:, None]) / _DAY_S, 0.0)
+        xm = (w * x).sum(axis=1) / msafe
+        zm = (w * zz).sum(axis=1) / msafe
+        dx = np.where(valid, x - xm[:, None], 0.0)
+        sxx = (dx * dx).sum(axis=1)
+        enough = (m >= self.trend_min_points) & (sxx > 0)
+        sxx_safe = np.where(enough, sxx, 1.0)
+        slope = (dx * (zz - zm[:, None])).sum(axis=1) / sxx_safe
+        resid = np.where(valid, zz - zm[:, None] - slope[:, None] * dx, 0.0)
+        s2 = (resid * resid).sum(axis=1) / np.maximum(m - 2, 1.0)
+        # The bucket means scatter at least as much as the baseline noise allows.
+        s2 = np.maximum(s2, (s["base_sigma"][slots] ** 2) / self.trend_every)
+        tstat = slope / np.sqrt(np.maximum(s2, 1e-18) / sxx_safe)
+        level_now = zm - slope * xm  # fitted z at the newest qualifying sample
+        log_allow, log_dpn = self._log_spec(slots)
+        limit_z = log_allow - log_dpn - s["base_logc"][slots]
+        rising = enough & (tstat > self.trend_t_min) & (slope > 0)
+        # slope two standard errors lower: the late end of the crossing time
+        slope_lo = slope * (1.0 - 2.0 / np.where(rising, tstat, 1.0))
+        days, days_late = (
+            np.where(rising, (limit_z - level_now) / np.where(rising, b, 1.0), np.inf)
+            for b in (slope, slope_lo)
+        )
+        known = enough & np.isfinite(limit_z)
+        rul = np.where(known, np.maximum(days, 0.0) * _DAY_S, np.nan)
+        rul_late = np.where(known, np.maximum(days_late, 0.0) * _DAY_S, np.nan)
+        return (
+            rul,
+            rul_late,
+            np.where(enough, slope, np.nan),
+            np.where(enough, tstat, np.nan),
+        )
 
     # -- reading -------------------------------------------------------------------------
 
@@ -269,39 +375,56 @@ class SeatLeakDetector(Detector):
         est = s["n_seen"] >= self.baseline_samples
         cat = s["category"]
         base_c = np.where(est, np.exp(s["base_logc"]), np.nan)
-        ratio = np.where(est, np.exp(s["ewma_z"]), np.nan)
+        ratio = np.where(est, np.exp(s["maint_level"]), np.nan)
         log_allow, log_dpn = self._log_spec(slice(0, n))
-        thr_z = self._threshold_z(s["base_sigma"])
+        _, h, _ = self._test.thresholds(self._delta, s["base_sigma"])
         since = np.where(
-            s["maint"] & s["oos"],
+            s["maint_on"] & s["oos"],
             np.minimum(s["maint_since"], s["oos_since"]),
-            np.where(s["oos"], s["oos_since"], np.where(s["maint"], s["maint_since"], np.nan)),
+            np.where(s["oos"], s["oos_since"], np.where(s["maint_on"], s["maint_since"], np.nan)),
         )
         status = np.where(
             s["n_seen"] == 0,
             Status.NO_DATA,
             np.where(~est, Status.LEARNING, np.where(cat > 0, Status.ALARM, Status.NORMAL)),
         ).astype(np.int8)
+        rul, rul_late, slope, tstat = self._rul(slice(0, n))
+        sigma_lvl = np.maximum(s["base_sigma"] * self._test.ewma_sd, 1e-9)
+        over_spec = (s["base_logc"] + s["maint_level"] + log_dpn - log_allow) / sigma_lvl
+        conf = np.where(
+            s["oos"],
+            confidence(1.0 + np.maximum(over_spec, 0.0)),
+            self._test.confidence(s, slice(0, n), self._delta, s["base_sigma"]),
+        )
+        severity = SEVERITY_BY_CATEGORY[cat] + (s["urgent"] & (cat > 0)).astype(np.int8)
         return Verdicts(
             cause=self.cause,
             signal=f"leak_mm3s / (p_in_kpa - p_out_kpa)^{self.exponent:g}",
             status=status,
             category=cat,
-            severity=_SEVERITY[cat],
+            severity=severity,
             since_s=since,
             changed_s=np.where(s["changed_t"] > 0, s["changed_t"], np.nan),
+            confidence=np.where(cat > 0, conf, np.nan),
             evidence={
                 "baseline_c": base_c,
                 "baseline_spread": np.where(est, s["base_sigma"], np.nan),
                 "current_c": base_c * ratio,
                 "ratio": ratio,
-                "threshold_ratio": np.where(est, np.exp(thr_z), np.nan),
+                "threshold_ratio": np.where(est, self.alarm_ratio, np.nan),
                 "clear_ratio": np.where(est, self.clear_ratio, np.nan),
+                "cusum": np.where(est, s["maint_cusum"], np.nan),
+                "cusum_threshold": np.where(est, h, np.nan),
                 "leak_at_test_mm3s": base_c * ratio * np.exp(log_dpn),
                 "allowable_mm3s": np.exp(log_allow),
                 "test_dp_kpa": iso5208.seat_test_dp_kpa(s["pn_bar"]),
                 "dn_mm": np.where(s["dn_mm"] > 0, s["dn_mm"], np.nan),
                 "leakage_class": s["leakage_class"].astype(np.float64),
+                "growth_per_30d": np.exp(np.minimum(30.0 * slope, 700.0)),
+                "trend_t": tstat,
+                "rul_s": rul,
+                "rul_late_s": rul_late,
+                "limit_eta_s": s["last_qual_t"] + rul,
                 "samples": s["n_seen"].astype(np.float64),
             },
         )
@@ -311,11 +434,24 @@ class SeatLeakDetector(Detector):
         code = int(v.evidence["leakage_class"][i])
         out["leakage_class"] = iso5208.LEAKAGE_CLASSES[code] or None
         out["exponent"] = self.exponent
+        rul = float(v.evidence["rul_s"][i])
+        if rul == math.inf:
+            out["rul_s"] = None
+            out["rul"] = "no significant upward trend"
+        elif math.isfinite(rul):
+            out["rul"] = fmt_duration(rul)
         return out
 
     def summary(self, v: Verdicts, i: int) -> str:
         e = self.evidence(v, i)
-        since = _fmt_time(e["since"])
+        since = fmt_time(e["since"])
+        rul = e.get("rul_s")
+        tail = ""
+        if rul is not None and e.get("limit_eta_s") is not None:
+            tail = (
+                f"; at the current trend it reaches the class limit in {fmt_duration(rul)}"
+                f" ({fmt_time(e['limit_eta_s'])})"
+            )
         if v.category[i] == CategoryCode.OUT_OF_SPECIFICATION:
             return (
                 f"Seat leakage {e['leak_at_test_mm3s']:.3g} mm³/s at the ISO 5208 test pressure "
@@ -327,12 +463,6 @@ class SeatLeakDetector(Detector):
             return (
                 f"Seat leakage {e['ratio']:.1f}x its commissioning baseline "
                 f"(C={e['current_c']:.3g}, baseline {e['baseline_c']:.3g} "
-                f"mm³/s/kPa^{self.exponent:g}) since {since}: schedule seat inspection"
+                f"mm³/s/kPa^{self.exponent:g}) since {since}{tail}: schedule seat inspection"
             )
         return "Seat leakage back within its baseline"
-
-
-def _fmt_time(t: float | None) -> str:
-    if t is None:
-        return "an unknown time"
-    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M UTC")

@@ -2,7 +2,9 @@
 
 Ingest calls ``observe(device, samples)`` for each decoded telemetry message (cheap: the
 readings are appended to flat buffers) and ``flush()`` on a timer. A flush builds one
-``SampleBatch`` from everything pending, runs every detector over it, and compares each
+``SampleBatch`` from everything pending, runs the sensor-fault screen over it first (if
+configured), then every other detector (the ``gated`` ones on the screened readings,
+with their verdicts held for devices whose relevant sensor is faulty), and compares each
 detector's verdicts with the ones it last acted on: only a change of category or
 severity reaches the ``AlertStore``, so a device has one alert per cause however many
 samples confirm it. A store error leaves that change pending, to be retried next flush.
@@ -27,6 +29,7 @@ from typing import Any, Final, Literal
 
 import numpy as np
 
+from analytics.actuation import ActuationWearDetector
 from analytics.base import (
     CATEGORY_NAMES,
     Detector,
@@ -36,13 +39,15 @@ from analytics.base import (
     Verdicts,
     sample_time_s,
 )
+from analytics.pump_seal import PumpSealDetector
 from analytics.seat_leak import SeatLeakDetector
+from analytics.sensor_health import SensorFaultDetector
 from sealscope.alerts import Alert, AlertStore, Category
 from sealscope.errors import ConfigError, SealscopeError
 from sealscope.registry import Device
 from sealscope.wire import Sample
 
-__all__ = ["AlertChange", "DetectionService"]
+__all__ = ["AlertChange", "DetectionService", "default_detectors"]
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +69,16 @@ class AlertChange:
     alert: Alert | None = None
 
 
+def default_detectors() -> list[Detector]:
+    """What ``sealscope up`` runs: sensor screen first, then the physical seal checks."""
+    return [
+        SensorFaultDetector(),
+        SeatLeakDetector(),
+        ActuationWearDetector(),
+        PumpSealDetector(),
+    ]
+
+
 class DetectionService:
     def __init__(
         self,
@@ -72,13 +87,17 @@ class DetectionService:
         state_path: Path | None,
         detectors: Sequence[Detector] | None = None,
     ) -> None:
-        dets = list(detectors) if detectors is not None else [SeatLeakDetector()]
+        dets = list(detectors) if detectors is not None else default_detectors()
         causes = [d.cause for d in dets]
         if not all(causes) or len(set(causes)) != len(causes):
             raise ValueError(f"detectors need distinct, non-empty causes, got {causes}")
         self._alerts = alerts
         self._state_path = Path(state_path) if state_path is not None else None
         self._detectors = dets
+        screens = [d for d in dets if isinstance(d, SensorFaultDetector)]
+        if len(screens) > 1:
+            raise ValueError("at most one SensorFaultDetector")
+        self._screen: SensorFaultDetector | None = screens[0] if screens else None
         self._fields = tuple(sorted({f for d in dets for f in d.signals}))
         self._ids: list[str] = []
         self._slot_of: dict[str, int] = {}
@@ -137,6 +156,25 @@ class DetectionService:
                 col.append(nan if v is None else v)
         self._counters["samples_observed"] += len(samples)
 
+    def observe_arrays(
+        self, slots: np.ndarray, t_s: np.ndarray, cols: dict[str, np.ndarray]
+    ) -> None:
+        """Queue samples given as columns: ``slots`` (see ``slot``, each already assigned by
+        ``observe``), event times in seconds, and any of the detectors' fields (absent
+        ones are NaN). The bulk path of ``observe``, without a Python object per sample."""
+        n = len(slots)
+        if len(t_s) != n or any(len(v) != n for v in cols.values()):
+            raise ValueError("slots, t_s and every column must have the same length")
+        if n and (int(np.min(slots)) < 0 or int(np.max(slots)) >= len(self._ids)):
+            raise ValueError("unknown slot: register each device with observe() first")
+        self._p_slot.frombytes(np.ascontiguousarray(slots, np.int64).tobytes())
+        self._p_t.frombytes(np.ascontiguousarray(t_s, np.float64).tobytes())
+        for name, col in self._p_cols.items():
+            v = cols.get(name)
+            v = np.full(n, np.nan) if v is None else np.ascontiguousarray(v, np.float64)
+            col.frombytes(v.tobytes())
+        self._counters["samples_observed"] += n
+
     def _slot_for(self, device: Device) -> int:
         slot = self._slot_of.get(device.device_id)
         if slot is None:
@@ -169,10 +207,24 @@ class DetectionService:
         self._counters["samples_flushed"] += len(batch)
         self._table.ensure_capacity(len(self._ids))
         changes: list[AlertChange] = []
+        screened = batch
+        screen = self._screen
+        if screen is not None:
+            # First, so seal detectors see readings of faulty sensors withheld.
+            try:
+                if len(batch):
+                    screened = screen.screen(batch, self._table)
+            except Exception:
+                self._counters["detector_errors"] += 1
+                log.exception("sensor screen failed on a batch of %d", len(batch))
+            else:
+                changes.extend(self._act(screen))
         for det in self._detectors:
+            if det is screen:
+                continue
             if len(batch):
                 try:
-                    det.update(batch, self._table)
+                    det.update(screened if det.gated else batch, self._table)
                 except Exception:
                     self._counters["detector_errors"] += 1
                     log.exception("detector %s failed on a batch of %d", det.cause, len(batch))
@@ -185,6 +237,12 @@ class DetectionService:
         n = len(self._ids)
         cat = _padded(v.category, n)
         sev = _padded(v.severity, n)
+        if det.gated and self._screen is not None:
+            # A seal verdict resting on a sensor judged faulty is held back: the sensor
+            # fault is the alert, and a seal alert it caused is cleared.
+            held = self._screen.faulty(det.signals, n)
+            cat = np.where(held, 0, cat).astype(np.int8)
+            sev = np.where(held, 0, sev).astype(np.int8)
         acted_cat, acted_sev = (_padded(a, n) for a in self._acted[det.cause])
         self._acted[det.cause] = (acted_cat, acted_sev)
         changes: list[AlertChange] = []
@@ -246,6 +304,7 @@ class DetectionService:
                 "status": Status(int(v.status[slot])).name.lower(),
                 "category": CATEGORY_NAMES[int(v.category[slot])],
                 "severity": int(v.severity[slot]),
+                "confidence": det.evidence(v, slot)["confidence"],
                 "evidence": det.evidence(v, slot),
             }
         return out

@@ -42,3 +42,5 @@ def test_bench_seat_leak_update_100k_devices(benchmark):
     assert det.samples_seen % (N_DEVICES * PER_DEVICE) == 0
     assert det.late_samples == 0
     assert np.all(det.verdicts().category == 0)
+    state_bytes = sum(a.nbytes for a in det.state_dict().values()) / N_DEVICES
+    print(f"SeatLeakDetector state: {state_bytes:,.0f} bytes/device")

@@ -9,7 +9,17 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from analytics import Detector, DeviceTable, SampleBatch, SeatLeakDetector, Verdicts
+from analytics import (
+    ActuationWearDetector,
+    Detector,
+    DeviceTable,
+    MultivariateDetector,
+    PumpSealDetector,
+    SampleBatch,
+    SeatLeakDetector,
+    SensorFaultDetector,
+    Verdicts,
+)
 from sealscope.registry import Device
 from sealscope.wire import SAMPLE_FIELDS
 from tests.analytics.streams import HOUR, T0
@@ -17,6 +27,17 @@ from tests.analytics.streams import HOUR, T0
 DETECTORS: list[Callable[[], Detector]] = [
     lambda: SeatLeakDetector(),
     lambda: SeatLeakDetector(baseline_samples=8, alpha=0.3, clear_samples=3, exponent=1.0),
+    lambda: SeatLeakDetector(trend_every=2, trend_points=8, urgent_days=1e4),
+    lambda: ActuationWearDetector(),
+    lambda: ActuationWearDetector(baseline_samples=6, wear_ratio=1.5),
+    lambda: PumpSealDetector(),
+    lambda: PumpSealDetector(baseline_samples=12, temp_rise_c=2.0),
+    lambda: SensorFaultDetector(),
+    lambda: SensorFaultDetector(train_samples=24, hampel_window=5, channels=("temp_c", "p_in_kpa")),
+    lambda: MultivariateDetector(train_samples=60, calibrate_samples=30),
+    lambda: MultivariateDetector(
+        train_samples=40, calibrate_samples=20, features=("p_in_kpa", "leak_mm3s", "vib_mms")
+    ),
 ]
 N_DEV = 24
 N_T = 240
@@ -61,6 +82,14 @@ def generic_stream(seed: int = 0) -> SampleBatch:
     for name in ("leak_mm3s", "stroke_s", "torque_nm", "motor_a", "vib_mms"):
         signals[name] = signals[name] * wear
     signals["leak_mm3s"] = 0.01 * signals["leak_mm3s"] * np.sqrt(dp)
+    signals["speed_rpm"] = 1450.0 * np.exp(rng.normal(0, 0.05, len(t)))
+    # Sensor faults from the middle on: a stuck temperature, a vanished vibration sensor,
+    # a spiking flow meter, each on one device.
+    late = k >= N_T // 2
+    signals["temp_c"][(slot == 3) & late] = 21.5
+    signals["vib_mms"][(slot == 6) & late] = np.nan
+    spiky = (slot == 9) & late & (rng.random(len(t)) < 0.4)
+    signals["flow_m3h"][spiky] *= 50.0
     return SampleBatch(slot, t, signals)
 
 
@@ -78,7 +107,7 @@ def chunks(batch: SampleBatch, bounds: np.ndarray) -> list[SampleBatch]:
 
 def assert_same(a: Verdicts, b: Verdicts) -> None:
     assert a.cause == b.cause and a.signal == b.signal
-    for name in ("status", "category", "severity", "since_s", "changed_s"):
+    for name in ("status", "category", "severity", "since_s", "changed_s", "confidence"):
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
     assert a.evidence.keys() == b.evidence.keys()
     for k in a.evidence:

@@ -72,21 +72,26 @@ def test_seat_leak_step_alarms_at_exact_sample():
     rng = np.random.default_rng(0)
     stream = valve_stream(rng, stepped(400, 200, 10.0), 400)
     det = SeatLeakDetector()
-    # A 10x step is clipped to log(3) per sample, so the EWMA needs 10 samples (200..209)
-    # to climb log(3); whether the 10th is enough depends on the noise just before.
-    assert first_alarm(det, stream, device_table([VALVE])) == 209
+    # A 10x step adds log(3) - log(3)/2 to the CUSUM per sample (clipped): past
+    # h = 2.5 log(3) at the sixth sample of the step; the onset is dated to the first.
+    assert first_alarm(det, stream, device_table([VALVE])) == 205
     v = det.verdicts()
     assert v.category[0] == MAINT
-    assert v.since_s[0] == stream.t_s[209]
-    assert v.evidence["ratio"][0] > 3.0
+    assert v.since_s[0] == stream.t_s[200]
+    assert v.changed_s[0] == stream.t_s[205]
+    assert v.evidence["cusum"][0] >= v.evidence["cusum_threshold"][0]
+    assert v.evidence["ratio"][0] > 1.5
     assert v.evidence["baseline_c"][0] == pytest.approx(C0, rel=0.1)
+    assert 0.6 < v.confidence[0] <= 1
 
 
 @pytest.mark.parametrize("seed", range(5))
-def test_seat_leak_step_alarms_within_ten_samples_not_before(seed):
+def test_seat_leak_step_alarms_within_six_samples_not_before(seed):
     rng = np.random.default_rng(seed)
     stream = valve_stream(rng, stepped(400, 200, 10.0), 400)
-    assert 208 <= first_alarm(SeatLeakDetector(), stream, device_table([VALVE])) <= 211
+    det = SeatLeakDetector()
+    assert 204 <= first_alarm(det, stream, device_table([VALVE])) <= 206
+    assert det.verdicts().since_s[0] == stream.t_s[200]
 
 
 def test_seat_leak_single_spikes_do_not_alarm():
@@ -98,7 +103,7 @@ def test_seat_leak_single_spikes_do_not_alarm():
     assert first_alarm(SeatLeakDetector(), stream, device_table([VALVE])) == -1
 
 
-def test_seat_leak_slow_drift_alarms_near_3x_before_class_limit():
+def test_seat_leak_slow_drift_alarms_near_2x_weeks_before_class_limit():
     rng = np.random.default_rng(11)
     n = 160 * 24
     start = 10 * 24
@@ -109,8 +114,13 @@ def test_seat_leak_slow_drift_alarms_near_3x_before_class_limit():
     table = device_table([VALVE])
     i_maint = first_alarm(det, stream, table)
     assert det.verdicts().category[0] == MAINT
-    assert 2.7 < ratio_true[i_maint] < 3.4
-    assert C0 * ratio_true[i_maint] < C_ALLOW / 3  # long before the class limit
+    # The CUSUM, tuned to a 3x shift, accumulates once the leak is past ~1.7x.
+    assert 1.7 < ratio_true[i_maint] < 2.0
+    i_limit = int(np.argmax(C0 * ratio_true > C_ALLOW))
+    assert (i_limit - i_maint) / 24 > 60  # two months of lead time before the class limit
+    # The onset is dated to where the leak went past the CUSUM's reference (~1.7x).
+    i_since = int(np.searchsorted(stream.t_s, det.verdicts().since_s[0]))
+    assert 1.5 < ratio_true[i_since] < ratio_true[i_maint]
 
 
 def test_seat_leak_out_of_specification_once_class_limit_crossed():

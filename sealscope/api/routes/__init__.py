@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter
 
-from sealscope.api.routes import alerts, dead_letters, devices, health, page, telemetry
+from sealscope.api.routes import alerts, dead_letters, devices, health, page, risk, telemetry
 
 __all__ = ["api_router", "root_router"]
 
@@ -11,6 +11,7 @@ api_router.include_router(devices.router)
 api_router.include_router(telemetry.router)
 api_router.include_router(alerts.router)
 api_router.include_router(dead_letters.router)
+api_router.include_router(risk.router)
 
 # outside the versioned prefix: probes and the web page
 root_router = APIRouter()

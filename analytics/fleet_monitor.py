@@ -1,0 +1,108 @@
+"""The detection process's view of the fleet: per-device detectors plus fleet risk.
+
+``FleetMonitor`` stands where ingest expects its ``Detection`` (observe, flush, save):
+every sample goes to the ``DetectionService`` and extends its device's exposure in
+``FleetRisk``; every seal alert the service raises is a fleet-risk event; the risk table
+is re-evaluated and its alerts applied every ``apply_every_s`` of wall time (the exact
+tests cost O(groups), not O(samples), but there is no point running them per batch).
+
+``SavedFleetRisk`` lets an API process that does not run the detectors serve the table
+the detection process last saved.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from analytics.fleet_risk import FleetRisk, RiskTable
+from analytics.service import AlertChange, DetectionService
+from sealscope.alerts import AlertStore
+from sealscope.registry import Device
+from sealscope.wire import Sample
+
+__all__ = ["FleetMonitor", "SavedFleetRisk"]
+
+log = logging.getLogger(__name__)
+
+
+class FleetMonitor:
+    def __init__(
+        self,
+        *,
+        detection: DetectionService,
+        risk: FleetRisk,
+        alerts: AlertStore,
+        risk_path: Path | None,
+        apply_every_s: float = 3600.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if apply_every_s <= 0:
+            raise ValueError("apply_every_s must be > 0")
+        self.detection = detection
+        self.risk = risk
+        self._alerts = alerts
+        self._risk_path = risk_path
+        self._apply_every_s = apply_every_s
+        self._clock = clock
+        self._last_apply = clock()
+        # the API reads the table from its own thread while ingest feeds the monitor
+        self._lock = threading.Lock()
+        if risk_path is not None and risk_path.exists():
+            risk.load(risk_path)
+            log.info("fleet risk: %d devices restored from %s", risk.device_count, risk_path)
+
+    def observe(self, device: Device, samples: Sequence[Sample]) -> None:
+        self.detection.observe(device, samples)
+        with self._lock:
+            self.risk.observe(device, samples)
+
+    def flush(self) -> list[AlertChange]:
+        changes = self.detection.flush()
+        with self._lock:
+            self.risk.record_changes(changes)
+            if self._clock() - self._last_apply >= self._apply_every_s:
+                self.apply()
+        return changes
+
+    def apply(self) -> list[Any]:
+        """Evaluate the risk table now and raise, update or clear its alerts."""
+        self._last_apply = self._clock()
+        changes = self.risk.apply(self._alerts)
+        for c in changes:
+            log.info("fleet risk: %s %s (%s)", c.key, c.action, c.strength)
+        return changes
+
+    def table(self) -> RiskTable:
+        with self._lock:
+            return self.risk.table()
+
+    def save(self) -> None:
+        self.detection.save()
+        if self._risk_path is not None:
+            with self._lock:
+                self.risk.save(self._risk_path)
+
+
+class SavedFleetRisk:
+    """The table of the fleet risk state a detection process saved (reloaded when the file
+    changes). ``table()`` raises ``FileNotFoundError`` until a first save."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._mtime_ns = -1
+        self._risk: FleetRisk | None = None
+        self._lock = threading.Lock()
+
+    def table(self) -> RiskTable:
+        with self._lock:
+            mtime_ns = self.path.stat().st_mtime_ns
+            if self._risk is None or mtime_ns != self._mtime_ns:
+                risk = FleetRisk()
+                risk.load(self.path)
+                self._risk, self._mtime_ns = risk, mtime_ns
+            return self._risk.table()

@@ -1,0 +1,111 @@
+"""Fleet risk: the current table of batches, models, manufacturers and regions vs their peers.
+
+The table comes from the ``FleetRisk`` monitor the detection process keeps on
+``app.state.fleet_risk``; an API process without one answers 503 rather than an empty
+table that would read as "no risk".
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal, Protocol
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, Field
+
+from sealscope.api.handlers import ApiError
+from sealscope.api.models import ErrorBody
+
+__all__ = ["RiskRowPublic", "RiskTablePublic", "router"]
+
+router = APIRouter(prefix="/risk", tags=["risk"])
+
+Dimension = Literal["batch", "model", "manufacturer", "region"]
+Strength = Literal["none", "weak", "moderate", "strong"]
+
+
+class _RiskSource(Protocol):
+    def table(self) -> Any: ...
+
+
+def get_fleet_risk(request: Request) -> _RiskSource:
+    risk = getattr(request.app.state, "fleet_risk", None)
+    if risk is None:
+        raise ApiError(
+            503,
+            "fleet_risk_unavailable",
+            "Fleet risk is not evaluated by this process; query the API of the process "
+            "that runs the detectors.",
+        )
+    return risk  # type: ignore[no-any-return]
+
+
+FleetRiskDep = Annotated[_RiskSource, Depends(get_fleet_risk)]
+
+
+class RiskRowPublic(BaseModel):
+    key: str = Field(description="dimension:group, the device_id of the group's risk alert")
+    dimension: Dimension
+    group: str
+    devices: int
+    events: int = Field(description="devices with a seal alert")
+    exposure_days: float = Field(description="device-days at risk")
+    rate_per_year: float = Field(description="events per device-year at risk")
+    peer_devices: int
+    peer_events: int
+    peer_exposure_days: float
+    peer_rate_per_year: float
+    expected_events: float = Field(description="events at the peers' rate, per asset kind")
+    rate_ratio: float | None = Field(description="observed / expected; null: no peer events")
+    rate_ratio_low: float | None = Field(description="95 % interval, exact Poisson")
+    rate_ratio_high: float | None
+    p_value: float = Field(description="exact conditional test, one-sided")
+    q_value: float = Field(description="Benjamini-Hochberg adjusted over the whole table")
+    strength: Strength
+    flagged: bool = Field(description="a quality risk alert is warranted")
+    manufacturers: list[str]
+
+
+class RiskTablePublic(BaseModel):
+    evaluated_at: datetime | None = Field(description="event time of the newest observation")
+    devices: int
+    events: int
+    exposure_days: float
+    tests: int = Field(description="groups in the multiple-comparison family")
+    data: list[RiskRowPublic]
+
+
+@router.get(
+    "",
+    response_model=RiskTablePublic,
+    responses={503: {"model": ErrorBody, "description": "fleet risk not running here"}},
+)
+def risk_table(
+    risk: FleetRiskDep,
+    dimension: Dimension | None = None,
+    min_strength: Strength = "none",
+    flagged: bool | None = None,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+) -> RiskTablePublic:
+    try:
+        table = risk.table()
+    except FileNotFoundError:
+        raise ApiError(
+            503,
+            "fleet_risk_unavailable",
+            "No fleet risk evaluated yet: the detection process (sealscope ingest or up) "
+            "saves it once it has run.",
+        ) from None
+    rows = table.select(dimension=dimension, min_strength=min_strength)
+    if flagged is not None:
+        rows = [r for r in rows if r.flagged == flagged]
+    return RiskTablePublic(
+        evaluated_at=datetime.fromtimestamp(table.evaluated_at, UTC)
+        if table.evaluated_at
+        else None,
+        devices=table.devices,
+        events=table.events,
+        exposure_days=table.exposure_days,
+        tests=table.tests,
+        data=[RiskRowPublic(**r.as_dict()) for r in rows[:limit]],
+    )
