@@ -6,8 +6,9 @@ import argparse
 import asyncio
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from sealscope.config import Settings, load_settings
 from sealscope.errors import ConfigError, SealscopeError
@@ -53,15 +54,16 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("ingest", help="MQTT -> store, against the configured broker and store")
     sub.add_parser("api", help="the HTTP API and web page")
-
-    sim = sub.add_parser("sim", help="publish a simulated fleet to the configured broker")
-    sim.add_argument("--devices", type=int, default=20)
-    sim.add_argument("--interval", type=float, default=2.0, help="wall s between uplinks")
-    sim.add_argument("--uplinks", type=int, help="rounds to send (default: until Ctrl-C)")
-    sim.add_argument("--seed", type=int, default=1)
-    sim.add_argument(
-        "--no-register", action="store_true", help="do not write the fleet into the registry"
+    sub.add_parser(
+        "gateway",
+        help="NB-IoT gateway: CoAP/SenML uplinks (and platform HTTP push) -> MQTT",
     )
+    keys = sub.add_parser("keys", help="issue, rotate or revoke gateway device keys")
+    keys.add_argument("action", choices=("issue", "rotate", "revoke"))
+    keys.add_argument("device_ids", nargs="+", metavar="DEVICE_ID")
+    _sim_parser(sub)
+    _detect_parser(sub)
+    _eval_parser(sub)
 
     bench = sub.add_parser("bench", help="measure throughput against real services")
     bench_sub = bench.add_subparsers(dest="bench", required=True, metavar="WHAT")
@@ -69,7 +71,210 @@ def _parser() -> argparse.ArgumentParser:
     bi.add_argument("--messages", type=int, default=20_000)
     bi.add_argument("--samples", type=int, default=12, help="samples per message")
     bi.add_argument("--devices", type=int, default=1000)
+    bg = bench_sub.add_parser("gateway", help="CoAP uplinks/s through the gateway into Mosquitto")
+    bg.add_argument("--uplinks", type=int, default=20_000)
+    bg.add_argument("--devices", type=int, default=2_000)
+    bg.add_argument("--samples", type=int, default=12, help="samples per uplink")
+    bs = bench_sub.add_parser("sim", help="simulated device-samples/s and publish rate")
+    bs.add_argument("--devices", type=int, default=100_000)
+    bs.add_argument("--rounds", type=int, default=3)
     return p
+
+
+def _sim_parser(sub: Any) -> None:
+    sim = sub.add_parser("sim", help="publish a simulated fleet to the configured broker")
+    sim.add_argument("--devices", type=int, default=20)
+    sim.add_argument(
+        "--profile",
+        choices=("demo", "field"),
+        default="demo",
+        help="demo: minute samples, a fifth of the valves degrading within hours; field: "
+        "5-min samples, hourly uplinks, Weibull wear, bad batches, sensor faults, NB-IoT radio",
+    )
+    pace = sim.add_mutually_exclusive_group()
+    pace.add_argument("--interval", type=float, default=2.0, help="wall s between uplinks")
+    pace.add_argument(
+        "--speed",
+        type=float,
+        help="simulated s per wall s (e.g. 86400: a day a second), starting at the "
+        "fleet's fixed start time instead of live",
+    )
+    sim.add_argument("--uplinks", type=int, help="rounds to send (default: until Ctrl-C)")
+    sim.add_argument("--seed", type=int, default=1)
+    sim.add_argument(
+        "--transport",
+        choices=("mqtt", "mqtt-device", "coap"),
+        default="mqtt",
+        help="mqtt: one shared connection; mqtt-device: each device its own MQTT identity; "
+        "coap: SenML uplinks through `sealscope gateway`",
+    )
+    sim.add_argument(
+        "--connections", type=int, default=64, help="devices awake at once (mqtt-device, coap)"
+    )
+    sim.add_argument(
+        "--downlink", action="store_true", help="devices listen for commands (mqtt-device)"
+    )
+    sim.add_argument("--coap-host", default="127.0.0.1")
+    sim.add_argument("--coap-port", type=int, help="default: the coap_port setting")
+    sim.add_argument("--truth-out", type=Path, help="write the ground truth (.json or .csv)")
+    sim.add_argument("--progress", action="store_true", help="progress bar on stderr")
+    sim.add_argument(
+        "--no-register", action="store_true", help="do not write the fleet into the registry"
+    )
+
+
+def _detect_parser(sub: Any) -> None:
+    d = sub.add_parser(
+        "detect",
+        help="run the detectors over recorded readings in a CSV file",
+        description="Score every row of a CSV of recorded readings and write it back with "
+        "anomaly_score, anomaly_flag and anomaly_cause columns.",
+    )
+    d.add_argument("input", type=Path, help="CSV with a header row")
+    d.add_argument("-o", "--output", type=Path, required=True, help="CSV to write")
+    d.add_argument("--time-column", required=True, help="ISO 8601 or Unix epoch s/ms/us/ns")
+    d.add_argument(
+        "--map",
+        dest="columns",
+        metavar="SIGNAL=COLUMN[:UNIT],...",
+        help="e.g. leak=Leak:mlmin,pin=P1:bar,pout=P2:bar,pos=Position "
+        "(signals: leak, pin, pout, dp, pos, stroke, torque, current, temp, vib, flow, speed)",
+    )
+    d.add_argument(
+        "--features",
+        help="comma-separated columns for the multivariate detector, or * for every numeric "
+        "column (default: every numeric column not mapped)",
+    )
+    d.add_argument("--train", metavar="START,STOP", help="training window, in the file's times")
+    d.add_argument(
+        "--train-fraction",
+        type=float,
+        default=0.2,
+        help="training window as the first share of the time span (default 0.2)",
+    )
+    d.add_argument("--delimiter", help="default: sniffed from the header line")
+    d.add_argument("--kind", choices=("valve", "pump"), default="valve")
+    d.add_argument("--dn", type=int, help="nominal size, mm (for the ISO 5208 limit)")
+    d.add_argument("--pn", type=int, help="pressure class, bar")
+    d.add_argument("--leakage-class", default="", help="ISO 5208 rate class, e.g. A, B, C, D")
+    d.add_argument(
+        "--persist",
+        default="3,5",
+        metavar="NEEDED,WINDOW",
+        help="a multivariate flag needs NEEDED of the last WINDOW rows over threshold",
+    )
+
+
+def _eval_parser(sub: Any) -> None:
+    e = sub.add_parser(
+        "eval", help="score the detectors on a simulated field fleet with ground truth"
+    )
+    e.add_argument("--devices", type=int, default=1000)
+    e.add_argument("--days", type=float, default=365.0)
+    e.add_argument("--seeds", default="0,1,2", help="comma-separated fleet seeds")
+    e.add_argument("--sample-interval", type=float, help="seconds (default: the field fleet's)")
+    e.add_argument("--risk-every-days", type=float, default=7.0)
+
+
+def _pair(text: str, what: str, cast: Callable[[str], Any] = str) -> tuple[Any, Any]:
+    parts = [p.strip() for p in text.split(",")]
+    if len(parts) != 2 or not all(parts):
+        raise ConfigError(what, f"expected two comma-separated values, got {text!r}")
+    try:
+        return cast(parts[0]), cast(parts[1])
+    except ValueError as exc:
+        raise ConfigError(what, f"{text!r}: {exc}") from exc
+
+
+def _run_detect(args: argparse.Namespace) -> int:
+    from analytics.offline import run_detect
+
+    features = None
+    if args.features:
+        features = [f.strip() for f in args.features.split(",") if f.strip()]
+    summary = run_detect(
+        input=args.input,
+        output=args.output,
+        time_column=args.time_column,
+        columns=args.columns,
+        train=_pair(args.train, "--train") if args.train else None,
+        features=features,
+        delimiter=args.delimiter,
+        kind=args.kind,
+        dn=args.dn,
+        pn=args.pn,
+        leakage_class=args.leakage_class,
+        train_fraction=args.train_fraction,
+        persist=_pair(args.persist, "--persist", int),
+    )
+    print(summary.report(), flush=True)
+    return 0
+
+
+def _run_eval(args: argparse.Namespace) -> int:
+    from analytics.evaluation import run_eval
+
+    try:
+        seeds = [int(x) for x in args.seeds.split(",") if x.strip()]
+    except ValueError as exc:
+        raise ConfigError("--seeds", f"{args.seeds!r} is not a list of integers") from exc
+    overrides = {}
+    if args.sample_interval:
+        overrides["sample_interval_s"] = args.sample_interval
+    try:
+        report = run_eval(
+            devices=args.devices,
+            days=args.days,
+            seeds=seeds,
+            spec_overrides=overrides,
+            risk_every_days=args.risk_every_days,
+            progress=lambda line: print(line, file=sys.stderr, flush=True),
+        )
+    except ValueError as exc:
+        raise ConfigError("eval", str(exc)) from exc
+    print(report.summary(), flush=True)
+    return 0
+
+
+def _run_keys(settings: Settings, action: str, device_ids: list[str]) -> int:
+    from gateway.keys import SqliteDeviceKeys, load_pepper
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    keys = SqliteDeviceKeys(
+        settings.state_db, pepper=load_pepper(settings.data_dir / "gateway" / "pepper")
+    )
+    try:
+        for device_id in device_ids:
+            if action == "issue":
+                print(f"{device_id} {keys.issue(device_id)}")
+            elif action == "rotate":
+                print(f"{device_id} {keys.rotate(device_id)}")
+            else:
+                keys.revoke(device_id)
+                print(f"{device_id} revoked")
+    finally:
+        keys.close()
+    return 0
+
+
+def _run_bench(args: argparse.Namespace) -> int:
+    if args.bench == "gateway":
+        from sealscope.bench_gateway import run_bench_gateway
+
+        return asyncio.run(
+            run_bench_gateway(uplinks=args.uplinks, devices=args.devices, samples=args.samples)
+        )
+    if args.bench == "sim":
+        from sealscope.bench_sim import run_bench_sim
+
+        if args.devices < 1 or args.rounds < 1:
+            raise ConfigError("bench sim", "--devices and --rounds must be >= 1")
+        return asyncio.run(run_bench_sim(devices=args.devices, rounds=args.rounds))
+    from sealscope.bench import run_bench_ingest
+
+    return asyncio.run(
+        run_bench_ingest(messages=args.messages, samples=args.samples, devices=args.devices)
+    )
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -104,6 +309,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             asyncio.run(runtime.run_ingest(settings))
         elif args.command == "api":
             asyncio.run(runtime.run_api(settings))
+        elif args.command == "gateway":
+            asyncio.run(runtime.run_gateway(settings))
+        elif args.command == "keys":
+            return _run_keys(settings, args.action, args.device_ids)
         elif args.command == "sim":
             asyncio.run(
                 runtime.run_sim(
@@ -113,14 +322,23 @@ def main(argv: Sequence[str] | None = None) -> int:
                     uplinks=args.uplinks,
                     seed=args.seed,
                     register=not args.no_register,
+                    profile=args.profile,
+                    transport=args.transport,
+                    speed=args.speed,
+                    connections=args.connections,
+                    downlink=args.downlink,
+                    coap_host=args.coap_host,
+                    coap_port=args.coap_port or settings.coap_port,
+                    truth_out=args.truth_out,
+                    progress_bar=args.progress,
                 )
             )
+        elif args.command == "detect":
+            return _run_detect(args)
+        elif args.command == "eval":
+            return _run_eval(args)
         elif args.command == "bench":
-            from sealscope.bench import run_bench_ingest
-
-            return asyncio.run(
-                run_bench_ingest(messages=args.messages, samples=args.samples, devices=args.devices)
-            )
+            return _run_bench(args)
     except ConfigError as exc:
         print(f"sealscope: configuration error: {exc}", file=sys.stderr)
         return 2

@@ -63,6 +63,7 @@ class Settings(BaseSettings):
     batch_max_points: int = Field(5000, ge=1)
     batch_max_age_s: float = Field(0.2, gt=0)
     detect: bool = True
+    risk_every_s: float = Field(3600.0, gt=0, description="fleet risk re-evaluation period")
 
     # API
     api_host: str = "127.0.0.1"

@@ -15,20 +15,25 @@ import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any, TextIO
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, TextIO
 
 import uvicorn
+from pydantic import SecretStr
 
 from sealscope.alerts import AlertStore, SqliteAlertStore
 from sealscope.config import Settings
 from sealscope.deadletters import DeadLetterStore, SqliteDeadLetterStore
 from sealscope.embedded import BrokerKind, EmbeddedBroker, pick_port
-from sealscope.errors import SealscopeError
+from sealscope.errors import ConfigError, NotFound, SealscopeError
 from sealscope.registry import DeviceRegistry, SqliteDeviceRegistry
 from sealscope.storage import TelemetryStore
 from sealscope.storage.factory import open_telemetry_store
 
-__all__ = ["Core", "open_core", "run_api", "run_ingest", "run_sim", "run_up"]
+if TYPE_CHECKING:
+    from firmware_sim import SimReport
+
+__all__ = ["Core", "open_core", "run_api", "run_gateway", "run_ingest", "run_sim", "run_up"]
 
 log = logging.getLogger(__name__)
 
@@ -69,13 +74,22 @@ def _stop_event() -> asyncio.Event:
 
 
 def _detection(core: Core) -> Any:
+    """The detectors and fleet risk ingest feeds (None when detection is off)."""
     if not core.settings.detect:
         return None
     from analytics import DetectionService
+    from analytics.fleet_monitor import FleetMonitor
+    from analytics.fleet_risk import FleetRisk
 
-    core.settings.detector_state_dir.mkdir(parents=True, exist_ok=True)
-    return DetectionService(
-        alerts=core.alerts, state_path=core.settings.detector_state_dir / "detectors.npz"
+    state_dir = core.settings.detector_state_dir
+    state_dir.mkdir(parents=True, exist_ok=True)
+    detection = DetectionService(alerts=core.alerts, state_path=state_dir / "detectors.npz")
+    return FleetMonitor(
+        detection=detection,
+        risk=FleetRisk(),
+        alerts=core.alerts,
+        risk_path=state_dir / "fleet_risk.npz",
+        apply_every_s=core.settings.risk_every_s,
     )
 
 
@@ -87,7 +101,7 @@ class _ApiServer(uvicorn.Server):
         yield
 
 
-def _api_server(core: Core, host: str, port: int) -> _ApiServer:
+def _api_server(core: Core, host: str, port: int, fleet_risk: Any = None) -> _ApiServer:
     from sealscope.api import create_app
 
     app = create_app(
@@ -96,6 +110,7 @@ def _api_server(core: Core, host: str, port: int) -> _ApiServer:
         registry=core.registry,
         alerts=core.alerts,
         dead_letters=core.dead_letters,
+        fleet_risk=fleet_risk,
     )
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
     return _ApiServer(config)
@@ -138,6 +153,52 @@ async def run_api(settings: Settings, *, stop: asyncio.Event | None = None) -> N
         server.should_exit = True
 
 
+SimProfile = Literal["demo", "field"]
+SimTransport = Literal["mqtt", "mqtt-device", "coap"]
+
+
+def _sim_transport(
+    settings: Settings,
+    fleet: Any,
+    transport: SimTransport,
+    *,
+    connections: int,
+    downlink: bool,
+    coap_host: str,
+    coap_port: int,
+) -> Any:
+    """None for the shared MQTT connection (the runner builds it), else the transport."""
+    if transport == "mqtt":
+        return None
+    if transport == "mqtt-device":
+        from firmware_sim import DeviceMqttTransport
+
+        # each device logs in as itself: the broker needs fleet.credentials() as users
+        return DeviceMqttTransport(
+            host=settings.mqtt_host,
+            port=settings.mqtt_port,
+            credentials=fleet.credentials(),
+            connections=connections,
+            downlink=downlink,
+        )
+    from firmware_sim.coap import CoapTransport
+    from gateway.keys import SqliteDeviceKeys, load_pepper
+
+    # The simulated devices own their ids: (re)issue their keys in the gateway's key store
+    # under the same data directory, as provisioning would.
+    keys = SqliteDeviceKeys(
+        settings.state_db, pepper=load_pepper(settings.data_dir / "gateway" / "pepper")
+    )
+    try:
+        issued = keys.issue_many(fleet.device_ids)
+        for device_id in fleet.device_ids:
+            if device_id not in issued:
+                issued[device_id] = keys.issue(device_id, replace=True)
+    finally:
+        keys.close()
+    return CoapTransport(host=coap_host, port=coap_port, keys=issued, concurrency=connections)
+
+
 async def run_sim(
     settings: Settings,
     *,
@@ -147,21 +208,49 @@ async def run_sim(
     seed: int,
     backfill_s: float = 12 * 3600.0,
     register: bool = True,
+    profile: SimProfile = "demo",
+    transport: SimTransport = "mqtt",
+    speed: float | None = None,
+    connections: int = 64,
+    downlink: bool = False,
+    coap_host: str = "127.0.0.1",
+    coap_port: int = 5683,
+    truth_out: Path | None = None,
+    progress_bar: bool = False,
     stop: asyncio.Event | None = None,
     out: TextIO = sys.stdout,
-) -> None:
-    """Publish a simulated fleet whose event time starts ``backfill_s`` ago, runs one uplink
-    round per ``interval_s`` until it reaches the wall clock, then goes on live."""
+) -> SimReport:
+    """Publish a simulated fleet; returns what the far end acknowledged.
+
+    Live (no ``speed``): event time starts ``backfill_s`` ago, one uplink round per
+    ``interval_s`` until it reaches the wall clock, then it goes on live. With ``speed``
+    (simulated seconds per wall second) the fleet starts at its spec's fixed start time and
+    runs ahead of the wall clock, for evaluation."""
     from firmware_sim import Fleet, FleetSpec, run_simulation
 
     stop = stop or _stop_event()
-    fleet = Fleet(
-        FleetSpec(devices=devices, seed=seed, start_t=time.time() - backfill_s, degrading_share=0.2)
+    live = speed is None
+    start_t = time.time() - backfill_s if live else None
+    if profile == "field":
+        spec = FleetSpec.field(devices=devices, seed=seed)
+    else:
+        spec = FleetSpec(devices=devices, seed=seed, degrading_share=0.2)
+    if start_t is not None:
+        spec = spec.replace(start_t=start_t)
+    fleet = Fleet(spec)
+    carrier = _sim_transport(
+        settings,
+        fleet,
+        transport,
+        connections=connections,
+        downlink=downlink,
+        coap_host=coap_host,
+        coap_port=coap_port,
     )
     registry = SqliteDeviceRegistry(settings.state_db) if register else None
 
     def progress(report: Any) -> None:
-        if report.rounds % 10 == 0:
+        if not progress_bar and report.rounds % 10 == 0:
             log.info(
                 "sim: %d rounds, %d messages acknowledged (%.0f msg/s)",
                 report.rounds,
@@ -169,10 +258,13 @@ async def run_sim(
                 report.messages_per_s,
             )
 
+    password = settings.mqtt_password.get_secret_value() if settings.mqtt_password else None
     try:
         report = await run_simulation(
             host=settings.mqtt_host,
             port=settings.mqtt_port,
+            username=settings.mqtt_username if password is not None else None,
+            password=password,
             fleet=fleet,
             uplinks=uplinks,
             interval_s=interval_s,
@@ -180,12 +272,78 @@ async def run_sim(
             protocol=settings.mqtt_protocol,
             progress=progress,
             stop=stop,
-            hold_at_wall_clock=True,
+            hold_at_wall_clock=live,
+            transport=carrier,
+            speed=speed,
+            progress_bar=progress_bar,
         )
     finally:
         if registry is not None:
             registry.close()
     print(report.summary(), file=out, flush=True)
+    if truth_out is not None:
+        print(f"ground truth: {fleet.write_truth(str(truth_out))}", file=out, flush=True)
+    return report
+
+
+async def run_gateway(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
+    """``sealscope gateway``: CoAP (and, with ``push_port``, the platforms' HTTP push)."""
+    from gateway import run_gateway as serve_gateway
+
+    stop = stop or _stop_event()
+    factory = _push_app_factory(settings) if settings.push_port is not None else None
+    await serve_gateway(
+        settings,
+        coap_host=settings.coap_host,
+        coap_port=settings.coap_port,
+        http_host=settings.push_host,
+        http_port=settings.push_port,
+        http_app_factory=factory,
+        stop=stop,
+    )
+
+
+def _push_app_factory(settings: Settings) -> Callable[[Any], Any]:
+    from gateway.http_push import PlatformCredentials, create_push_app
+
+    def secret(value: SecretStr | None) -> str | None:
+        return value.get_secret_value() if value is not None else None
+
+    try:
+        credentials = PlatformCredentials(
+            huawei_token=secret(settings.push_huawei_token),
+            ctwing_token=secret(settings.push_ctwing_token),
+            onenet_token=secret(settings.push_onenet_token),
+        )
+    except ValueError as exc:
+        raise ConfigError("push", str(exc)) from exc
+
+    def factory(gateway: Any) -> Any:
+        registry = SqliteDeviceRegistry(settings.state_db)
+
+        def resolve(platform: str, ref: str) -> str | None:
+            # a platform's device is registered under its IMEI / node id or platform id
+            try:
+                return registry.get(ref).device_id
+            except (NotFound, ValueError):
+                return None
+
+        app = create_push_app(
+            sink=gateway.forwarder,
+            credentials=credentials,
+            dead_letters=gateway.dead_letters,
+            resolve_device=resolve,
+            queue_max=settings.push_queue_max,
+            max_body_bytes=settings.push_max_body_bytes,
+        )
+
+        async def close_registry(_app: Any) -> None:
+            registry.close()
+
+        app.on_cleanup.append(close_registry)
+        return app
+
+    return factory
 
 
 async def run_up(
@@ -218,20 +376,22 @@ async def run_up(
         )
         api_port = pick_port(settings.api_host, api_port, settings.api_port, "API")
         async with open_core(settings) as core:
+            monitor = _detection(core)
             ingest = IngestService(
                 settings=settings,
                 store=core.store,
                 registry=core.registry,
                 dead_letters=core.dead_letters,
                 alerts=core.alerts,
-                detection=_detection(core),
+                detection=monitor,
             )
             async with ingest, asyncio.TaskGroup() as tg:
                 if not await asyncio.to_thread(ingest.wait_connected, 10.0):
                     raise SealscopeError(
                         f"ingest could not connect to the embedded broker on port {broker.port}"
                     )
-                server = _api_server(core, settings.api_host, api_port)
+                # one process: the API serves the live risk table, not the saved one
+                server = _api_server(core, settings.api_host, api_port, fleet_risk=monitor)
                 await _serve_until_started(server, tg)
                 info = {
                     "api": f"http://{settings.api_host}:{api_port}",

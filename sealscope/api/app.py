@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -31,6 +32,7 @@ def create_app(
     registry: DeviceRegistry | None = None,
     alerts: AlertStore | None = None,
     dead_letters: DeadLetterStore | None = None,
+    fleet_risk: Any = None,
 ) -> FastAPI:
     """Build the API. Stores passed in belong to the caller and are left open at shutdown;
     the ones the lifespan opens from ``settings`` it also closes."""
@@ -69,6 +71,12 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.settings = settings
+    if fleet_risk is None:
+        # a separate API process serves what the detection process last saved
+        from analytics.fleet_monitor import SavedFleetRisk
+
+        fleet_risk = SavedFleetRisk(settings.detector_state_dir / "fleet_risk.npz")
+    app.state.fleet_risk = fleet_risk
     install_handlers(app)
     app.include_router(api_router)
     app.include_router(root_router)

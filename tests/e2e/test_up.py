@@ -80,6 +80,10 @@ def test_up_simulate_serves_devices_telemetry_and_alerts_then_stops_losing_nothi
                 "an alert for a degrading seal",
             )
             assert {a["cause"] for a in alerts} == {"seat_leak"}
+            # the live fleet risk table covers the simulated fleet (ten devices: no verdict)
+            risk = client.get("/api/v1/risk")
+            assert risk.status_code == 200, risk.text
+            assert risk.json()["devices"] == 10
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=60)
@@ -96,3 +100,5 @@ def test_up_simulate_serves_devices_telemetry_and_alerts_then_stops_losing_nothi
     with sqlite3.connect(tmp_path / "data" / "sealscope.db") as db:
         alerted = {row[0] for row in db.execute("SELECT device_id FROM alerts")}
     assert alerted and alerted <= degrading
+    # the detectors' and the fleet risk's state were saved for the next start
+    assert (tmp_path / "data" / "detectors" / "fleet_risk.npz").is_file()
