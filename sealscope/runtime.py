@@ -33,7 +33,16 @@ from sealscope.storage.factory import open_telemetry_store
 if TYPE_CHECKING:
     from firmware_sim import SimReport
 
-__all__ = ["Core", "open_core", "run_api", "run_gateway", "run_ingest", "run_sim", "run_up"]
+__all__ = [
+    "Core",
+    "open_core",
+    "run_api",
+    "run_gateway",
+    "run_ingest",
+    "run_sim",
+    "run_up",
+    "sim_transport",
+]
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +166,7 @@ SimProfile = Literal["demo", "field"]
 SimTransport = Literal["mqtt", "mqtt-device", "coap"]
 
 
-def _sim_transport(
+def sim_transport(
     settings: Settings,
     fleet: Any,
     transport: SimTransport,
@@ -238,7 +247,7 @@ async def run_sim(
     if start_t is not None:
         spec = spec.replace(start_t=start_t)
     fleet = Fleet(spec)
-    carrier = _sim_transport(
+    carrier = sim_transport(
         settings,
         fleet,
         transport,

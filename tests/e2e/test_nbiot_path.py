@@ -18,7 +18,7 @@ import pytest
 from firmware_sim import Delivery, DeviceMessage, Fleet, FleetSpec, run_simulation
 from sealscope.config import Settings
 from sealscope.registry import Device, SqliteDeviceRegistry
-from sealscope.runtime import SimTransport, _sim_transport, run_gateway, run_ingest
+from sealscope.runtime import SimTransport, run_gateway, run_ingest, sim_transport
 from sealscope.servers import MosquittoServer, free_port
 from tests.gateway.fixtures.push_support import ONENET_TOKEN, fixture
 from tests.gateway.helpers import free_udp_port
@@ -124,7 +124,7 @@ async def test_simulated_nbiot_fleet_reaches_the_store_exactly_once(
     registry = SqliteDeviceRegistry(settings.state_db)
     # the push fixture's device, registered under the name OneNET knows it by
     registry.add(Device("YJV-DN80-000321", "valve", "Yongjia Valve", "Q41F-16C DN80"))
-    transport = _sim_transport(
+    transport = sim_transport(
         settings, fleet, carrier, connections=8, downlink=False,
         coap_host="127.0.0.1", coap_port=settings.coap_port,
     )  # fmt: skip
