@@ -37,6 +37,21 @@ against that, not against a fixed rule that a quantised or idle sensor would bre
   CUSUM (``changepoint.ChangeTest``) for a shift of ``max(drift_kpa, 3 sigma)``. A seat
   leak does not move either, a drifting gauge does; which of the two gauges drifts is
   not knowable from these two alone, so both are withheld.
+* **drifting leak sensor**: the zero of a leak sensor drifting (an additive offset ``b``)
+  reads as a growing leak, but a real seat or seal leak scales with pressure (Q = C·ΔPⁿ)
+  and an offset does not. So the *elasticity* of the reading, ``β = d log Q / d log P``
+  (P: ΔP across a closed valve, or the mean of p_in and p_out of a running pump), is
+  fitted per block of ``leak_block`` such samples (least squares of log Q on log P and
+  time, so a leak growing within the block does not bend the slope) and compared with
+  its commissioning value ``β0`` (the first ``leak_commission_blocks`` blocks). When the
+  level of the reading has risen by a ratio ``R`` (from the same blocks), a real leak
+  keeps ``β = β0``; an offset dilutes it to ``β0 / R`` (``b / Q = 1 - 1/R``). Each block
+  adds the log-likelihood ratio of the two (clipped, less ``leak_llr_k``) to a CUSUM;
+  above ``leak_h`` the leak sensor is drifting (it falls back when the evidence sum
+  returns to zero). With ``R`` near 1 the hypotheses coincide and nothing accrues, so a
+  healthy device cannot raise it by noise; a device whose reading never responded to
+  pressure at commissioning (``β0`` not clearly positive) is not judged. Its readings
+  are withheld like a drifting pair's.
 
 NAMUR NE 107 for the instrument: stuck and missing are ``failure`` (its signal is
 invalid), drift is ``out_of_specification``, spiking ``maintenance_required``. A fault
@@ -87,7 +102,12 @@ _CATEGORY_OF_FAULT: Final = np.array(
     dtype=np.int8,
 )
 _SEVERITY_OF_FAULT: Final = np.array([0, 2, 2, 3, 3], dtype=np.int8)
-_DRIFT_NAMES: Final = ("p_in_kpa - p_out_kpa while open or stopped", "p_out_kpa while closed")
+_DRIFT_NAMES: Final = (
+    "p_in_kpa - p_out_kpa while open or stopped",
+    "p_out_kpa while closed",
+    "leak_mm3s elasticity to pressure",
+)
+_LEAK_RESIDUAL: Final = 2
 _PRESSURES: Final = ("p_in_kpa", "p_out_kpa")
 
 
@@ -171,6 +191,15 @@ class SensorFaultDetector(Detector):
         learn_samples: int = 2016,
         min_duration_s: float = 3600.0,
         missing_exempt: tuple[str, ...] = ("leak_mm3s",),
+        leak_block: int = 576,
+        leak_commission_blocks: int = 3,
+        leak_min_dp_kpa: float = 100.0,
+        leak_min_speed_rpm: float = 100.0,
+        leak_min_mm3s: float = 1e-3,
+        leak_h: float = 6.0,
+        leak_llr_k: float = 0.1,
+        leak_llr_clip: float = 4.0,
+        leak_se_floor: float = 0.02,
     ) -> None:
         unknown = set(channels) - set(self.signals)
         if unknown or not channels:
@@ -183,6 +212,10 @@ class SensorFaultDetector(Detector):
             raise ValueError("hampel_k and drift_kpa must be > 0, clear_samples >= 1")
         if learn_samples < train_samples or min_duration_s < 0:
             raise ValueError("need learn_samples >= train_samples and min_duration_s >= 0")
+        if leak_block < 12 or leak_commission_blocks < 1:
+            raise ValueError("need leak_block >= 12 and leak_commission_blocks >= 1")
+        if leak_h <= 0 or leak_llr_k < 0 or leak_llr_clip <= 0 or leak_se_floor <= 0:
+            raise ValueError("need leak_h, leak_llr_clip, leak_se_floor > 0, leak_llr_k >= 0")
         self.channels = tuple(channels)
         self.train_samples = train_samples
         self.alpha = alpha
@@ -201,6 +234,20 @@ class SensorFaultDetector(Detector):
         self._drift = ChangeTest("drift_", clear_fraction=0.3, clear_samples=clear_samples)
         self._pressure_ix = [self.channels.index(p) for p in _PRESSURES if p in self.channels]
         self.missing_exempt = tuple(missing_exempt)
+        self.leak_block = leak_block
+        self.leak_commission_blocks = leak_commission_blocks
+        self.leak_min_dp_kpa = leak_min_dp_kpa
+        self.leak_min_speed_rpm = leak_min_speed_rpm
+        self.leak_min_mm3s = leak_min_mm3s
+        self.leak_h = leak_h
+        self.leak_llr_k = leak_llr_k
+        self.leak_llr_clip = leak_llr_clip
+        self.leak_se_floor = leak_se_floor
+        self._leak_j = self.channels.index("leak_mm3s") if "leak_mm3s" in self.channels else -1
+        # the readings a leak fit rests on: the leak and the pressures
+        self._leak_fit_ix = [
+            self.channels.index(c) for c in ("leak_mm3s", *_PRESSURES) if c in self.channels
+        ]
         self._missing_watch = np.array([c not in missing_exempt for c in self.channels])
         super().__init__()
 
@@ -239,6 +286,28 @@ class SensorFaultDetector(Detector):
             "drift_med": (f64, (2,), 0.0),
             "drift_sigma": (f64, (2,), 0.0),
             "drift_value": (f64, (2,), 0.0),
+            # leak-sensor drift: the current block's sums of [1, log P - lk_u0, days] x
+            # log Q, the commissioning elasticity and level, and the evidence CUSUM
+            "lk_xtx": (f64, (3, 3), 0.0),
+            "lk_xty": (f64, (3,), 0.0),
+            "lk_yy": (f64, (), 0.0),
+            "lk_n": (i32, (), 0),
+            "lk_t0": (f64, (), 0.0),
+            "lk_u0": (f64, (), 0.0),
+            "lk_blocks": (i32, (), 0),  # blocks fitted, up to leak_commission_blocks
+            "lk_cw": (f64, (), 0.0),  # commissioning: sum of 1/SE², of beta/SE²
+            "lk_cwb": (f64, (), 0.0),
+            "lk_cy": (f64, (), 0.0),  # and of the blocks' mean log Q and log P
+            "lk_cu": (f64, (), 0.0),
+            "lk_beta0": (f64, (), 0.0),  # set once commissioned
+            "lk_se0": (f64, (), 0.0),  # set once commissioned
+            "lk_level0": (f64, (), 0.0),
+            "lk_beta": (f64, (), 0.0),  # newest block
+            "lk_ratio": (f64, (), 0.0),
+            "lk_cusum": (f64, (), 0.0),
+            "lk_start": (f64, (), 0.0),
+            "lk_on": (np.dtype(np.bool_), (), False),
+            "lk_since": (f64, (), 0.0),
             "category": (np.dtype(np.int8), (), 0),
             "changed_t": (f64, (), 0.0),
         }
@@ -275,6 +344,8 @@ class SensorFaultDetector(Detector):
             out[:m] = (self._state["fault"][:m][:, cols] >= _DRIFTING).any(axis=1)
         if m and any(p in signals for p in _PRESSURES):
             out[:m] |= self._state["drift_on"][:m].any(axis=1)
+        if m and self._leak_j >= 0 and "leak_mm3s" in signals:
+            out[:m] |= self._state["lk_on"][:m]
         return out
 
     def _update(self, batch: SampleBatch, devices: DeviceTable | None) -> None:
@@ -306,8 +377,22 @@ class SensorFaultDetector(Detector):
             np.where(np.isfinite(pos) | np.isfinite(speed), 0, -1),
         )
         regime = np.stack([pos_code, run_code, idle], axis=1).astype(np.int64)
+        # leak-sensor drift: log leak against log pressure, on a closed valve under
+        # pressure or a running pump (NaN: the sample says nothing about it)
+        p_in, p_out = batch.signal("p_in_kpa"), batch.signal("p_out_kpa")
+        flow = batch.signal("flow_m3h")
+        running = np.where(np.isnan(speed), ~(flow <= 0), speed >= self.leak_min_speed_rpm)
+        closed = (pos <= self.closed_max_pct) & (dp >= self.leak_min_dp_kpa)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            press = np.where(closed, dp, np.where(running, 0.5 * (p_in + p_out), np.nan))
+            lq = np.log(batch.signal("leak_mm3s"))
+            lp = np.log(press)
+        lk = np.stack([lq, lp], axis=1)
+        lk[~(np.isfinite(lk).all(axis=1) & (lq >= math.log(self.leak_min_mm3s)))] = np.nan
         for rows in step_groups(batch.slot):
-            self._step(rows, batch.slot[rows], batch.t_s[rows], x[rows], r[rows], regime[rows])
+            self._step(
+                rows, batch.slot[rows], batch.t_s[rows], x[rows], r[rows], regime[rows], lk[rows]
+            )
 
     def _step(
         self,
@@ -317,6 +402,7 @@ class SensorFaultDetector(Detector):
         x: F64,
         r: F64,
         regime: I64,
+        lk: F64,
     ) -> None:
         s = self._state
         present = np.isfinite(x)
@@ -467,9 +553,20 @@ class SensorFaultDetector(Detector):
         bad = (spike & (new == _SPIKING)) | ((new >= _MISSING) & present)
 
         self._drift_step(slots, t, r)
+        pair_drift = s["drift_on"][slots].any(axis=1)
         if self._pressure_ix:
-            drifting = s["drift_on"][slots].any(axis=1)
-            bad[:, self._pressure_ix] |= drifting[:, None]
+            bad[:, self._pressure_ix] |= pair_drift[:, None]
+        if self._leak_j >= 0:
+            # a fit only on readings the screen trusts: no outlier of the leak or the
+            # pressures, no stuck or missing leak sensor, no drifting pressure pair
+            # (a water hammer is a pressure outlier but a fine lever for the fit: only a
+            # spiking pressure gauge's outliers are left out)
+            use = np.isfinite(lk[:, 0]) & ~spike[:, self._leak_j]
+            use &= ~(spike & (new == _SPIKING))[:, self._leak_fit_ix].any(axis=1)
+            use &= (new[:, self._leak_j] < _MISSING) & ~pair_drift
+            if use.any():
+                self._leak_step(slots[use], t[use], lk[use])
+            bad[:, self._leak_j] |= s["lk_on"][slots] & present[:, self._leak_j]
         self._bad[rows] = bad
         self._set_category(slots, t)
 
@@ -503,6 +600,93 @@ class SensorFaultDetector(Detector):
                 idx = (ls, np.full(len(ls), col))
                 self._drift.step(s, idx, sign * dev, lt, delta=delta, sigma=sigma)
 
+    def _leak_step(self, slots: I64, t: F64, lk: F64) -> None:
+        """Add one (log Q, log P) sample to each slot's block; judge the blocks completed."""
+        s = self._state
+        first = s["lk_n"][slots] == 0
+        s["lk_t0"][slots] = np.where(first, t, s["lk_t0"][slots])
+        s["lk_u0"][slots] = np.where(first, lk[:, 1], s["lk_u0"][slots])
+        f = np.stack(
+            [
+                np.ones(len(slots)),
+                lk[:, 1] - s["lk_u0"][slots],
+                (t - s["lk_t0"][slots]) / 86_400.0,
+            ],
+            axis=1,
+        )
+        y = lk[:, 0]
+        s["lk_xtx"][slots] += f[:, :, None] * f[:, None, :]
+        s["lk_xty"][slots] += f * y[:, None]
+        s["lk_yy"][slots] += y * y
+        s["lk_n"][slots] += 1
+        full = s["lk_n"][slots] >= self.leak_block
+        if full.any():
+            self._leak_block_done(slots[full], t[full])
+
+    def _leak_block_done(self, slots: I64, t: F64) -> None:
+        s = self._state
+        n = s["lk_n"][slots].astype(np.float64)
+        xtx, xty = s["lk_xtx"][slots], s["lk_xty"][slots]
+        # a touch of ridge on log P and time: a block without pressure spread gets a
+        # slope of 0 with a huge standard error, not a singular solve
+        reg = np.zeros((3, 3))
+        reg[1, 1] = reg[2, 2] = 1e-9
+        a = xtx + reg * n[:, None, None]
+        inv = np.linalg.inv(a)
+        coef = np.einsum("ijk,ik->ij", inv, xty)
+        rss = s["lk_yy"][slots] - 2 * np.einsum("ij,ij->i", coef, xty)
+        rss += np.einsum("ij,ijk,ik->i", coef, xtx, coef)
+        s2 = np.maximum(rss, 0.0) / np.maximum(n - 3, 1.0)
+        beta = coef[:, 1]
+        se = np.sqrt(s2 * np.maximum(inv[:, 1, 1], 0.0))
+        se = np.maximum(se, self.leak_se_floor)
+        y_mean = xty[:, 0] / n
+        u_mean = xtx[:, 0, 1] / n + s["lk_u0"][slots]
+        for key in ("lk_xtx", "lk_xty", "lk_yy", "lk_n"):
+            s[key][slots] = 0
+        s["lk_beta"][slots] = beta
+        k = s["lk_blocks"][slots]
+        comm = k < self.leak_commission_blocks
+        if comm.any():
+            cs = slots[comm]
+            w = 1.0 / se[comm] ** 2
+            s["lk_cw"][cs] += w
+            s["lk_cwb"][cs] += w * beta[comm]
+            s["lk_cy"][cs] += y_mean[comm]
+            s["lk_cu"][cs] += u_mean[comm]
+            s["lk_blocks"][cs] += 1
+            fin = cs[s["lk_blocks"][cs] == self.leak_commission_blocks]
+            if len(fin):
+                b0 = s["lk_cwb"][fin] / s["lk_cw"][fin]
+                m = float(self.leak_commission_blocks)
+                s["lk_beta0"][fin] = b0
+                s["lk_se0"][fin] = 1.0 / np.sqrt(s["lk_cw"][fin])
+                s["lk_level0"][fin] = (s["lk_cy"][fin] - b0 * s["lk_cu"][fin]) / m
+        live = ~comm
+        if not live.any():
+            return
+        ls, lt = slots[live], t[live]
+        b0, se0 = s["lk_beta0"][ls], s["lk_se0"][ls]
+        log_r = y_mean[live] - b0 * u_mean[live] - s["lk_level0"][ls]
+        ratio = np.exp(np.clip(log_r, -30.0, 30.0))
+        s["lk_ratio"][ls] = ratio
+        # judged only where the commissioning reading clearly responded to pressure
+        judged = (b0 > 0.1) & (b0 > 3.0 * se0)
+        var = se[live] ** 2 + se0**2
+        b = beta[live]
+        llr = ((b - b0) ** 2 - (b - b0 / ratio) ** 2) / (2.0 * var)
+        llr = np.where(judged, np.clip(llr, -self.leak_llr_clip, self.leak_llr_clip), 0.0)
+        cus = s["lk_cusum"][ls]
+        new = np.maximum(cus + llr - self.leak_llr_k, 0.0)
+        s["lk_start"][ls] = np.where((cus <= 0) & (new > 0), lt, s["lk_start"][ls])
+        on = s["lk_on"][ls]
+        rose = ~on & (new > self.leak_h)
+        fell = on & (new <= 0)
+        on2 = (on | rose) & ~fell
+        s["lk_cusum"][ls] = np.where(on2, np.minimum(new, self.leak_h), new)
+        s["lk_on"][ls] = on2
+        s["lk_since"][ls] = np.where(rose, s["lk_start"][ls], np.where(on2, s["lk_since"][ls], 0))
+
     def _stuck_run(self, slots: I64) -> F64:
         """Repeats in a row that make each (slot, channel) stuck in its current state."""
         s = self._state
@@ -535,8 +719,11 @@ class SensorFaultDetector(Detector):
         drift_on = s["drift_on"][slots].any(axis=1)
         use_drift = drift_on & (worst < _DRIFTING)
         drift_since = np.where(s["drift_on"][slots], s["drift_since"][slots], np.inf).min(axis=1)
-        code = np.where(use_drift, _DRIFTING, worst).astype(np.int8)
-        ch = np.where(use_drift, -1, worst_ch)
+        # a drifting leak sensor, where nothing worse (or the pressure pair) is named
+        use_leak = s["lk_on"][slots] & (worst < _DRIFTING) & ~use_drift
+        code = np.where(use_drift | use_leak, _DRIFTING, worst).astype(np.int8)
+        ch = np.where(use_drift, -1, np.where(use_leak, self._leak_j, worst_ch))
+        since = np.where(use_leak, s["lk_since"][slots], since)
         return code, ch, np.where(use_drift, drift_since, since)
 
     def _set_category(self, slots: I64, t: F64) -> None:
@@ -569,13 +756,19 @@ class SensorFaultDetector(Detector):
             stuck_need[stuck] = self._stuck_run(stuck)[np.arange(len(stuck)), chi[stuck]]
         need = np.where(code == _STUCK, stuck_need, np.where(code == _MISSING, miss_need, np.nan))
         drift_col = np.argmax(np.abs(s["drift_cusum"]), axis=1)
-        drift_j = drift_col // 2
-        drift_dev = s["drift_value"][rows, drift_j]
-        drift_sigma = s["drift_sigma"][rows, drift_j]
+        leak_drift = (code == _DRIFTING) & (ch >= 0)
+        drift_j = np.where(leak_drift, _LEAK_RESIDUAL, drift_col // 2)
+        pair_j = np.minimum(drift_j, 1)
+        drift_dev = s["drift_value"][rows, pair_j]
+        drift_sigma = s["drift_sigma"][rows, pair_j]
         spike_rate = s["spike_ewma"][rows, chi].astype(np.float64)
         margin = np.where(
             code == _DRIFTING,
-            np.abs(drift_dev) / np.maximum(self.drift_kpa, 3 * drift_sigma),
+            np.where(
+                leak_drift,
+                s["lk_cusum"] / self.leak_h,
+                np.abs(drift_dev) / np.maximum(self.drift_kpa, 3 * drift_sigma),
+            ),
             np.where(code == _SPIKING, spike_rate / self.spike_rate, run / np.maximum(need, 1)),
         )
         status = np.where(
@@ -604,10 +797,16 @@ class SensorFaultDetector(Detector):
                 "spike_rate": np.where(code == _SPIKING, spike_rate, np.nan),
                 "spike_rate_limit": np.where(code == _SPIKING, self.spike_rate, np.nan),
                 "drift_residual": np.where(code == _DRIFTING, drift_j, np.nan).astype(float),
-                "drift_kpa": np.where(code == _DRIFTING, drift_dev, np.nan),
+                "drift_kpa": np.where((code == _DRIFTING) & ~leak_drift, drift_dev, np.nan),
                 "drift_baseline_kpa": np.where(
-                    code == _DRIFTING, s["drift_med"][rows, drift_j], np.nan
+                    (code == _DRIFTING) & ~leak_drift, s["drift_med"][rows, pair_j], np.nan
                 ),
+                # leak sensor: the reading's level over commissioning, and its elasticity
+                # to pressure now (newest block) and at commissioning
+                "leak_ratio": np.where(leak_drift, s["lk_ratio"], np.nan),
+                "leak_elasticity": np.where(leak_drift, s["lk_beta"], np.nan),
+                "leak_elasticity_baseline": np.where(leak_drift, s["lk_beta0"], np.nan),
+                "leak_evidence": np.where(leak_drift, s["lk_cusum"], np.nan),
                 "stuck_value": np.where(
                     code == _STUCK, s["last_v"][rows, chi].astype(np.float64), np.nan
                 ),
@@ -619,7 +818,10 @@ class SensorFaultDetector(Detector):
         code = int(v.evidence["fault"][i])
         out["fault"] = FAULT_NAMES[code] or None
         ch = v.evidence["channel"][i]
-        if code == _DRIFTING:
+        if code == _DRIFTING and int(v.evidence["drift_residual"][i]) == _LEAK_RESIDUAL:
+            out["signal"] = _DRIFT_NAMES[_LEAK_RESIDUAL]
+            out["channel"] = "leak_mm3s"
+        elif code == _DRIFTING:
             out["signal"] = _DRIFT_NAMES[int(v.evidence["drift_residual"][i])]
             out["channel"] = "p_in_kpa/p_out_kpa"
         elif math.isfinite(ch) and ch >= 0:
@@ -643,6 +845,14 @@ class SensorFaultDetector(Detector):
             return (
                 f"Sensor {e['channel']} missing from {e['run_samples']:.0f} samples in a row "
                 f"since {since}: check wiring and the instrument"
+            )
+        if fault == "drifting" and e["channel"] == "leak_mm3s":
+            return (
+                f"Leak sensor drifts: leak_mm3s reads {e['leak_ratio']:.1f}x its commissioning "
+                f"level but follows pressure with elasticity {e['leak_elasticity']:.2f} "
+                f"(commissioning {e['leak_elasticity_baseline']:.2f}), an offset rather than "
+                f"a leak, since {since}: recalibrate the leak sensor; seal checks on its "
+                "readings are held"
             )
         if fault == "drifting":
             return (

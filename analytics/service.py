@@ -295,17 +295,25 @@ class DetectionService:
         out: dict[str, dict[str, Any]] = {}
         if slot is None:
             return out
+        screen = self._screen
         for det in self._detectors:
             v = det.verdicts()
             if slot >= len(v):
                 out[det.cause] = {"status": Status.NO_DATA.name.lower(), "category": None}
                 continue
+            # as _act does: a seal verdict resting on a faulty sensor is held back, so
+            # the explanation agrees with the alerts; the held verdict is still shown
+            held = bool(
+                det.gated and screen is not None and screen.faulty(det.signals, slot + 1)[slot]
+            )
+            evidence = det.evidence(v, slot)
             out[det.cause] = {
                 "status": Status(int(v.status[slot])).name.lower(),
-                "category": CATEGORY_NAMES[int(v.category[slot])],
-                "severity": int(v.severity[slot]),
-                "confidence": det.evidence(v, slot)["confidence"],
-                "evidence": det.evidence(v, slot),
+                "category": None if held else CATEGORY_NAMES[int(v.category[slot])],
+                "severity": 0 if held else int(v.severity[slot]),
+                "confidence": evidence["confidence"],
+                "held_category": CATEGORY_NAMES[int(v.category[slot])] if held else None,
+                "evidence": evidence,
             }
         return out
 
