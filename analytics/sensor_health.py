@@ -353,14 +353,15 @@ class SensorFaultDetector(Detector):
         self._bad = np.zeros(x.shape, dtype=bool)
         pos = batch.signal("position_pct")
         speed = batch.signal("speed_rpm")
-        dp = batch.signal("p_in_kpa") - batch.signal("p_out_kpa")
+        p_in, p_out = batch.signal("p_in_kpa"), batch.signal("p_out_kpa")
+        dp = p_in - p_out
         # residual 0: pressure difference across a wide-open valve or a stopped pump
         # residual 1: downstream pressure of a closed valve
         open_or_stopped = (pos >= self.open_min_pct) | (speed == 0)
         r = np.stack(
             [
                 np.where(open_or_stopped, dp, np.nan),
-                np.where(pos <= self.closed_max_pct, batch.signal("p_out_kpa"), np.nan),
+                np.where(pos <= self.closed_max_pct, p_out, np.nan),
             ],
             axis=1,
         )
@@ -379,7 +380,6 @@ class SensorFaultDetector(Detector):
         regime = np.stack([pos_code, run_code, idle], axis=1).astype(np.int64)
         # leak-sensor drift: log leak against log pressure, on a closed valve under
         # pressure or a running pump (NaN: the sample says nothing about it)
-        p_in, p_out = batch.signal("p_in_kpa"), batch.signal("p_out_kpa")
         flow = batch.signal("flow_m3h")
         running = np.where(np.isnan(speed), ~(flow <= 0), speed >= self.leak_min_speed_rpm)
         closed = (pos <= self.closed_max_pct) & (dp >= self.leak_min_dp_kpa)
