@@ -27,7 +27,7 @@ from typing import Any, ClassVar, Final
 import numpy as np
 import numpy.typing as npt
 
-from analytics import iso5208
+from sealscope import iso5208
 from sealscope.registry import Device
 from sealscope.wire import SAMPLE_FIELDS, Sample
 

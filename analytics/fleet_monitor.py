@@ -6,8 +6,8 @@ every sample goes to the ``DetectionService`` and extends its device's exposure 
 is re-evaluated and its alerts applied every ``apply_every_s`` of wall time (the exact
 tests cost O(groups), not O(samples), but there is no point running them per batch).
 
-``SavedFleetRisk`` lets an API process that does not run the detectors serve the table
-the detection process last saved.
+Each save also writes the risk table to a ``RiskStore``, so an API process that does not
+run the detectors serves the table the detection process last saved.
 """
 
 from __future__ import annotations
@@ -19,13 +19,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from analytics.fleet_risk import FleetRisk, RiskTable
+from analytics.fleet_risk import FleetRisk
 from analytics.service import AlertChange, DetectionService
 from sealscope.alerts import AlertStore
 from sealscope.registry import Device
+from sealscope.risk import RiskStore, RiskTable
 from sealscope.wire import Sample
 
-__all__ = ["FleetMonitor", "SavedFleetRisk"]
+__all__ = ["FleetMonitor"]
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,7 @@ class FleetMonitor:
         risk: FleetRisk,
         alerts: AlertStore,
         risk_path: Path | None,
+        risk_store: RiskStore | None = None,
         apply_every_s: float = 3600.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -47,6 +49,7 @@ class FleetMonitor:
         self.risk = risk
         self._alerts = alerts
         self._risk_path = risk_path
+        self._risk_store = risk_store
         self._apply_every_s = apply_every_s
         self._clock = clock
         self._last_apply = clock()
@@ -83,26 +86,8 @@ class FleetMonitor:
 
     def save(self) -> None:
         self.detection.save()
-        if self._risk_path is not None:
-            with self._lock:
-                self.risk.save(self._risk_path)
-
-
-class SavedFleetRisk:
-    """The table of the fleet risk state a detection process saved (reloaded when the file
-    changes). ``table()`` raises ``FileNotFoundError`` until a first save."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-        self._mtime_ns = -1
-        self._risk: FleetRisk | None = None
-        self._lock = threading.Lock()
-
-    def table(self) -> RiskTable:
         with self._lock:
-            mtime_ns = self.path.stat().st_mtime_ns
-            if self._risk is None or mtime_ns != self._mtime_ns:
-                risk = FleetRisk()
-                risk.load(self.path)
-                self._risk, self._mtime_ns = risk, mtime_ns
-            return self._risk.table()
+            if self._risk_path is not None:
+                self.risk.save(self._risk_path)
+            if self._risk_store is not None:
+                self._risk_store.save(self.risk.table())

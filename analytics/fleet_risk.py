@@ -52,6 +52,7 @@ import numpy.typing as npt
 from sealscope.alerts import AlertStore
 from sealscope.errors import SealscopeError
 from sealscope.registry import Device
+from sealscope.risk import DIMENSIONS, STRENGTHS, Dimension, RiskRow, RiskTable, Strength
 from sealscope.wire import Sample
 
 __all__ = [
@@ -67,11 +68,6 @@ __all__ = [
     "poisson_interval",
 ]
 
-Dimension = Literal["batch", "model", "manufacturer", "region"]
-Strength = Literal["none", "weak", "moderate", "strong"]
-
-DIMENSIONS: Final[tuple[Dimension, ...]] = ("batch", "model", "manufacturer", "region")
-STRENGTHS: Final[tuple[Strength, ...]] = ("none", "weak", "moderate", "strong")
 _STRENGTH_Q: Final = {"strong": 0.001, "moderate": 0.01, "weak": 0.05}
 _SEVERITY: Final = {"weak": 2, "moderate": 3, "strong": 4}
 _DAY_S: Final = 86_400.0
@@ -194,68 +190,6 @@ def _strength(q: float) -> Strength:
 
 
 # -- results --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class RiskRow:
-    """One group against its peers; rates are events per device-year at risk."""
-
-    dimension: Dimension
-    group: str
-    devices: int
-    events: int
-    exposure_days: float
-    rate_per_year: float
-    peer_devices: int
-    peer_events: int
-    peer_exposure_days: float
-    peer_rate_per_year: float
-    expected_events: float  # at the peers' rate, stratum by stratum
-    rate_ratio: float | None  # observed / expected; None when peers had no events
-    rate_ratio_low: float | None
-    rate_ratio_high: float | None
-    p_value: float
-    q_value: float
-    strength: Strength
-    flagged: bool  # passes the guards at alert_strength: what an alert is raised for
-    manufacturers: tuple[str, ...] = ()
-
-    @property
-    def key(self) -> str:
-        return f"{self.dimension}:{self.group}"
-
-    def as_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["key"] = self.key
-        out["manufacturers"] = list(self.manufacturers)
-        for name, value in out.items():
-            if isinstance(value, float) and not math.isfinite(value):
-                out[name] = None  # JSON has no inf
-        return out
-
-
-@dataclass(frozen=True, slots=True)
-class RiskTable:
-    evaluated_at: float  # event time of the newest observation (Unix s)
-    devices: int
-    events: int
-    exposure_days: float
-    tests: int  # the family Benjamini-Hochberg adjusts over
-    rows: tuple[RiskRow, ...] = ()
-
-    def flagged(self) -> list[RiskRow]:
-        return [r for r in self.rows if r.flagged]
-
-    def select(
-        self, *, dimension: str | None = None, min_strength: Strength = "none"
-    ) -> list[RiskRow]:
-        floor = STRENGTHS.index(min_strength)
-        return [
-            r
-            for r in self.rows
-            if (dimension is None or r.dimension == dimension)
-            and STRENGTHS.index(r.strength) >= floor
-        ]
 
 
 @dataclass(frozen=True, slots=True)

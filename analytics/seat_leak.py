@@ -53,7 +53,6 @@ from typing import Any, ClassVar, Final
 
 import numpy as np
 
-from analytics import iso5208
 from analytics.base import (
     F64,
     I64,
@@ -70,6 +69,7 @@ from analytics.base import (
 )
 from analytics.baseline import robust_level
 from analytics.changepoint import ChangeTest, confidence
+from sealscope import iso5208
 
 __all__ = ["SeatLeakDetector"]
 

@@ -43,9 +43,9 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from gateway.uplink import CanonicalMessage
-from ingest.spool import Spool, SpoolPosition
 from sealscope.deadletters import DeadLetterStore
 from sealscope.errors import SpoolFull
+from sealscope.spool import Spool, SpoolPosition
 from sealscope.sqlitedb import Database, Migration
 from sealscope.topics import device_topic
 

@@ -2,8 +2,8 @@
 
 from ingest.consumer import Delivery, MqttConsumer
 from ingest.service import Detection, IngestService, IngestStats
-from ingest.spool import Spool, SpoolPosition, SpoolRecord
 from ingest.translate import DeviceCache, Translated, translate
+from sealscope.spool import Spool, SpoolPosition, SpoolRecord
 
 __all__ = [
     "Delivery",

@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ingest.consumer import Delivery, MqttConsumer
-from ingest.spool import Spool, SpoolPosition, SpoolRecord
 from ingest.translate import DeviceCache, Translated, translate
 from sealscope import wire
 from sealscope.alerts import AlertStore, Category
@@ -36,6 +35,7 @@ from sealscope.config import Settings
 from sealscope.deadletters import DeadLetterStore
 from sealscope.errors import MessageRejected, PointsRejected, StoreUnavailable
 from sealscope.registry import Device, DeviceRegistry
+from sealscope.spool import Spool, SpoolPosition, SpoolRecord
 from sealscope.storage import Point, TelemetryStore
 from sealscope.topics import UPLINK_KINDS, device_filter
 

@@ -101,6 +101,11 @@ class Settings(BaseSettings):
     def detector_state_dir(self) -> Path:
         return self.data_dir / "detectors"
 
+    @property
+    def risk_table_path(self) -> Path:
+        """The fleet-risk table the detection process last saved, for API processes."""
+        return self.detector_state_dir / "fleet_risk.json"
+
     @model_validator(mode="after")
     def _refuse_placeholders(self) -> Settings:
         for name in (

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from sealscope.servers import (
+from composition.servers import (
     InfluxServer,
     MosquittoServer,
     V2WriteShim,

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from analytics.evaluation import AlertRecord, EvalReport, TruthRecord, run_eval, score_alerts
+from composition.evaluation import AlertRecord, EvalReport, TruthRecord, run_eval, score_alerts
 
 DAY = 86_400.0
 T0 = 1_767_225_600.0

@@ -13,6 +13,7 @@ from analytics.fleet_risk import FleetRisk
 from analytics.service import AlertChange, DetectionService
 from sealscope.alerts import SqliteAlertStore
 from sealscope.registry import Device
+from sealscope.risk import JsonFileRiskStore
 from sealscope.wire import Sample
 
 DAY = 86_400.0
@@ -59,9 +60,10 @@ def test_monitor_turns_seal_alerts_into_a_batch_risk_alert_and_restores(tmp_path
     alerts = SqliteAlertStore(tmp_path / "state.db")
     clock = _Clock()
     detection = _ScriptedDetection(alerts, tmp_path / "detectors.npz")
+    saved = JsonFileRiskStore(tmp_path / "fleet_risk.json")
     monitor = FleetMonitor(
         detection=detection, risk=FleetRisk(), alerts=alerts,
-        risk_path=tmp_path / "fleet_risk.npz", apply_every_s=3600, clock=clock,
+        risk_path=tmp_path / "fleet_risk.npz", risk_store=saved, apply_every_s=3600, clock=clock,
     )  # fmt: skip
     devices = _fleet()
     for d in devices:
@@ -77,7 +79,12 @@ def test_monitor_turns_seal_alerts_into_a_batch_risk_alert_and_restores(tmp_path
     opened = _risk_alerts(alerts)
     assert [a.device_id for a in opened] == ["batch:BAD"]
     assert monitor.table().events == 13
+    assert saved.load() is None  # nothing saved yet: an API process answers 503
     monitor.save()
+    # what a separate API process reads: the same table, through the port
+    served = JsonFileRiskStore(tmp_path / "fleet_risk.json").load()
+    assert served is not None
+    assert [r.as_dict() for r in served.rows] == [r.as_dict() for r in monitor.table().rows]
 
     restored = FleetMonitor(
         detection=DetectionService(alerts=alerts, state_path=tmp_path / "detectors.npz"),

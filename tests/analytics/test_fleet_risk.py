@@ -14,7 +14,7 @@ from analytics.fleet_risk import (
     poisson_interval,
 )
 from sealscope.registry import Device
-from tests.analytics.memory_alerts import MemoryAlertStore
+from sealscope.memory_alerts import MemoryAlertStore
 
 DAY = 86_400.0
 YEAR = 365.25 * DAY

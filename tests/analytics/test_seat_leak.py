@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from analytics import CategoryCode, SampleBatch, SeatLeakDetector, Status
-from analytics.iso5208 import allowable_mm3s, class_code, seat_test_dp_kpa
+from sealscope.iso5208 import allowable_mm3s, class_code, seat_test_dp_kpa
 from sealscope.registry import Device
 from tests.analytics.streams import (
     C0,

@@ -22,7 +22,7 @@ from analytics import (
 )
 from sealscope.registry import Device
 from sealscope.wire import Sample
-from tests.analytics.memory_alerts import MemoryAlertStore
+from sealscope.memory_alerts import MemoryAlertStore
 from tests.analytics.streams import C0, HOUR, T0, VALVE, device_table, valve_stream
 
 MAINT = CategoryCode.MAINTENANCE_REQUIRED

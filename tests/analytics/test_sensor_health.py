@@ -22,12 +22,12 @@ from analytics import (
     SeatLeakDetector,
     SensorFaultDetector,
 )
-from analytics.evaluation import run_eval
 from analytics.sensor_health import FAULT_NAMES
+from composition.evaluation import run_eval
 from firmware_sim import Fleet, FleetSpec
 from sealscope.errors import ConfigError
 from sealscope.registry import Device
-from tests.analytics.memory_alerts import MemoryAlertStore
+from sealscope.memory_alerts import MemoryAlertStore
 from tests.analytics.streams import T0, device_table
 
 DAY = 86_400.0

@@ -16,8 +16,8 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
     from fastapi.testclient import TestClient
 
+from composition.api import create_app
 from sealscope.alerts import SqliteAlertStore
-from sealscope.api import create_app
 from sealscope.config import Settings
 from sealscope.deadletters import SqliteDeadLetterStore
 from sealscope.registry import SqliteDeviceRegistry

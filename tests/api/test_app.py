@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 import sealscope.storage.factory
-from sealscope.api import create_app
+from composition.api import create_app
 from sealscope.config import Settings
 from sealscope.errors import ConfigError
 from sealscope.registry import Device, SqliteDeviceRegistry

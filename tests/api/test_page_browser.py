@@ -30,8 +30,8 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
+from composition.api import create_app
 from sealscope.alerts import Alert, SqliteAlertStore
-from sealscope.api import create_app
 from sealscope.config import Settings
 from sealscope.registry import Device, SqliteDeviceRegistry
 from sealscope.storage import Point, Series

@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 
 from analytics.fleet_risk import FleetRisk
 from sealscope.registry import Device
+from sealscope.risk import JsonFileRiskStore, MemoryRiskStore
 
 DAY = 86_400.0
 T0 = 1_767_225_600.0
@@ -40,8 +41,14 @@ def _risk() -> FleetRisk:
     return risk
 
 
+def _serve(client: TestClient, risk: FleetRisk) -> None:
+    store = MemoryRiskStore()
+    store.save(risk.table())
+    client.app.state.risk_store = store  # type: ignore[attr-defined]
+
+
 def test_risk_table_lists_groups_with_evidence(client: TestClient) -> None:
-    client.app.state.fleet_risk = _risk()  # type: ignore[attr-defined]
+    _serve(client, _risk())
     body = client.get("/api/v1/risk").json()
     assert body["devices"] == 400 and body["events"] == 16
     assert body["evaluated_at"] == "2026-07-20T00:00:00Z"
@@ -57,7 +64,7 @@ def test_risk_table_lists_groups_with_evidence(client: TestClient) -> None:
 
 
 def test_risk_table_filters_by_dimension_and_strength(client: TestClient) -> None:
-    client.app.state.fleet_risk = _risk()  # type: ignore[attr-defined]
+    _serve(client, _risk())
     batches = client.get("/api/v1/risk", params={"dimension": "batch"}).json()["data"]
     assert {r["group"] for r in batches} == {"BAD-1", "OK-0", "OK-1", "OK-2"}
     strong = client.get("/api/v1/risk", params={"min_strength": "strong"}).json()["data"]
@@ -71,13 +78,13 @@ def test_risk_table_filters_by_dimension_and_strength(client: TestClient) -> Non
 def test_risk_table_rejects_unknown_dimension(
     client: TestClient, assert_error: Callable[[httpx.Response, int, str], dict[str, Any]]
 ) -> None:
-    client.app.state.fleet_risk = _risk()  # type: ignore[attr-defined]
+    _serve(client, _risk())
     assert_error(
         client.get("/api/v1/risk", params={"dimension": "colour"}), 422, "validation_error"
     )
 
 
-def test_risk_table_without_a_monitor_is_unavailable(
+def test_risk_table_before_a_first_save_is_unavailable(
     client: TestClient, assert_error: Callable[[httpx.Response, int, str], dict[str, Any]]
 ) -> None:
     assert_error(client.get("/api/v1/risk"), 503, "fleet_risk_unavailable")
@@ -86,13 +93,14 @@ def test_risk_table_without_a_monitor_is_unavailable(
 def test_separate_api_serves_the_table_the_detection_process_saved(
     client: TestClient, settings: Any
 ) -> None:
-    path = settings.detector_state_dir / "fleet_risk.npz"
+    path = settings.risk_table_path
+    saved = JsonFileRiskStore(path)  # what the detection process writes
     risk = _risk()
-    risk.save(path)
+    saved.save(risk.table())
     body = client.get("/api/v1/risk", params={"dimension": "batch"}).json()
     assert body["events"] == 16
     # the detection process saves again: the API reloads instead of serving a stale table
     risk.record_event("V0001", T0 + 150 * DAY)
-    risk.save(path)
+    saved.save(risk.table())
     os.utime(path, ns=(1, path.stat().st_mtime_ns + 1_000_000))  # coarse mtime clocks
     assert client.get("/api/v1/risk").json()["events"] == 17

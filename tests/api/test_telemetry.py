@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from sealscope.api import create_app
+from composition.api import create_app
 from sealscope.config import Settings
 from sealscope.errors import StoreUnavailable
 from sealscope.registry import Device, SqliteDeviceRegistry

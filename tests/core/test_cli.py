@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sealscope.cli import main
+from composition.cli import main
 
 T0 = 1_767_225_600
 

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
+from composition.embedded import pick_port
 from sealscope.config import load_settings
-from sealscope.embedded import pick_port
 from sealscope.errors import ConfigError
 
 

@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 
+from composition.runtime import SimTransport, run_gateway, run_ingest, sim_transport
+from composition.servers import MosquittoServer, free_port
 from firmware_sim import Delivery, DeviceMessage, Fleet, FleetSpec, run_simulation
 from sealscope.config import Settings
 from sealscope.registry import Device, SqliteDeviceRegistry
-from sealscope.runtime import SimTransport, run_gateway, run_ingest, sim_transport
-from sealscope.servers import MosquittoServer, free_port
 from tests.gateway.fixtures.push_support import ONENET_TOKEN, fixture
 from tests.gateway.helpers import free_udp_port
 

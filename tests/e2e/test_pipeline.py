@@ -11,11 +11,11 @@ from typing import Any
 import httpx
 import pytest
 
+from composition.runtime import run_api, run_ingest
+from composition.servers import MosquittoServer, free_port
 from firmware_sim import Fleet, FleetSpec, run_simulation
 from sealscope.config import Settings
 from sealscope.registry import SqliteDeviceRegistry
-from sealscope.runtime import run_api, run_ingest
-from sealscope.servers import MosquittoServer, free_port
 from tests.ingest.streams import publish_all
 
 pytestmark = pytest.mark.e2e

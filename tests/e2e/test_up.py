@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from sealscope.servers import find_mosquitto, free_port
+from composition.servers import find_mosquitto, free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -43,7 +43,7 @@ def test_up_simulate_serves_devices_telemetry_and_alerts_then_stops_losing_nothi
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
             [
-                sys.executable, "-m", "sealscope", "--data-dir", str(tmp_path / "data"),
+                sys.executable, "-m", "composition", "--data-dir", str(tmp_path / "data"),
                 "up", "--simulate", "10", "--sim-interval", "0.3", "--broker", broker,
                 "--mqtt-port", str(mqtt_port), "--api-port", str(api_port),
             ],

@@ -14,10 +14,10 @@ from pathlib import Path
 import aiomqtt
 import pytest
 
+from composition.servers import MosquittoServer
 from firmware_sim import ConnectFailed, Fleet, FleetSpec, run_simulation
 from firmware_sim.device_mqtt import DeviceMqttTransport, DeviceSession
 from firmware_sim.transport import DeviceMessage
-from sealscope.servers import MosquittoServer
 from sealscope.topics import device_topic, parse_device_topic
 
 pytestmark = pytest.mark.integration

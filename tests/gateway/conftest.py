@@ -11,8 +11,8 @@ from typing import Any
 import aiocoap
 import pytest
 
+from composition.servers import MosquittoServer
 from gateway import Gateway
-from sealscope.servers import MosquittoServer
 from tests.gateway.helpers import Subscriber, free_udp_port
 
 

@@ -13,9 +13,9 @@ import cbor2
 import paho.mqtt.publish
 import pytest
 
+from composition.servers import MosquittoServer
 from gateway import encode_cbor, encode_json
 from sealscope import wire
-from sealscope.servers import MosquittoServer
 from tests.gateway.helpers import Subscriber, cbor_pack, device_id, json_pack, post_uplink
 
 pytestmark = pytest.mark.integration

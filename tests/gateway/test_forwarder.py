@@ -9,11 +9,11 @@ from typing import Any
 import aiocoap
 import pytest
 
+from composition.servers import MosquittoServer
 from gateway import CanonicalMessage, Forwarder
 from sealscope import wire
 from sealscope.deadletters import SqliteDeadLetterStore
 from sealscope.errors import SpoolFull
-from sealscope.servers import MosquittoServer
 from tests.gateway.helpers import Received, Subscriber, cbor_pack, device_id, post_uplink
 
 pytestmark = pytest.mark.integration

@@ -12,9 +12,9 @@ from typing import Any
 import aiocoap
 import pytest
 
+from composition.servers import MosquittoServer, free_port
 from gateway import Gateway, SqliteDeviceKeys, load_pepper, run_gateway
 from sealscope.config import Settings
-from sealscope.servers import MosquittoServer, free_port
 from tests.gateway.helpers import Subscriber, cbor_pack, device_id, free_udp_port, post_uplink
 
 pytestmark = pytest.mark.integration

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from composition.servers import MosquittoServer, find_mosquitto
 from sealscope.registry import SqliteDeviceRegistry
-from sealscope.servers import MosquittoServer, find_mosquitto
 
 
 @pytest.fixture

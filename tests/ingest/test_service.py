@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 
+from composition.servers import MosquittoServer
 from ingest import IngestService
 from sealscope.config import Settings
 from sealscope.deadletters import SqliteDeadLetterStore
 from sealscope.registry import SqliteDeviceRegistry
-from sealscope.servers import MosquittoServer
 from sealscope.storage.influxdb import InfluxStore
 from sealscope.storage.memory import MemoryTelemetryStore
 from sealscope.storage.sqlite import SqliteTelemetryStore
@@ -131,7 +131,7 @@ def _ingest_process(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
     )
     with open(log, "ab") as out:  # the child keeps its own copy of the descriptor
         return subprocess.Popen(
-            [sys.executable, "-m", "sealscope", "--data-dir", str(settings.data_dir), "ingest"],
+            [sys.executable, "-m", "composition", "--data-dir", str(settings.data_dir), "ingest"],
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from ingest.spool import Spool, SpoolPosition
+from sealscope.spool import Spool, SpoolPosition
 
 
 def _records(n: int, start: int = 0) -> list[tuple[str, bytes, float]]:

@@ -11,8 +11,8 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from composition.servers import MosquittoServer, ServerFailed
 from sealscope.errors import ConfigError
-from sealscope.servers import MosquittoServer, ServerFailed
 
 pytestmark = pytest.mark.integration
 

@@ -16,7 +16,7 @@ from influxdb_client import WritePrecision
 from influxdb_client.client.influxdb_client_async import InfluxDBClientAsync
 from influxdb_client.rest import ApiException
 
-from sealscope.servers import V2WriteShim, free_port
+from composition.servers import V2WriteShim, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -178,7 +178,7 @@ def test_v2shim_token_stays_off_the_command_line(influx: Any) -> None:
     pid = influx.shim.pid
     assert pid is not None
     cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    assert b"sealscope.servers.v2shim" in cmdline
+    assert b"composition.servers.v2shim" in cmdline
     assert influx.token.encode() not in cmdline
     assert influx.token not in influx.shim.log_path.read_text()
 

@@ -11,9 +11,9 @@ import pytest
 from aiohttp import web
 from pydantic import SecretStr
 
+from composition.servers import free_port
 from sealscope.config import Settings
 from sealscope.errors import PointsRejected, StoreUnavailable
-from sealscope.servers import free_port
 from sealscope.storage import Point, Series, TelemetryQuery, TelemetryStore
 from sealscope.storage.influxdb import InfluxStore, quote_ident, quote_literal
 

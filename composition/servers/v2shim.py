@@ -14,7 +14,7 @@ every route but /health and /ping needs ``Authorization: Token <token>``.
 
 Run alone::
 
-    SHIM_TOKEN=... python -m sealscope.servers.v2shim --listen-port 8087 \\
+    SHIM_TOKEN=... python -m composition.servers.v2shim --listen-port 8087 \\
         --target http://127.0.0.1:8086 --token-env SHIM_TOKEN
 """
 
@@ -41,8 +41,7 @@ import aiohttp
 import yarl
 from aiohttp import web
 
-from sealscope.errors import ConfigError
-from sealscope.servers.ports import (
+from composition.servers.ports import (
     ServerFailed,
     free_port,
     kill_process,
@@ -50,6 +49,7 @@ from sealscope.servers.ports import (
     spawn,
     stop_process,
 )
+from sealscope.errors import ConfigError
 
 __all__ = ["V2WriteShim", "create_app", "main"]
 
@@ -194,7 +194,7 @@ async def _serve(app: web.Application, host: str, port: int) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sealscope.servers.v2shim")
+    parser = argparse.ArgumentParser(prog="python -m composition.servers.v2shim")
     parser.add_argument("--listen-host", default="127.0.0.1")
     parser.add_argument("--listen-port", type=int, required=True)
     parser.add_argument("--target", required=True, help="InfluxDB 1.x base URL")
@@ -213,7 +213,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 class V2WriteShim:
-    """The shim as a child process (``python -m sealscope.servers.v2shim``)."""
+    """The shim as a child process (``python -m composition.servers.v2shim``)."""
 
     def __init__(
         self,
@@ -259,7 +259,7 @@ class V2WriteShim:
             fd, name = tempfile.mkstemp(prefix="sealscope-v2shim-", suffix=".log")
             os.close(fd)
             self._log_path = Path(name)
-        argv = [sys.executable, "-m", "sealscope.servers.v2shim"]
+        argv = [sys.executable, "-m", "composition.servers.v2shim"]
         argv += ["--listen-host", self.host, "--listen-port", str(self.port)]
         argv += ["--target", self.target_url]
         env = dict(os.environ)

@@ -32,9 +32,9 @@ import aiocoap.resource
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from composition.servers import MosquittoServer
 from gateway import Gateway, encode_cbor
 from gateway.coap import CoapServer
-from sealscope.servers import MosquittoServer
 
 __all__ = ["run_bench_gateway"]
 

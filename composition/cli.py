@@ -212,7 +212,7 @@ def _run_detect(args: argparse.Namespace) -> int:
 
 
 def _run_eval(args: argparse.Namespace) -> int:
-    from analytics.evaluation import run_eval
+    from composition.evaluation import run_eval
 
     try:
         seeds = [int(x) for x in args.seeds.split(",") if x.strip()]
@@ -259,18 +259,18 @@ def _run_keys(settings: Settings, action: str, device_ids: list[str]) -> int:
 
 def _run_bench(args: argparse.Namespace) -> int:
     if args.bench == "gateway":
-        from sealscope.bench_gateway import run_bench_gateway
+        from composition.bench.gateway import run_bench_gateway
 
         return asyncio.run(
             run_bench_gateway(uplinks=args.uplinks, devices=args.devices, samples=args.samples)
         )
     if args.bench == "sim":
-        from sealscope.bench_sim import run_bench_sim
+        from composition.bench.sim import run_bench_sim
 
         if args.devices < 1 or args.rounds < 1:
             raise ConfigError("bench sim", "--devices and --rounds must be >= 1")
         return asyncio.run(run_bench_sim(devices=args.devices, rounds=args.rounds))
-    from sealscope.bench import run_bench_ingest
+    from composition.bench.ingest import run_bench_ingest
 
     return asyncio.run(
         run_bench_ingest(messages=args.messages, samples=args.samples, devices=args.devices)
@@ -292,7 +292,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("transitions").setLevel(logging.WARNING)
     try:
         settings = _settings(args)
-        from sealscope import runtime
+        from composition import runtime
 
         if args.command == "up":
             asyncio.run(

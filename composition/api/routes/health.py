@@ -6,8 +6,8 @@ from importlib.metadata import PackageNotFoundError, version
 
 from fastapi import APIRouter
 
-from sealscope.api.deps import SettingsDep
-from sealscope.api.models import Health
+from composition.api.deps import SettingsDep
+from composition.api.models import Health
 
 router = APIRouter(tags=["health"])
 

@@ -6,6 +6,6 @@ reach the port, so bind it to loopback (the default ``api_host``) until API keys
 arrive.
 """
 
-from sealscope.api.app import create_app
+from composition.api.app import create_app
 
 __all__ = ["create_app"]

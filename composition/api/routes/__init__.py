@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter
 
-from sealscope.api.routes import alerts, dead_letters, devices, health, page, risk, telemetry
+from composition.api.routes import alerts, dead_letters, devices, health, page, risk, telemetry
 
 __all__ = ["api_router", "root_router"]
 

@@ -1,20 +1,21 @@
 """Fleet risk: the current table of batches, models, manufacturers and regions vs their peers.
 
-The table comes from the ``FleetRisk`` monitor the detection process keeps on
-``app.state.fleet_risk``; an API process without one answers 503 rather than an empty
+The table comes from the ``RiskStore`` on ``app.state.risk_store``, which the detection
+process writes; before a first table exists the route answers 503 rather than an empty
 table that would read as "no risk".
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal, Protocol
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
-from sealscope.api.handlers import ApiError
-from sealscope.api.models import ErrorBody
+from composition.api.handlers import ApiError
+from composition.api.models import ErrorBody
+from sealscope.risk import RiskStore
 
 __all__ = ["RiskRowPublic", "RiskTablePublic", "router"]
 
@@ -24,23 +25,12 @@ Dimension = Literal["batch", "model", "manufacturer", "region"]
 Strength = Literal["none", "weak", "moderate", "strong"]
 
 
-class _RiskSource(Protocol):
-    def table(self) -> Any: ...
+def get_risk_store(request: Request) -> RiskStore:
+    store: RiskStore = request.app.state.risk_store
+    return store
 
 
-def get_fleet_risk(request: Request) -> _RiskSource:
-    risk = getattr(request.app.state, "fleet_risk", None)
-    if risk is None:
-        raise ApiError(
-            503,
-            "fleet_risk_unavailable",
-            "Fleet risk is not evaluated by this process; query the API of the process "
-            "that runs the detectors.",
-        )
-    return risk  # type: ignore[no-any-return]
-
-
-FleetRiskDep = Annotated[_RiskSource, Depends(get_fleet_risk)]
+RiskStoreDep = Annotated[RiskStore, Depends(get_risk_store)]
 
 
 class RiskRowPublic(BaseModel):
@@ -81,21 +71,20 @@ class RiskTablePublic(BaseModel):
     responses={503: {"model": ErrorBody, "description": "fleet risk not running here"}},
 )
 def risk_table(
-    risk: FleetRiskDep,
+    risk: RiskStoreDep,
     dimension: Dimension | None = None,
     min_strength: Strength = "none",
     flagged: bool | None = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
 ) -> RiskTablePublic:
-    try:
-        table = risk.table()
-    except FileNotFoundError:
+    table = risk.load()
+    if table is None:
         raise ApiError(
             503,
             "fleet_risk_unavailable",
             "No fleet risk evaluated yet: the detection process (sealscope ingest or up) "
             "saves it once it has run.",
-        ) from None
+        )
     rows = table.select(dimension=dimension, min_strength=min_strength)
     if flagged is not None:
         rows = [r for r in rows if r.flagged == flagged]

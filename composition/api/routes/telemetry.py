@@ -13,8 +13,8 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 from fastapi.exceptions import RequestValidationError
 
-from sealscope.api.deps import RegistryDep, TelemetryDep
-from sealscope.api.models import ErrorBody, TelemetryPoint, TelemetryPublic
+from composition.api.deps import RegistryDep, TelemetryDep
+from composition.api.models import ErrorBody, TelemetryPoint, TelemetryPublic
 from sealscope.storage import TelemetryQuery
 from sealscope.wire import SAMPLE_FIELDS
 

@@ -78,7 +78,7 @@ class EmbeddedBroker:
         return "5" if self.chosen == "mosquitto" else "3.1.1"
 
     async def start(self) -> None:
-        from sealscope.servers.mosquitto import MosquittoServer, find_mosquitto
+        from composition.servers.mosquitto import MosquittoServer, find_mosquitto
 
         port = pick_port(self.host, self.port, 1883, "MQTT broker")
         use_mosquitto = self.kind == "mosquitto" or (

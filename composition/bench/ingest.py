@@ -197,7 +197,7 @@ async def _sealscope_rate(settings: Settings, work: Workload) -> tuple[float, fl
 
 
 async def run_bench_ingest(*, messages: int, samples: int, devices: int) -> int:
-    from sealscope.servers import InfluxServer, MosquittoServer, V2WriteShim
+    from composition.servers import InfluxServer, MosquittoServer, V2WriteShim
 
     logging.getLogger("ingest").setLevel(logging.WARNING)
     work = Workload(devices=devices, messages=messages, samples=samples)

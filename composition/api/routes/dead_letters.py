@@ -6,8 +6,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from sealscope.api.deps import DeadLettersDep
-from sealscope.api.models import DeadLetterPublic, DeadLettersPublic
+from composition.api.deps import DeadLettersDep
+from composition.api.models import DeadLetterPublic, DeadLettersPublic
 
 router = APIRouter(prefix="/dead-letters", tags=["dead letters"])
 

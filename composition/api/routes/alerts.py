@@ -6,10 +6,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from composition.api.deps import AlertsDep
+from composition.api.handlers import ApiError
+from composition.api.models import AlertPublic, AlertsPublic, ErrorBody
 from sealscope.alerts import AlertStatus, AlertStore
-from sealscope.api.deps import AlertsDep
-from sealscope.api.handlers import ApiError
-from sealscope.api.models import AlertPublic, AlertsPublic, ErrorBody
 
 router = APIRouter(prefix="/alerts", tags=["alerts"])
 

@@ -21,12 +21,13 @@ from typing import TYPE_CHECKING, Any, Literal, TextIO
 import uvicorn
 from pydantic import SecretStr
 
+from composition.embedded import BrokerKind, EmbeddedBroker, pick_port
 from sealscope.alerts import AlertStore, SqliteAlertStore
 from sealscope.config import Settings
 from sealscope.deadletters import DeadLetterStore, SqliteDeadLetterStore
-from sealscope.embedded import BrokerKind, EmbeddedBroker, pick_port
 from sealscope.errors import ConfigError, NotFound, SealscopeError
 from sealscope.registry import DeviceRegistry, SqliteDeviceRegistry
+from sealscope.risk import JsonFileRiskStore, RiskTable
 from sealscope.storage import TelemetryStore
 from sealscope.storage.factory import open_telemetry_store
 
@@ -98,6 +99,7 @@ def _detection(core: Core) -> Any:
         risk=FleetRisk(),
         alerts=core.alerts,
         risk_path=state_dir / "fleet_risk.npz",
+        risk_store=JsonFileRiskStore(core.settings.risk_table_path),
         apply_every_s=core.settings.risk_every_s,
     )
 
@@ -110,8 +112,22 @@ class _ApiServer(uvicorn.Server):
         yield
 
 
-def _api_server(core: Core, host: str, port: int, fleet_risk: Any = None) -> _ApiServer:
-    from sealscope.api import create_app
+class _LiveRisk:
+    """The risk store of a process that runs the detectors: reads the table live."""
+
+    def __init__(self, monitor: Any) -> None:
+        self._monitor = monitor
+
+    def save(self, table: RiskTable) -> None:
+        pass  # the monitor saves its own table to the shared file
+
+    def load(self) -> RiskTable:
+        table: RiskTable = self._monitor.table()
+        return table
+
+
+def _api_server(core: Core, host: str, port: int, risk_store: Any = None) -> _ApiServer:
+    from composition.api import create_app
 
     app = create_app(
         core.settings,
@@ -119,7 +135,7 @@ def _api_server(core: Core, host: str, port: int, fleet_risk: Any = None) -> _Ap
         registry=core.registry,
         alerts=core.alerts,
         dead_letters=core.dead_letters,
-        fleet_risk=fleet_risk,
+        risk_store=risk_store,
     )
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
     return _ApiServer(config)
@@ -400,7 +416,12 @@ async def run_up(
                         f"ingest could not connect to the embedded broker on port {broker.port}"
                     )
                 # one process: the API serves the live risk table, not the saved one
-                server = _api_server(core, settings.api_host, api_port, fleet_risk=monitor)
+                server = _api_server(
+                    core,
+                    settings.api_host,
+                    api_port,
+                    risk_store=_LiveRisk(monitor) if monitor is not None else None,
+                )
                 await _serve_until_started(server, tg)
                 info = {
                     "api": f"http://{settings.api_host}:{api_port}",

@@ -24,10 +24,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from composition.servers import MosquittoServer
 from firmware_sim import Fleet, FleetSpec, MqttPublisher, OutgoingMessage, run_simulation
 from firmware_sim.device_mqtt import DeviceMqttTransport
 from firmware_sim.transport import DeviceMessage
-from sealscope.servers import MosquittoServer
 from sealscope.topics import device_topic
 
 __all__ = ["run_bench_sim"]

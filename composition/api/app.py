@@ -8,16 +8,16 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
-from typing import Any
 
 from fastapi import FastAPI
 
+from composition.api.handlers import install_handlers
+from composition.api.routes import api_router, root_router
 from sealscope.alerts import AlertStore, SqliteAlertStore
-from sealscope.api.handlers import install_handlers
-from sealscope.api.routes import api_router, root_router
 from sealscope.config import Settings
 from sealscope.deadletters import DeadLetterStore, SqliteDeadLetterStore
 from sealscope.registry import DeviceRegistry, SqliteDeviceRegistry
+from sealscope.risk import JsonFileRiskStore, RiskStore
 from sealscope.storage import TelemetryStore
 
 __all__ = ["create_app"]
@@ -32,7 +32,7 @@ def create_app(
     registry: DeviceRegistry | None = None,
     alerts: AlertStore | None = None,
     dead_letters: DeadLetterStore | None = None,
-    fleet_risk: Any = None,
+    risk_store: RiskStore | None = None,
 ) -> FastAPI:
     """Build the API. Stores passed in belong to the caller and are left open at shutdown;
     the ones the lifespan opens from ``settings`` it also closes."""
@@ -71,12 +71,8 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.settings = settings
-    if fleet_risk is None:
-        # a separate API process serves what the detection process last saved
-        from analytics.fleet_monitor import SavedFleetRisk
-
-        fleet_risk = SavedFleetRisk(settings.detector_state_dir / "fleet_risk.npz")
-    app.state.fleet_risk = fleet_risk
+    # a separate API process serves the table the detection process last saved
+    app.state.risk_store = risk_store or JsonFileRiskStore(settings.risk_table_path)
     install_handlers(app)
     app.include_router(api_router)
     app.include_router(root_router)

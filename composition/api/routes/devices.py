@@ -6,8 +6,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
-from sealscope.api.deps import RegistryDep
-from sealscope.api.models import DeviceCreate, DevicePublic, DevicesPublic, ErrorBody
+from composition.api.deps import RegistryDep
+from composition.api.models import DeviceCreate, DevicePublic, DevicesPublic, ErrorBody
 
 router = APIRouter(prefix="/devices", tags=["devices"])
 

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sealscope.servers.influxdb import InfluxServer, find_influxd
-from sealscope.servers.mosquitto import MosquittoServer, find_mosquitto
-from sealscope.servers.ports import ServerFailed, free_port, wait_for_port
+from composition.servers.influxdb import InfluxServer, find_influxd
+from composition.servers.mosquitto import MosquittoServer, find_mosquitto
+from composition.servers.ports import ServerFailed, free_port, wait_for_port
 
 if TYPE_CHECKING:
-    from sealscope.servers.v2shim import V2WriteShim
+    from composition.servers.v2shim import V2WriteShim
 
 __all__ = [
     "InfluxServer",
@@ -30,9 +30,9 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     # imported on demand: the shim pulls in aiohttp, and an eager import would make
-    # ``python -m sealscope.servers.v2shim`` warn that the module was imported twice
+    # ``python -m composition.servers.v2shim`` warn that the module was imported twice
     if name == "V2WriteShim":
-        from sealscope.servers.v2shim import V2WriteShim
+        from composition.servers.v2shim import V2WriteShim
 
         return V2WriteShim
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,5 +1,0 @@
-import sys
-
-from sealscope.cli import main
-
-sys.exit(main())
