@@ -16,6 +16,8 @@ from analytics import (
 )
 from tests.analytics.streams import HOUR, T0
 
+pytestmark = pytest.mark.bench
+
 N_DEVICES = 100_000
 PER_DEVICE = 4
 

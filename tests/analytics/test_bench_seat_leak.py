@@ -1,9 +1,12 @@
 """update() throughput at fleet scale; prints device-samples/s, asserts no timing."""
 
 import numpy as np
+import pytest
 
 from analytics import SampleBatch, SeatLeakDetector, Status
 from tests.analytics.streams import HOUR, T0
+
+pytestmark = pytest.mark.bench
 
 N_DEVICES = 100_000
 PER_DEVICE = 4  # one NB-IoT uplink of four hourly samples per device

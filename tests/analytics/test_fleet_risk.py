@@ -13,8 +13,8 @@ from analytics.fleet_risk import (
     conditional_rate_test,
     poisson_interval,
 )
-from sealscope.registry import Device
 from sealscope.memory_alerts import MemoryAlertStore
+from sealscope.registry import Device
 
 DAY = 86_400.0
 YEAR = 365.25 * DAY

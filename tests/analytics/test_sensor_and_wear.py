@@ -20,9 +20,9 @@ from analytics import (
     SampleBatch,
     SensorFaultDetector,
 )
+from sealscope.memory_alerts import MemoryAlertStore
 from sealscope.registry import Device
 from sealscope.wire import Sample
-from sealscope.memory_alerts import MemoryAlertStore
 from tests.analytics.streams import C0, HOUR, T0, VALVE, device_table, valve_stream
 
 MAINT = CategoryCode.MAINTENANCE_REQUIRED

@@ -26,8 +26,8 @@ from analytics.sensor_health import FAULT_NAMES
 from composition.evaluation import run_eval
 from firmware_sim import Fleet, FleetSpec
 from sealscope.errors import ConfigError
-from sealscope.registry import Device
 from sealscope.memory_alerts import MemoryAlertStore
+from sealscope.registry import Device
 from tests.analytics.streams import T0, device_table
 
 DAY = 86_400.0

@@ -5,9 +5,9 @@ import pytest
 
 from analytics import DetectionService, SeatLeakDetector
 from sealscope.errors import ConfigError, StoreUnavailable
+from sealscope.memory_alerts import MemoryAlertStore
 from sealscope.registry import Device
 from sealscope.wire import Sample
-from sealscope.memory_alerts import MemoryAlertStore
 from tests.analytics.streams import C0, C_ALLOW, VALVE, Stream, valve_stream
 
 HEALTHY = dataclasses.replace(VALVE, device_id="ACME-V-0001")
