@@ -4,6 +4,13 @@ paho-mqtt 2.x rather than aiomqtt, because aiomqtt 2.5 acknowledges a QoS 1 mess
 as it arrives, and the reliability contract says a PUBACK goes out only once the message is
 durable. paho's network loop runs on its own thread; each delivery is handed to a callback
 that may block (that is the back-pressure: paho stops reading the socket, the broker queues).
+
+Session takeover: another connection with our client id gets our session, and with it
+everything queued or in flight for us. We reconnect (capped, jittered backoff) with
+clean start off and take it back; the broker then redelivers whatever the intruder did not
+acknowledge. What it did acknowledge, or a session it wiped by connecting with clean start,
+is gone from the broker: only binding client ids to usernames there prevents that
+(deploy/README.md). Both cases are logged as errors.
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from sealscope.mqtt_session import manual_ack_client
+from sealscope.mqtt_session import ReconnectBackoff, is_session_taken_over, manual_ack_client
 
 __all__ = ["Delivery", "MqttConsumer"]
 
@@ -65,14 +72,19 @@ class MqttConsumer:
         self._keepalive_s = keepalive_s
         self._generation = 0
         self._connected = threading.Event()
-        self._ever_connected = threading.Event()
         self._is_stopping = False
+        self._had_session = False
+        self._client_id = client_id
+        self._max_reconnect_delay_s = 30
+        self._backoff = ReconnectBackoff()
+        self.takeovers = 0  # times another connection took our session
+        self.sessions_lost = 0  # reconnects that found the broker no longer had our session
         self._client = manual_ack_client(
             client_id=client_id,
             protocol=protocol,
             username=username,
             password=password,
-            max_reconnect_delay_s=30,
+            max_reconnect_delay_s=self._max_reconnect_delay_s,
         )
         self._client.enable_logger(logging.getLogger("ingest.consumer.paho"))
         self._client.on_connect = self._on_connect
@@ -109,6 +121,8 @@ class MqttConsumer:
         could belong to a different message.
         """
         generation = self._generation
+        if not self._connected.is_set():
+            return 0  # nothing to send it on; the broker redelivers on the next connection
         sent = 0
         for d in deliveries:
             if d.qos > 0 and d.generation == generation:
@@ -130,27 +144,59 @@ class MqttConsumer:
             log.error("mqtt: %s:%d refused the connection: %s", self.host, self.port, reason)
             return
         self._generation += 1
+        self._backoff.connected()
+        session_present = bool(getattr(flags, "session_present", False))
+        if self._had_session and not session_present:
+            self.sessions_lost += 1
+            log.error(
+                "mqtt: %s:%d no longer had the session of client id %r: whatever was queued "
+                "for it while we were away is lost (another client connected with this id "
+                "and a clean start, or the session expired); subscribing again",
+                self.host,
+                self.port,
+                self._client_id,
+            )
+        self._had_session = True
         if self._protocol == "5":
             client.subscribe([(f, SubscribeOptions(qos=1)) for f in self._filters])
         else:
             client.subscribe([(f, 1) for f in self._filters])
         self._connected.set()
-        self._ever_connected.set()
         log.info(
-            "mqtt: connected to %s:%d (session present: %s)",
-            self.host,
-            self.port,
-            bool(getattr(flags, "session_present", False)),
+            "mqtt: connected to %s:%d (session present: %s)", self.host, self.port, session_present
         )
 
     def _on_disconnect(
-        self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any
+        self, client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any
     ) -> None:
+        was_connected = self._connected.is_set()
         self._connected.clear()
         if self._is_stopping:
             log.info("mqtt: disconnected from %s:%d", self.host, self.port)
-        elif self._ever_connected.is_set():
-            log.warning("mqtt: disconnected from %s:%d: %s", self.host, self.port, reason)
+            return
+        if not was_connected:
+            return  # paho may report one drop twice (DISCONNECT packet, then socket close)
+        delay_s = self._backoff.dropped()
+        client.reconnect_delay_set(min_delay=delay_s, max_delay=self._max_reconnect_delay_s)  # type: ignore[arg-type]
+        if is_session_taken_over(reason):
+            self.takeovers += 1
+            log.error(
+                "mqtt: another client connected to %s:%d with our client id %r and took over "
+                "the session; taking it back in %.1f s. Messages it acknowledges are lost "
+                "to ingest: the broker must bind client ids to usernames (deploy/README.md)",
+                self.host,
+                self.port,
+                self._client_id,
+                delay_s,
+            )
+        else:
+            log.warning(
+                "mqtt: disconnected from %s:%d: %s; reconnecting in %.1f s",
+                self.host,
+                self.port,
+                reason,
+                delay_s,
+            )
 
     def _on_message(self, _client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
         self._on_delivery(

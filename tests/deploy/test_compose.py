@@ -268,17 +268,20 @@ def _conf_values(text: str) -> dict[str, list[str]]:
 
 
 class Broker:
-    def __init__(self, port: int, passwd: Path) -> None:
-        self.port = port
+    def __init__(self, port: int, passwd: Path, service_port: int) -> None:
+        self.port = port  # the devices' listener (1883 in production)
+        self.service_port = service_port  # the services' listener (1884, compose network)
         self.passwd = passwd
 
 
-def _adapt_conf(tmp_path: Path, port: int) -> Path:
-    """The committed config with only container paths and the listener port rewritten."""
+def _adapt_conf(tmp_path: Path, port: int, service_port: int = 0) -> Path:
+    """The committed config with only container paths and the listener ports rewritten."""
     text = MOSQUITTO_CONF.read_text()
     text = text.replace("/mosquitto/config/", f"{tmp_path}/")
     text = text.replace("/mosquitto/data/", f"{tmp_path}/data/")
     text = re.sub(r"(?m)^listener 1883$", f"listener {port} 127.0.0.1", text)
+    service_port = service_port or port + 1
+    text = re.sub(r"(?m)^listener 1884$", f"listener {service_port} 127.0.0.1", text)
     if os.geteuid() == 0:
         # As root mosquitto drops to the "mosquitto" user, which cannot read tmp_path.
         text += "\nuser root\n"
@@ -289,6 +292,7 @@ def _adapt_conf(tmp_path: Path, port: int) -> Path:
 
 USERS = {
     "sealscope-ingest": "ingest-pw",
+    "sealscope-gateway": "gateway-pw",
     "sealscope-health": "health-pw",
     "ACME-V-0001": "device-a-pw",
     "ACME-V-0002": "device-b-pw",
@@ -305,8 +309,8 @@ def broker(tmp_path: Path) -> Iterator[Broker]:
     passwd.touch()
     for user, password in USERS.items():
         subprocess.run([mosquitto_passwd, "-b", str(passwd), user, password], check=True)
-    port = _free_port()
-    conf = _adapt_conf(tmp_path, port)
+    port, service_port = _free_port(), _free_port()
+    conf = _adapt_conf(tmp_path, port, service_port)
     log = (tmp_path / "mosquitto.log").open("w")
     proc = subprocess.Popen([mosquitto, "-c", str(conf)], stdout=log, stderr=subprocess.STDOUT)
     try:
@@ -314,13 +318,14 @@ def broker(tmp_path: Path) -> Iterator[Broker]:
         def listening() -> bool:
             assert proc.poll() is None, (tmp_path / "mosquitto.log").read_text()
             try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                for p in (port, service_port):
+                    socket.create_connection(("127.0.0.1", p), timeout=0.2).close()
             except OSError:
                 return False
             return True
 
         _wait_for(listening, 10, "mosquitto to listen")
-        yield Broker(port, passwd)
+        yield Broker(port, passwd, service_port)
     finally:
         proc.terminate()
         proc.wait(timeout=10)
@@ -330,20 +335,39 @@ def broker(tmp_path: Path) -> Iterator[Broker]:
 class Client:
     """A blocking paho client that records what it receives."""
 
-    def __init__(self, broker: Broker, user: str, *, client_id: str | None = None) -> None:
+    def __init__(
+        self,
+        broker: Broker,
+        user: str,
+        *,
+        client_id: str | None = None,
+        service_listener: bool = False,
+        clean_start: bool | None = None,
+    ) -> None:
         self.messages: list[tuple[str, bytes]] = []
         self._lock = threading.Lock()
         self._connected = threading.Event()
+        self.dropped = threading.Event()
         self.reason: Any = None
-        self._client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=client_id or f"test-{uuid.uuid4().hex[:8]}",
-            clean_session=client_id is None,
-        )
+        if clean_start is None:
+            self._client = mqtt.Client(
+                CallbackAPIVersion.VERSION2,
+                client_id=client_id or f"test-{uuid.uuid4().hex[:8]}",
+                clean_session=client_id is None,
+            )
+        else:  # MQTT 5, where a clean start also wipes the session it takes over
+            self._client = mqtt.Client(
+                CallbackAPIVersion.VERSION2, client_id=client_id or "", protocol=mqtt.MQTTv5
+            )
         self._client.username_pw_set(user, USERS[user])
         self._client.on_connect = self._on_connect
         self._client.on_message = self._on_message
-        self._client.connect("127.0.0.1", broker.port)
+        self._client.on_disconnect = lambda *_: self.dropped.set()
+        port = broker.service_port if service_listener else broker.port
+        if clean_start is None:
+            self._client.connect("127.0.0.1", port)
+        else:
+            self._client.connect("127.0.0.1", port, clean_start=clean_start)
         self._client.loop_start()
         assert self._connected.wait(5), "no CONNACK"
         assert not self.reason.is_failure, f"{user} refused: {self.reason}"
@@ -465,7 +489,7 @@ def test_mosquitto_queues_more_than_the_default_1000_for_an_offline_consumer(
     # The ingest's persistent session must not lose QoS 1 messages while it restarts.
     topic = "sealscope/v1/dev/ACME-V-0001/telemetry"
     client_id = f"ingest-{uuid.uuid4().hex[:6]}"
-    service = Client(broker, "sealscope-ingest", client_id=client_id)
+    service = Client(broker, "sealscope-ingest", client_id=client_id, service_listener=True)
     service.subscribe("$share/ingest/sealscope/v1/dev/+/telemetry")
     service.close()
 
@@ -476,12 +500,121 @@ def test_mosquitto_queues_more_than_the_default_1000_for_an_offline_consumer(
         info.wait_for_publish(10)
     device_a.close()
 
-    service = Client(broker, "sealscope-ingest", client_id=client_id)
+    service = Client(broker, "sealscope-ingest", client_id=client_id, service_listener=True)
     try:
         _wait_for(lambda: len(service.received()) >= count, 20, f"{count} queued messages")
         assert sorted(int(p) for _, p in service.received()) == list(range(count))
     finally:
         service.close()
+
+
+def test_compose_services_use_the_internal_listener_and_only_devices_get_a_port(
+    compose: dict[str, Any],
+) -> None:
+    services = compose["services"]
+    for name in ("ingest", "api", "gateway", "sim"):
+        assert services[name]["environment"]["SEALSCOPE_MQTT_PORT"] == "1884", name
+    published = {str(p["target"]) for p in services["mosquitto"]["ports"]}
+    assert published == {"1883"}
+    listeners = _conf_values(MOSQUITTO_CONF.read_text())["listener"]
+    assert listeners == ["1883", "1884"]
+    device_listener = MOSQUITTO_CONF.read_text().split("listener 1883\n")[1].split("listener")[0]
+    assert "\nuse_username_as_clientid true\n" in device_listener
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    ("service", "service_filter", "publisher", "topic"),
+    [
+        (
+            "sealscope-ingest",
+            "sealscope/v1/dev/+/telemetry",
+            "ACME-V-0001",
+            "sealscope/v1/dev/ACME-V-0001/telemetry",
+        ),
+        (
+            "sealscope-gateway",
+            "sealscope/v1/dev/+/cmd",
+            "sealscope-ingest",
+            "sealscope/v1/dev/ACME-V-0001/cmd",
+        ),
+    ],
+)
+def test_mosquitto_device_using_a_service_client_id_leaves_its_session_alone(
+    broker: Broker, service: str, service_filter: str, publisher: str, topic: str
+) -> None:
+    # On an anonymous broker this connect would take the service's session and, with a
+    # clean start, wipe what is queued in it (tests/ingest/test_takeover.py).
+    owner = Client(broker, service, client_id=service, service_listener=True)
+    owner.subscribe(service_filter)
+    intruder = Client(broker, "ACME-V-0001", client_id=service, clean_start=True)
+    # the device's own uplink proves it is connected; a second connection as ACME-V-0001
+    # would take the device's own session
+    sender = (
+        intruder if publisher == "ACME-V-0001" else Client(broker, publisher, service_listener=True)
+    )
+    try:
+        for n in range(3):
+            sender.publish(topic, f"after-{n}".encode())
+        _wait_for(lambda: len(owner.received()) == 3, 5, "the service to keep receiving")
+        assert owner.received() == [(topic, f"after-{n}".encode()) for n in range(3)]
+        assert not owner.dropped.is_set(), f"{service} was disconnected by the device"
+        assert not intruder.dropped.is_set()
+    finally:
+        for client in {sender, intruder, owner}:
+            client.close()
+
+
+@pytest.mark.integration
+def test_mosquitto_device_cannot_publish_or_connect_as_another_device(broker: Broker) -> None:
+    own = "sealscope/v1/dev/ACME-V-0001/telemetry"
+    other = "sealscope/v1/dev/ACME-V-0002/telemetry"
+    service = Client(broker, "sealscope-ingest", service_listener=True)
+    service.subscribe("sealscope/v1/dev/+/telemetry")
+    device_b = Client(broker, "ACME-V-0002", client_id="ACME-V-0002")
+    # A's password, B's client id: the broker makes the client id A's username, so %u and
+    # %c in ACL patterns name the same device and B's connection is left alone.
+    device_a = Client(broker, "ACME-V-0001", client_id="ACME-V-0002", clean_start=True)
+    try:
+        device_a.publish(other, b"forged")
+        device_a.publish(own, b"sentinel-a")
+        device_b.publish(other, b"from-b")
+        _wait_for(
+            lambda: {(own, b"sentinel-a"), (other, b"from-b")} <= set(service.received()),
+            5,
+            "both devices' own uplinks",
+        )
+        assert (other, b"forged") not in service.received()
+        assert not device_b.dropped.is_set(), "device B was disconnected by device A"
+    finally:
+        for client in (device_a, device_b, service):
+            client.close()
+
+
+@pytest.mark.integration
+def test_mosquitto_service_listener_lets_one_user_hold_two_sessions(broker: Broker) -> None:
+    # The gateway's publisher and command subscriber share a username; on the device
+    # listener the second connection would take the first one's session.
+    topic = "sealscope/v1/dev/ACME-V-0001/cmd"
+    publisher = Client(broker, "sealscope-gateway", client_id="gw", service_listener=True)
+    commands = Client(broker, "sealscope-gateway", client_id="gw-cmd", service_listener=True)
+    ingest = Client(broker, "sealscope-ingest", service_listener=True)
+    try:
+        commands.subscribe("sealscope/v1/dev/+/cmd")
+        ingest.publish(topic, b"stroke")
+        _wait_for(lambda: commands.received(), 5, "the command")
+        assert not publisher.dropped.is_set() and not commands.dropped.is_set()
+    finally:
+        for client in (ingest, commands, publisher):
+            client.close()
+
+    first = Client(broker, "sealscope-gateway", client_id="gw", clean_start=True)
+    second = Client(broker, "sealscope-gateway", client_id="gw-cmd", clean_start=True)
+    try:
+        _wait_for(first.dropped.is_set, 5, "the device listener to bind both to one id")
+    finally:
+        second.close()
+        first.close()
 
 
 # --------------------------------------------------------------------------- dashboards
