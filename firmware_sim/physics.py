@@ -65,6 +65,7 @@ class PhysicalFleet(Protocol):
     dp_nom_kpa: F64
     p_suction_kpa: F64
     vib_base_mms: F64
+    motor_nom_a: F64
 
     def leak_coeff_at(self, t: F64, idx: I64) -> F64: ...
 

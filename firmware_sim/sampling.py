@@ -58,11 +58,11 @@ def take_samples(
     a dropped-out sensor lost, and the actuation faults (device, slot, kind, detail)."""
     spec, n, s = state.spec, state.spec.devices, state.spec.samples_per_uplink
     slot0 = state.uplinks_done * s
-    times = np.round(
-        spec.start_t + state.phase_s[:, None] + (slot0 + np.arange(s)) * spec.sample_interval_s,
-        3,
+    first_t = spec.start_t + state.phase_s[:, None]
+    times: F64 = np.asarray(  # float64 already: no copy, only numpy's stubs need telling
+        np.round(first_t + (slot0 + np.arange(s)) * spec.sample_interval_s, 3), dtype=np.float64
     )
-    cols = {name: np.full((n, s), np.nan) for name in ALL_FIELDS}
+    cols: dict[str, F64] = {name: np.full((n, s), np.nan) for name in ALL_FIELDS}
     actuation: list[tuple[int, int, str, str]] = []
     for j in range(s):
         physics.valve_slot(state, cols, j, times[:, j], state.physics_rng, actuation)
