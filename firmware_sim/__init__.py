@@ -1,8 +1,9 @@
 """Simulated NB-IoT smart valves and pumps: physics, wear, radio, and the transports.
 
-``Fleet`` (fleet.py) models devices and produces v1 payloads, a ``Transport``
-(transport.py, device_mqtt.py, coap.py) carries them, ``run_simulation`` (runner.py)
-paces rounds and reconciles counts. ``CoapTransport`` is imported lazily (aiocoap, cbor2).
+``Fleet`` (fleet.py, over state.py and the modules of one round) models devices and
+produces v1 payloads, a ``Transport`` (transport.py, device_mqtt.py, coap.py) carries them,
+``run_simulation`` (runner.py) paces rounds and reconciles counts in a ``SimReport``
+(report.py). ``CoapTransport`` is imported lazily (aiocoap, cbor2).
 """
 
 from typing import Any
@@ -27,7 +28,8 @@ from firmware_sim.publisher import (
     PublishResult,
     Refusal,
 )
-from firmware_sim.runner import SimReport, run_simulation
+from firmware_sim.report import SimReport
+from firmware_sim.runner import run_simulation
 from firmware_sim.transport import (
     Delivery,
     DeviceMessage,

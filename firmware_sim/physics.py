@@ -16,17 +16,62 @@ head ∝ n², power ∝ n³), stopping now and then; the mechanical seal leaks C
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
 
-if TYPE_CHECKING:
-    from firmware_sim.fleet import Fleet
+from firmware_sim.spec import FleetSpec
 
-__all__ = ["demand", "pump_slot", "valve_slot"]
+__all__ = ["PhysicalFleet", "demand", "pump_slot", "required_torque_nm", "valve_slot"]
 
 F64 = npt.NDArray[np.float64]
+I64 = npt.NDArray[np.int64]
+B = npt.NDArray[np.bool_]
+
+
+class PhysicalFleet(Protocol):
+    """The device arrays the physics reads (and the few it moves: valve positions, pump
+    running, pending stroke tests), one slot per device; ``FleetState`` provides them."""
+
+    spec: FleetSpec
+    valve_idx: I64
+    pump_idx: I64
+    site_of: I64
+    site_noise: F64
+    dn: I64
+    p_nom_kpa: F64
+    temp_base_c: F64
+    leak_n: F64
+    leak_c0: F64
+    # valves and their actuators
+    is_open: B
+    open_pct: F64
+    target_pct: F64
+    is_scheduled: B
+    sched_open_h: F64
+    sched_len_h: F64
+    stroke_test_pending: B
+    seat_torque_nm: F64
+    dp_friction: F64
+    rated_torque_nm: F64
+    motor_idle_a: F64
+    motor_rated_a: F64
+    stroke_nominal_s: F64
+    # pumps
+    is_running: B
+    n_nom_rpm: F64
+    q_nom_m3h: F64
+    dp_nom_kpa: F64
+    p_suction_kpa: F64
+    vib_base_mms: F64
+    motor_nom_a: F64
+
+    def leak_coeff_at(self, t: F64, idx: I64) -> F64: ...
+
+    def friction_multiplier(self, t: F64, idx: I64) -> F64: ...
+
+
 UTC_OFFSET_S = 8 * 3600  # the simulated sites keep China Standard Time
 
 
@@ -46,7 +91,9 @@ def _seasonal_c(t: F64) -> F64:
     return 6.0 * np.sin(2 * np.pi * (day - 110.0) / 365.25)
 
 
-def required_torque_nm(fleet: Fleet, v: npt.NDArray[np.int64], dp_kpa: F64, wear: F64) -> F64:
+def required_torque_nm(
+    fleet: PhysicalFleet, v: npt.NDArray[np.int64], dp_kpa: F64, wear: F64
+) -> F64:
     """Breakaway torque of valves ``v`` against ``dp_kpa`` with friction multiplier ``wear``."""
     d_m = fleet.dn[v] / 1000.0
     load_n = dp_kpa * 1000.0 * np.pi / 4.0 * d_m**2
@@ -54,7 +101,7 @@ def required_torque_nm(fleet: Fleet, v: npt.NDArray[np.int64], dp_kpa: F64, wear
 
 
 def valve_slot(
-    fleet: Fleet,
+    fleet: PhysicalFleet,
     cols: dict[str, F64],
     j: int,
     t: F64,
@@ -133,7 +180,9 @@ def valve_slot(
     cols["temp_c"][v, j] = temp
 
 
-def pump_slot(fleet: Fleet, cols: dict[str, F64], j: int, t: F64, rng: np.random.Generator) -> None:
+def pump_slot(
+    fleet: PhysicalFleet, cols: dict[str, F64], j: int, t: F64, rng: np.random.Generator
+) -> None:
     p = fleet.pump_idx
     k = p.size
     if not k:

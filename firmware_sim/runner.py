@@ -15,12 +15,13 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TextIO
 
-from firmware_sim.fleet import DeviceTruth, Fleet, RadioCounts, RoundOutput
+from firmware_sim.fleet import Fleet
 from firmware_sim.progress import ProgressBar
 from firmware_sim.publisher import Protocol
+from firmware_sim.report import SimReport
+from firmware_sim.rounds import RoundOutput
 from firmware_sim.transport import DeviceMessage, SharedMqttTransport, Transport
 from sealscope.registry import DeviceRegistry
 from sealscope.wire import encode
@@ -28,65 +29,6 @@ from sealscope.wire import encode
 __all__ = ["SimReport", "run_simulation"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(slots=True)
-class SimReport:
-    """What the far end acknowledged, what the radio did, and what detectors should find."""
-
-    devices: int
-    rounds: int = 0
-    messages_acked: int = 0  # telemetry messages with at least one acknowledged copy
-    samples_acked: int = 0  # samples in those messages
-    state_messages_acked: int = 0
-    events_acked: int = 0  # alarm messages with at least one acknowledged copy
-    copies_published: int = 0  # everything put on the wire, duplicates included
-    copies_acked: int = 0
-    refused: int = 0  # copies the far end refused (e.g. PUBACK 0x87 not authorised)
-    downlinks_received: int = 0
-    downlinks_applied: int = 0  # commands the devices carried out
-    elapsed_s: float = 0.0
-    transport: str = ""
-    device_messages: dict[str, int] = field(default_factory=dict)  # telemetry acked per device
-    truth: list[DeviceTruth] = field(default_factory=list)
-    radio: RadioCounts = field(default_factory=RadioCounts)
-    event_t: float = 0.0  # true event time the fleet has reached
-
-    @property
-    def samples_generated(self) -> int:
-        return self.radio.samples_generated
-
-    @property
-    def messages_per_s(self) -> float:
-        return self.messages_acked / self.elapsed_s if self.elapsed_s > 0 else 0.0
-
-    def summary(self) -> str:
-        degrading = [t for t in self.truth if t.is_degrading]
-        r = self.radio
-        lines = [
-            f"simulated devices:      {self.devices}",
-            f"rounds:                 {self.rounds}",
-            f"telemetry acknowledged: {self.messages_acked} messages, {self.samples_acked} samples",
-            f"state acknowledged:     {self.state_messages_acked} (retained)",
-            f"events acknowledged:    {self.events_acked}",
-            f"refused by far end:     {self.refused}",
-            f"elapsed:                {self.elapsed_s:.2f} s ({self.messages_per_s:.0f} msg/s)",
-            f"transport:              {self.transport}",
-            f"devices sent:           {r.messages} messages ({r.telemetry_messages} telemetry, "
-            f"{r.event_messages} events), {r.samples_generated} samples",
-            f"radio:                  {r.transmissions} transmissions, {r.messages_lost} "
-            f"messages lost, {r.duplicate_copies} duplicate copies, {r.messages_unacked} "
-            f"unacknowledged (samples resent {r.samples_resent}, dropped {r.samples_dropped})",
-            f"on the wire:            {self.copies_published} copies published, "
-            f"{self.copies_acked} acknowledged",
-            f"downlink:               {self.downlinks_received} received, "
-            f"{self.downlinks_applied} carried out",
-            f"degrading devices:      {len(degrading)}",
-        ]
-        lines += [f"  {t.device_id}  onset t={t.onset_t:.0f}  {t.mode}" for t in degrading[:20]]
-        if len(degrading) > 20:
-            lines.append(f"  ... and {len(degrading) - 20} more")
-        return "\n".join(lines)
 
 
 def _round_messages(fleet: Fleet, out: RoundOutput) -> tuple[list[DeviceMessage], list[int]]:
@@ -174,51 +116,53 @@ async def run_simulation(
         log.info("registered %d simulated devices", registered)
 
     started = time.monotonic()
-    async with transport:
-        if publish_state:
-            states = [
-                DeviceMessage(device_id, "state", encode(state), 1, retain=True)
-                for device_id, state in fleet.states()
-            ]
-            delivery = await transport.send(states)
-            report.state_messages_acked = delivery.acked_copies
-            report.refused += len(delivery.refused)
-            _apply_downlinks(fleet, report, transport, delivery.downlinks, listening=None)
+    try:
+        async with transport:
+            if publish_state:
+                states = [
+                    DeviceMessage(device_id, "state", encode(state), 1, retain=True)
+                    for device_id, state in fleet.states()
+                ]
+                delivery = await transport.send(states)
+                report.state_messages_acked = delivery.acked_copies
+                report.refused += len(delivery.refused)
+                _apply_downlinks(fleet, report, transport, delivery.downlinks, listening=None)
 
-        loop = asyncio.get_running_loop()
-        next_round = loop.time()
-        while (uplinks is None or report.rounds < uplinks) and not stop.is_set():
-            out, messages, positions = await asyncio.to_thread(_step, fleet)
-            delivery = await transport.send(messages)
-            _account(fleet, report, out, messages, positions, delivery.acked)
-            report.refused += sum(
-                m.copies - a for m, a in zip(messages, delivery.acked, strict=True)
-            )
-            listening = {
-                fleet.device_ids[d]
-                for d, ok in zip(out.device.tolist(), out.is_acked.tolist(), strict=True)
-                if ok
-            }
-            _apply_downlinks(fleet, report, transport, delivery.downlinks, listening=listening)
-            report.rounds += 1
-            report.radio = dataclasses.replace(fleet.counts, events=dict(fleet.counts.events))
-            report.event_t = fleet.now_t
-            report.elapsed_s = time.monotonic() - started
-            if progress is not None:
-                progress(report)
-            if bar is not None:
-                bar.update(report, fleet.now_t)
-            if uplinks is not None and report.rounds >= uplinks:
-                break
-            wait_s = interval_s
-            if hold_at_wall_clock:
-                wait_s = max(interval_s, fleet.round_end_t - time.time())
-            next_round = max(next_round + wait_s, loop.time())
-            await _sleep_until(loop, next_round, stop)
-    report.elapsed_s = time.monotonic() - started
-    report.truth = fleet.truth()  # sensor faults that started during the run included
-    if bar is not None:
-        bar.close(report, fleet.now_t)
+            loop = asyncio.get_running_loop()
+            next_round = loop.time()
+            while (uplinks is None or report.rounds < uplinks) and not stop.is_set():
+                out, messages, positions = await asyncio.to_thread(_step, fleet)
+                delivery = await transport.send(messages)
+                _account(fleet, report, out, messages, positions, delivery.acked)
+                report.refused += sum(
+                    m.copies - a for m, a in zip(messages, delivery.acked, strict=True)
+                )
+                listening = {
+                    fleet.device_ids[d]
+                    for d, ok in zip(out.device.tolist(), out.is_acked.tolist(), strict=True)
+                    if ok
+                }
+                _apply_downlinks(fleet, report, transport, delivery.downlinks, listening=listening)
+                report.rounds += 1
+                report.radio = dataclasses.replace(fleet.counts, events=dict(fleet.counts.events))
+                report.event_t = fleet.now_t
+                report.elapsed_s = time.monotonic() - started
+                if progress is not None:
+                    progress(report)
+                if bar is not None:
+                    bar.update(report, fleet.now_t)
+                if uplinks is not None and report.rounds >= uplinks:
+                    break
+                wait_s = interval_s
+                if hold_at_wall_clock:
+                    wait_s = max(interval_s, fleet.round_end_t - time.time())
+                next_round = max(next_round + wait_s, loop.time())
+                await _sleep_until(loop, next_round, stop)
+        report.elapsed_s = time.monotonic() - started
+        report.truth = fleet.truth()  # sensor faults that started during the run included
+    finally:  # on an error too: the live display must give the terminal back
+        if bar is not None:
+            bar.close(report, fleet.now_t)
     return report
 
 
