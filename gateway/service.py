@@ -199,6 +199,11 @@ class Gateway:
             dead_letters=self.dead_letters,
             clock=self._clock,
         )
+        # the summaries of failed key checks come out even once a flood stops
+        flush = asyncio.create_task(
+            self.resource.auth_failures.run(), name="gateway-auth-failure-log"
+        )
+        stack.push_async_callback(_cancel, flush)
         await stack.enter_async_context(
             CoapServer(self.resource, host=self.coap_host, port=self.coap_port)
         )

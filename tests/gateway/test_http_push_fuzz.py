@@ -26,7 +26,7 @@ from tests.gateway.fixtures.push_support import (
     resolve,
 )
 
-ALLOWED = {200, 400, 401, 403, 413, 503}
+ALLOWED = {200, 400, 401, 403, 413, 429, 503}
 
 keys = st.sampled_from(
     [
