@@ -1,19 +1,24 @@
 """The CoAP uplink endpoint: ``POST /u/{device_id}?k={key}`` with a SenML pack.
 
-One request: authenticate the device (4.01 without a word about the key), decode and
-translate the SenML (4.00 and a dead letter when it cannot be used), hand the canonical
-messages to the ``UplinkSink`` and wait until they are on disk, then answer 2.04 with
-whatever commands wait for the device. gateway/README.md is the contract.
+One request: authenticate the device (4.01 without a word about the key; 4.29 once its
+address failed too often, ``gateway.throttle``), decode and translate the SenML (4.00,
+4.13 or 4.15 and one dead letter per distinct frame when it cannot be used, whatever the
+decoder raised), hand the canonical messages to the ``UplinkSink`` and wait until they
+are on disk, then answer 2.04 with whatever commands wait for the device.
+gateway/README.md is the contract.
 
-The resource never lets an exception out to aiocoap: a bug answers 5.00 and is logged,
-and the next uplink is served as usual.
+A 5.xx means "the gateway, not your frame: retry": only the sink (disk queue full or
+failing) and bugs past decoding answer one. The resource never lets an exception out to
+aiocoap; the next uplink is served as usual.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
+import math
 import re
 import time
 from collections.abc import Callable
@@ -26,12 +31,14 @@ import cbor2
 
 from gateway.downlink import Command, DownlinkQueue
 from gateway.keys import DeviceKeys
+from gateway.rejects import RecentRejects
 from gateway.senml import (
     CONTENT_FORMAT_SENML_CBOR,
     CONTENT_FORMAT_SENML_JSON,
     BadSenml,
     decode,
 )
+from gateway.throttle import FailureThrottle
 from gateway.translate import translate
 from gateway.uplink import UplinkSink
 from sealscope.deadletters import DeadLetterStore
@@ -43,6 +50,7 @@ __all__ = ["CoapServer", "CoapStats", "UplinkResource", "uplink_dedup_key"]
 log = logging.getLogger(__name__)
 
 MAX_PAYLOAD_BYTES: Final = 64 * 1024
+MAX_DEAD_LETTER_BYTES: Final = 64 * 1024  # an oversized frame is kept as its first 64 KiB
 CONTENT_FORMAT_CBOR: Final = 60
 CONTENT_FORMAT_JSON: Final = 50
 RETRY_AFTER_FULL_S: Final = 60
@@ -54,6 +62,7 @@ class CoapStats:
     accepted: int = 0
     duplicates: int = 0
     unauthorized: int = 0
+    throttled: int = 0  # of the unauthorized: answered 4.29
     bad_frames: int = 0
     unavailable: int = 0
     errors: int = 0
@@ -91,6 +100,7 @@ class UplinkResource(aiocoap.resource.Resource):
         dead_letters: DeadLetterStore | None = None,
         clock: Callable[[], float] = time.time,
         max_payload_bytes: int = MAX_PAYLOAD_BYTES,
+        auth_failures: FailureThrottle | None = None,
     ) -> None:
         super().__init__()
         self._keys = keys
@@ -99,6 +109,8 @@ class UplinkResource(aiocoap.resource.Resource):
         self._dead_letters = dead_letters
         self._clock = clock
         self._max_payload_bytes = max_payload_bytes
+        self.auth_failures = auth_failures or FailureThrottle(what="CoAP key checks")
+        self._recent_rejects = RecentRejects()
         self.stats = CoapStats()
 
     async def needs_blockwise_assembly(self, request: aiocoap.Message) -> bool:
@@ -121,25 +133,30 @@ class UplinkResource(aiocoap.resource.Resource):
         device_id = path[1]
         key = _key_of(request)
         if not _device_id_ok(device_id) or key is None or not self._keys.verify(device_id, key):
-            self.stats.unauthorized += 1
-            why = "no key" if key is None else "unknown device or wrong key"
-            log.warning("coap: refused uplink for %r from %s: %s", device_id, _remote(request), why)
-            return _response(aiocoap.UNAUTHORIZED)
+            return self._unauthorized(request, device_id, "no key" if key is None else "wrong key")
         content_format = request.opt.content_format
         fmt = int(content_format) if content_format is not None else None
-        if fmt not in (CONTENT_FORMAT_SENML_CBOR, CONTENT_FORMAT_SENML_JSON):
-            return _response(
-                aiocoap.UNSUPPORTED_CONTENT_FORMAT, "send senml+cbor (112) or +json (110)"
-            )
         payload = request.payload
+        if fmt not in (CONTENT_FORMAT_SENML_CBOR, CONTENT_FORMAT_SENML_JSON):
+            why = "send senml+cbor (112) or +json (110)"
+            await self._dead_letter(device_id, payload, f"content-format {fmt}: {why}")
+            return _response(aiocoap.UNSUPPORTED_CONTENT_FORMAT, why)
         if len(payload) > self._max_payload_bytes:
-            return _response(aiocoap.REQUEST_ENTITY_TOO_LARGE)
+            why = f"payload of {len(payload)} bytes is over {self._max_payload_bytes}"
+            await self._dead_letter(device_id, payload, why)
+            return _response(aiocoap.REQUEST_ENTITY_TOO_LARGE, why)
         try:
             uplink = translate(
                 decode(payload, content_format=fmt, now_s=self._clock()), device_id=device_id
             )
         except BadSenml as exc:
-            return self._bad_frame(device_id, fmt, payload, exc)
+            await self._dead_letter(device_id, payload, f"content-format {fmt}: {exc.reason}")
+            return _response(aiocoap.BAD_REQUEST, exc.reason)
+        except Exception as exc:  # a decoder's own fault is still this frame's: never a 5.xx
+            log.warning("coap: decoding an uplink from %s failed", device_id, exc_info=True)
+            why = f"undecodable ({type(exc).__name__})"
+            await self._dead_letter(device_id, payload, f"content-format {fmt}: {why}")
+            return _response(aiocoap.BAD_REQUEST, why)
         try:
             is_new = await self._sink.submit(
                 uplink.messages, dedup_key=uplink_dedup_key(device_id, uplink.seq, payload)
@@ -173,20 +190,42 @@ class UplinkResource(aiocoap.resource.Resource):
             content_format=CONTENT_FORMAT_JSON,
         )
 
-    def _bad_frame(
-        self, device_id: str, fmt: int, payload: bytes, exc: BadSenml
-    ) -> aiocoap.Message:
+    def _unauthorized(self, request: aiocoap.Message, device_id: str, why: str) -> aiocoap.Message:
+        self.stats.unauthorized += 1
+        source = _remote_host(request)
+        wait_s = self.auth_failures.failed(
+            source, f"coap: refused uplink for {device_id[:64]!r}: {why}"
+        )
+        if wait_s is None:
+            return _response(aiocoap.UNAUTHORIZED)
+        self.stats.throttled += 1
+        response = _response(aiocoap.TOO_MANY_REQUESTS, "too many failed key checks")
+        response.opt.max_age = max(1, math.ceil(wait_s))
+        return response
+
+    async def _dead_letter(self, device_id: str, payload: bytes, reason: str) -> None:
+        """Keep a refused frame once (a resent one is not kept again) and count it."""
         self.stats.bad_frames += 1
-        log.warning("coap: bad uplink from %s: %s", device_id, exc.reason)
-        if self._dead_letters is not None:
-            self._dead_letters.add(
-                topic=f"coap:/u/{device_id}",
-                payload=payload,
-                code=exc.code,
-                reason=f"content-format {fmt}: {exc.reason}",
-                device_id=device_id,
-            )
-        return _response(aiocoap.BAD_REQUEST, exc.reason)
+        log.info("coap: bad uplink from %s: %s", device_id, reason)
+        digest = hashlib.sha256(device_id.encode() + b"\0" + payload).hexdigest()
+        if self._dead_letters is None or not self._recent_rejects.is_new(digest):
+            return
+        await asyncio.to_thread(
+            self._dead_letters.add,
+            topic=f"coap:/u/{device_id}",
+            payload=payload[:MAX_DEAD_LETTER_BYTES],
+            code="malformed",
+            reason=reason[:500],
+            device_id=device_id,
+        )
+
+
+def _remote_host(request: aiocoap.Message) -> str:
+    """The sender's address without its port (a flood may change ports at will)."""
+    try:
+        return str(request.remote.sockaddr[0])
+    except Exception:  # another transport's remote: its host info is the next best
+        return _remote(request).rsplit(":", 1)[0]
 
 
 def _remote(request: aiocoap.Message) -> str:

@@ -9,7 +9,9 @@ base time and base value added, base unit as the default unit), and a resolved t
 
 What is refused rather than guessed: labels ending in ``_`` (must-understand extensions
 this build does not know), sums (``s``), data values (``vd``), ``bver`` above 10, a
-record with a name but no value, more than one value in a record, non-finite numbers.
+record with a name but no value, more than one value in a record, non-finite numbers,
+and (before any parser runs, ``gateway.prescan``) a pack over ``MAX_PACK_BYTES``, nested
+deeper than ``MAX_DEPTH``, with a duplicate label in a record, or (CBOR) with a tag.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import Any, Final
 import cbor2
 import msgspec
 
+from gateway.prescan import check_cbor, check_json
 from sealscope.errors import MalformedMessage
 
 __all__ = [
@@ -69,6 +72,9 @@ SENML_VERSION: Final = 10
 RELATIVE_TIME_LIMIT_S: Final = 2**28
 MAX_RECORDS: Final = 10_000
 MAX_STRING: Final = 1024
+MAX_PACK_BYTES: Final = 64 * 1024
+# a pack is an array of maps of scalars (depth 2); room for extension labels' values
+MAX_DEPTH: Final = 8
 _INT_LIMIT: Final = 10**300
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9:./_-]*")
 _NUMERIC_LABELS: Final = frozenset({"bt", "bv", "bs", "v", "s", "t", "ut"})
@@ -101,13 +107,21 @@ def decode(data: bytes, *, content_format: int, now_s: float) -> list[Record]:
 
 def decode_cbor(data: bytes, *, now_s: float) -> list[Record]:
     try:
-        pack = cbor2.loads(data)
+        check_cbor(data, max_bytes=MAX_PACK_BYTES, max_depth=MAX_DEPTH, what="the CBOR pack")
+    except MalformedMessage as exc:
+        raise BadSenml(exc.reason) from exc
+    try:
+        pack = cbor2.loads(data, max_depth=MAX_DEPTH, allow_duplicate_keys=False)
     except Exception as exc:  # cbor2 raises many kinds on hostile input; all mean "bad frame"
         raise BadSenml(f"not valid CBOR: {type(exc).__name__}: {exc}") from exc
     return _resolve(pack, now_s=now_s, labels=_cbor_labels)
 
 
 def decode_json(data: bytes, *, now_s: float) -> list[Record]:
+    try:
+        check_json(data, max_bytes=MAX_PACK_BYTES, max_depth=MAX_DEPTH, what="the JSON pack")
+    except MalformedMessage as exc:
+        raise BadSenml(exc.reason) from exc
     try:
         pack = msgspec.json.decode(data)
     except msgspec.MsgspecError as exc:

@@ -28,6 +28,7 @@ from gateway.downlink import CommandSubscriber, DownlinkQueue
 from gateway.forwarder import Forwarder
 from gateway.http_push import RedactingAccessLogger
 from gateway.keys import SqliteDeviceKeys, load_pepper
+from gateway.throttle import FailureThrottle
 from sealscope.deadletters import SqliteDeadLetterStore
 
 if TYPE_CHECKING:
@@ -66,6 +67,7 @@ class Gateway:
         expiry_interval_s: float = 1.0,
         drain_timeout_s: float = 5.0,
         max_commands_per_response: int = 8,
+        auth_failures: FailureThrottle | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if http_port is not None and http_app_factory is None:
@@ -90,6 +92,7 @@ class Gateway:
         self._expiry_interval_s = expiry_interval_s
         self._drain_timeout_s = drain_timeout_s
         self._max_commands = max_commands_per_response
+        self._auth_failures = auth_failures
         self._clock = clock
         self._stack: contextlib.AsyncExitStack | None = None
         self._tasks: list[asyncio.Task[Any]] = []
@@ -198,7 +201,13 @@ class Gateway:
             downlinks=self.downlinks,
             dead_letters=self.dead_letters,
             clock=self._clock,
+            auth_failures=self._auth_failures,
         )
+        # the summaries of failed key checks come out even once a flood stops
+        flush = asyncio.create_task(
+            self.resource.auth_failures.run(), name="gateway-auth-failure-log"
+        )
+        stack.push_async_callback(_cancel, flush)
         await stack.enter_async_context(
             CoapServer(self.resource, host=self.coap_host, port=self.coap_port)
         )

@@ -5,8 +5,12 @@ out in seconds and retry), so a slow broker or registry never stalls them. Answe
 
 =====  ===================================================================================
 200    taken (queued), or a notification with nothing to forward (online/offline ...)
-400    malformed: dead-lettered with the reason (once per distinct body, not per retry)
+400    malformed, whatever the parser raised (too deep, duplicate keys, not JSON ...):
+       dead-lettered with the reason (once per distinct body, not per retry)
 401    no credential to check (no token, unsigned body); 403: wrong token or signature
+413    body over ``max_body_bytes``: its first ``max_body_bytes`` are dead-lettered
+       (when the route's token already proved the sender)
+429    the source address failed too many checks (``gateway.throttle``); ``Retry-After``
 503    the queue is full: the platform retries later (``Retry-After``)
 =====  ===================================================================================
 
@@ -26,8 +30,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import random
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Final, TypeVar
@@ -36,6 +40,8 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.typedefs import Handler
 
+from gateway.rejects import RecentRejects
+from gateway.throttle import FailureThrottle
 from gateway.translate import translate
 from gateway.uplink import CanonicalMessage, UplinkSink
 from sealscope.deadletters import DeadLetterStore
@@ -65,14 +71,14 @@ DeviceResolver = Callable[[Platform, str], str | None]
 _RETRY_AFTER_S: Final = "5"
 _BACKOFF_MIN_S: Final = 0.2
 _BACKOFF_MAX_S: Final = 10.0
-_RECENT_REJECTS: Final = 512
 _T = TypeVar("_T")
 
 
 @dataclass(slots=True)
 class PushStats:
     received: int = 0  # authenticated pushes
-    refused: int = 0  # 401/403
+    refused: int = 0  # 401/403/429
+    throttled: int = 0  # of the refused: 429
     malformed: int = 0  # 400
     busy: int = 0  # 503
     acknowledged: int = 0  # notifications with nothing to forward
@@ -119,6 +125,8 @@ class PushIngress:
         resolve_device: DeviceResolver,
         queue_max: int,
         drain_timeout_s: float,
+        max_body_bytes: int = 64 * 1024,
+        auth_failures: FailureThrottle | None = None,
     ) -> None:
         if queue_max < 1:
             raise ValueError("queue_max must be at least 1")
@@ -128,11 +136,13 @@ class PushIngress:
         self.dead_letters = dead_letters
         self.resolve_device = resolve_device
         self.drain_timeout_s = drain_timeout_s
+        self.max_body_bytes = max_body_bytes
+        self.auth_failures = auth_failures or FailureThrottle(what="push credential checks")
         self.stats = PushStats()
         self.closing = False
         self._queue: asyncio.Queue[_Queued] = asyncio.Queue(maxsize=queue_max)
         self._give_up = asyncio.Event()
-        self._recent_rejects: OrderedDict[str, None] = OrderedDict()
+        self._recent_rejects = RecentRejects()
 
     # -- the routes' side ---------------------------------------------------------------
 
@@ -147,13 +157,8 @@ class PushIngress:
 
     async def reject(self, platform: Platform, body: bytes, exc: MessageRejected) -> None:
         """Dead-letter a malformed push, once per distinct body (platforms retry a 400)."""
-        digest = body_digest(body)
-        if digest in self._recent_rejects:
-            self._recent_rejects.move_to_end(digest)
+        if not self._recent_rejects.is_new(body_digest(body)):
             return
-        self._recent_rejects[digest] = None
-        if len(self._recent_rejects) > _RECENT_REJECTS:
-            self._recent_rejects.popitem(last=False)
         await self._dead_letter(platform, body, exc.code, exc.reason, exc.device_id)
 
     async def join(self) -> None:
@@ -298,21 +303,52 @@ class RedactingAccessLogger(AbstractAccessLogger):
 
 
 def _refused(platform: Platform, request: web.Request, exc: PushRefused) -> web.Response:
-    request.app[INGRESS].stats.refused += 1
-    log.warning(
-        "http push %s: refused %d from %s: %s", platform, exc.status, request.remote, exc.reason
+    ingress = request.app[INGRESS]
+    ingress.stats.refused += 1
+    wait_s = ingress.auth_failures.failed(
+        request.remote or "?", f"http push {platform}: refused {exc.status}: {exc.reason}"
     )
+    if wait_s is not None:
+        ingress.stats.throttled += 1
+        retry_after = str(max(1, math.ceil(wait_s)))
+        return web.json_response(
+            {"error": "too many failed checks"}, status=429, headers={"Retry-After": retry_after}
+        )
     error = "unauthorized" if exc.status == 401 else "forbidden"
     return web.json_response({"error": error}, status=exc.status)
 
 
+async def _read_bounded(request: web.Request, max_bytes: int) -> tuple[bytes, bool]:
+    """The body, or its first ``max_bytes`` and True if there was more (not read)."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_any():
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > max_bytes:
+            return b"".join(chunks)[:max_bytes], True
+    return b"".join(chunks), False
+
+
 async def _accept(
-    request: web.Request, platform: Platform, parse: Callable[[bytes], ParsedPush]
+    request: web.Request,
+    platform: Platform,
+    parse: Callable[[bytes], ParsedPush],
+    *,
+    is_sender_known: bool,
 ) -> web.Response:
+    """``is_sender_known``: the route checked the platform's token before the body, so a
+    body too large to check a signature in may still be dead-lettered."""
     ingress = request.app[INGRESS]
     if ingress.closing:
         return web.json_response({"error": "stopping"}, status=503)
-    body = await request.read()
+    body, is_cut = await _read_bounded(request, ingress.max_body_bytes)
+    if is_cut:
+        reason = f"body over {ingress.max_body_bytes} bytes (its first bytes are kept)"
+        ingress.stats.malformed += 1
+        if is_sender_known:
+            await ingress.reject(platform, body, MalformedMessage(reason))
+        return web.json_response({"error": "too_large", "reason": reason}, status=413)
     try:
         parsed = parse(body)
     except PushRefused as exc:
@@ -321,15 +357,15 @@ async def _accept(
         ingress.stats.received += 1
         ingress.stats.malformed += 1
         await ingress.reject(platform, body, exc)
-        return web.json_response({"error": exc.code, "reason": exc.reason}, status=400)
+        return web.json_response({"error": exc.code, "reason": exc.reason[:500]}, status=400)
     except Exception as exc:
         # never a 500 for what a platform sent: keep it, say why, carry on
-        log.exception("http push %s: could not parse a push", platform)
+        log.warning("http push %s: could not parse a push", platform, exc_info=True)
         ingress.stats.received += 1
         ingress.stats.malformed += 1
-        rejected = MalformedMessage(f"could not parse the push (internal error: {exc!r})"[:500])
-        await ingress.reject(platform, body, rejected)
-        return web.json_response({"error": "malformed"}, status=400)
+        reason = f"could not parse the push (internal error: {type(exc).__name__})"
+        await ingress.reject(platform, body, MalformedMessage(reason))
+        return web.json_response({"error": "malformed", "reason": reason}, status=400)
     ingress.stats.received += 1
     if not parsed.uplinks:
         ingress.stats.acknowledged += 1
@@ -351,7 +387,7 @@ def _url_token_route(
             check_url_token(request, token)
         except PushRefused as exc:
             return _refused(platform, request, exc)
-        return await _accept(request, platform, parse)
+        return await _accept(request, platform, parse, is_sender_known=True)
 
     return handle
 
@@ -366,7 +402,9 @@ def _onenet_routes(token: str) -> list[web.RouteDef]:
         return web.Response(text=msg, content_type="text/plain")
 
     async def push(request: web.Request) -> web.Response:
-        return await _accept(request, "onenet", lambda body: parse_onenet(body, token))
+        return await _accept(
+            request, "onenet", lambda body: parse_onenet(body, token), is_sender_known=False
+        )
 
     return [web.get("/push/onenet", verify, allow_head=False), web.post("/push/onenet", push)]
 
@@ -395,6 +433,7 @@ def create_push_app(
         resolve_device=resolve_device,
         queue_max=queue_max,
         drain_timeout_s=drain_timeout_s,
+        max_body_bytes=max_body_bytes,
     )
     app = web.Application(client_max_size=max_body_bytes)
     app[INGRESS] = ingress
@@ -413,8 +452,12 @@ def create_push_app(
 
     async def worker(app: web.Application) -> AsyncIterator[None]:
         task = asyncio.create_task(ingress.run(), name="http-push-worker")
+        flush = asyncio.create_task(ingress.auth_failures.run(), name="http-push-auth-log")
         yield
+        flush.cancel()
         await ingress.stop(task)
+        with contextlib.suppress(asyncio.CancelledError):
+            await flush
 
     app.cleanup_ctx.append(worker)
     return app

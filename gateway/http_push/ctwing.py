@@ -31,6 +31,7 @@ from .notification import (
     DeviceUplink,
     ParsedPush,
     body_digest,
+    check_body,
     expect_object,
     expect_str,
     optional_str,
@@ -72,6 +73,7 @@ def _data_report(obj: Mapping[str, Any], t: float) -> list[Payload]:
 
 def parse_ctwing(body: bytes) -> ParsedPush:
     """Parse one authenticated push body; raises ``MalformedMessage``."""
+    check_body(body)
     try:
         obj = expect_object(msgspec.json.decode(body), "body")
     except msgspec.MsgspecError as exc:

@@ -35,6 +35,7 @@ from .notification import (
     DeviceUplink,
     ParsedPush,
     body_digest,
+    check_body,
     expect_object,
     expect_str,
     optional_str,
@@ -133,6 +134,7 @@ def _oceanconnect(obj: Mapping[str, Any], digest: str) -> ParsedPush:
 
 def parse_huawei(body: bytes) -> ParsedPush:
     """Parse one authenticated push body; raises ``MalformedMessage``."""
+    check_body(body)
     try:
         obj = expect_object(msgspec.json.decode(body), "body")
     except msgspec.MsgspecError as exc:

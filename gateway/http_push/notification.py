@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
+from gateway.prescan import check_json
 from sealscope.errors import MalformedMessage
 
 from .payload import Payload
@@ -25,6 +26,7 @@ __all__ = [
     "ParsedPush",
     "Platform",
     "body_digest",
+    "check_body",
     "describe",
     "expect_object",
     "expect_str",
@@ -38,6 +40,8 @@ PLATFORMS: Final[tuple[Platform, ...]] = ("huawei", "ctwing", "onenet")
 # yyyyMMdd'T'HHmmss'Z' (IoTDA event_time, OceanConnect eventTime) and the ISO forms IoTDA
 # uses for event_time_ms and device-reported service event_time.
 _TIME_FORMATS: Final = ("%Y%m%dT%H%M%SZ", "%Y-%m-%dT%H:%M:%S.%fZ", "%Y-%m-%dT%H:%M:%SZ")
+# the deepest real push (IoTDA: notify_data.body.services[].properties.config) is ~7 levels
+MAX_BODY_DEPTH: Final = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +62,12 @@ class ParsedPush:
 def body_digest(data: bytes) -> str:
     """A retry resends the same body; its digest is the message id of last resort."""
     return hashlib.sha256(data).hexdigest()[:32]
+
+
+def check_body(body: bytes, what: str = "body") -> None:
+    """``MalformedMessage`` for a JSON body nested past ``MAX_BODY_DEPTH`` or with a key
+    twice in one object, before it is parsed (the app bounded its size)."""
+    check_json(body, max_bytes=None, max_depth=MAX_BODY_DEPTH, what=what)
 
 
 def describe(value: Any) -> str:

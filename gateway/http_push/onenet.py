@@ -40,6 +40,7 @@ from .notification import (
     DeviceUplink,
     ParsedPush,
     body_digest,
+    check_body,
     describe,
     expect_object,
     expect_str,
@@ -98,6 +99,10 @@ def _authenticate(body: bytes, token: str) -> tuple[_Envelope, Any]:
     """The envelope and its ``msg`` (decoded), once the signature holds; ``PushRefused`` if
     the body proves nothing, ``MalformedMessage`` if it is signed but unusable."""
     try:
+        check_body(body)
+    except MalformedMessage as exc:  # not yet authenticated: refused, not kept
+        raise PushRefused(401, f"body is not a signed OneNET push: {exc.reason}") from None
+    try:
         env = msgspec.json.decode(body, type=_Envelope)
     except msgspec.MsgspecError:
         raise PushRefused(401, "body is not a signed OneNET push") from None
@@ -126,6 +131,8 @@ def _authenticate(body: bytes, token: str) -> tuple[_Envelope, Any]:
             "plaintext mode",
             field="enc_msg",
         )
+    if env.signature is not None:
+        check_body(forms[0], "msg")
     try:
         msg = msgspec.json.decode(forms[0] if env.signature is not None else raw)
     except msgspec.MsgspecError as exc:

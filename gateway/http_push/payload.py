@@ -43,6 +43,7 @@ from typing import Any, Final, Literal
 import msgspec
 
 from gateway import senml
+from gateway.prescan import check_json
 from sealscope import wire
 from sealscope.errors import MalformedMessage
 
@@ -66,6 +67,7 @@ _EVENT_KEYS: Final = _SAMPLE | {"seq", "t", "kind", "detail"}
 _STATE_NUMBERS: Final = frozenset({"rsrp_dbm", "sinr_db", "battery_v", "last_wake_t"})
 _STATE_KEYS: Final = _STATE_NUMBERS | {"seq", "t", "fw", "config"}
 _MAX_RAW_BYTES: Final = 1 << 20
+_MAX_RAW_DEPTH: Final = 16  # a v1 message is 3 deep (telemetry.samples[].field)
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,6 +305,7 @@ def raw_messages(data: bytes, *, now_s: float) -> list[Payload]:
         return [SenmlPack(tuple(senml.decode_json(data, now_s=now_s)))]
     if head != b"{":
         return [SenmlPack(tuple(senml.decode_cbor(data, now_s=now_s)))]
+    check_json(data, max_bytes=_MAX_RAW_BYTES, max_depth=_MAX_RAW_DEPTH, what="raw payload")
     try:
         obj = msgspec.json.decode(data)
     except msgspec.DecodeError as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import random
@@ -277,3 +278,93 @@ async def test_coap_random_frames_never_reach_a_5_xx(
             assert response.code in (aiocoap.BAD_REQUEST, aiocoap.CHANGED), response
         assert gw.resource.stats.errors == 0
         assert gw.dead_letters.count(device_id=dev) == gw.resource.stats.bad_frames
+
+
+@pytest.mark.parametrize(
+    ("payload", "content_format", "reason"),
+    [
+        # issue 9: 10 KB, 5,000 deep, valid key: was 5.00 and no dead letter
+        (b"[" * 5000 + b"]" * 5000, 110, "nested deeper than 8"),
+        (b'[{"n":"seq","v":1,"x":' + b"[" * 5000 + b"]" * 5000 + b"}]", 110, "nested deeper"),
+        (b"\x81" * 5000 + b"\x80", 112, "nested deeper than 8"),
+        (b'[{"n":"seq","v":1,"v":2}]', 110, "key 'v' twice"),
+        (b'[{"n":"seq","v":NaN}]', 110, "not valid JSON"),
+        (b'[{"n":"seq","v":1' + b"0" * 5000 + b"}]", 110, "not valid JSON"),
+        (b'[{"n":"s\xffq","v":1}]', 110, "UTF-8"),
+        (b"\x81\xd8\x1c\x81\xd8\x1d\x00", 112, "tag 28"),
+        (b"\x81\xa2\x00\x63seq\x00\x61x", 112, "Duplicate map key"),
+        (b"\x9b\xff\xff\xff\xff\xff\xff\xff\xff", 112, "not valid CBOR"),
+        (b"\x80" * 70_000, 112, "over 65536"),
+        (b'[{"n":"seq","v":1}]', 0, "senml+cbor (112)"),
+    ],
+)
+async def test_coap_undecodable_frames_are_4_xx_and_dead_lettered_once(
+    gateway_factory: Any,
+    coap: aiocoap.Context,
+    subscribe: Callable[..., Subscriber],
+    payload: bytes,
+    content_format: int,
+    reason: str,
+) -> None:
+    dev = device_id()
+    sub = subscribe(f"sealscope/v1/dev/{dev}/#")
+    async with gateway_factory() as gw:
+        key = gw.keys.issue(dev)
+        for _ in range(2):  # a device that retries anyway adds no second dead letter
+            response = await post_uplink(coap, gw, dev, key, payload, content_format=content_format)
+            assert response.code.class_ == 4, response
+            assert reason in response.payload.decode()
+        assert gw.resource.stats.errors == 0
+        (letter,) = gw.dead_letters.list(device_id=dev)
+        assert reason in letter.reason and letter.payload == payload[:65536]
+        good = cbor_pack(dev, 2, [sample(2)])
+        assert (await post_uplink(coap, gw, dev, key, good)).code == aiocoap.CHANGED
+        await sub.wait_count(1)
+
+
+async def test_coap_key_flood_is_throttled_and_logged_once_per_interval(
+    gateway_factory: Any,
+    coap: aiocoap.Context,
+    subscribe: Callable[..., Subscriber],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from gateway.throttle import FailureThrottle
+
+    caplog.set_level(logging.DEBUG)
+    dev = device_id()
+    sub = subscribe(f"sealscope/v1/dev/{dev}/#")
+    # the throttle's clock stands still, so the counts do not depend on how fast the loop
+    # runs; the gateway's own flush task writes the summary once it moves on
+    now_s = [1000.0]
+    throttle = FailureThrottle(
+        what="CoAP key checks", burst=10, log_interval_s=10.0, clock=lambda: now_s[0]
+    )
+    async with gateway_factory(auth_failures=throttle) as gw:
+        key = gw.keys.issue(dev)
+        wrong = "W" + key[1:] if key[0] != "W" else "X" + key[1:]
+        raw = cbor_pack(dev, 1, [sample(1)])
+        codes = [(await post_uplink(coap, gw, dev, wrong, raw)).code for _ in range(300)]
+        assert codes[:10] == [aiocoap.UNAUTHORIZED] * 10
+        assert codes[10:] == [aiocoap.TOO_MANY_REQUESTS] * 290
+        throttled = await post_uplink(coap, gw, dev, wrong, raw)
+        assert throttled.opt.max_age is not None and throttled.opt.max_age >= 1
+        # the right key from the same (throttled) address still gets in
+        assert (await post_uplink(coap, gw, dev, key, raw)).code == aiocoap.CHANGED
+        await sub.wait_count(1)
+        assert gw.resource.stats.throttled == 291
+
+        def refusals() -> list[str]:
+            return [r.getMessage() for r in caplog.records if r.name == "gateway.throttle"]
+
+        assert len(refusals()) == 1
+        now_s[0] += 10.0
+        for _ in range(100):
+            if len(refusals()) >= 2:
+                break
+            await asyncio.sleep(0.05)
+        assert refusals()[0] == f"coap: refused uplink for {dev!r}: wrong key (from 127.0.0.1)"
+        assert refusals()[1] == (
+            "301 failed CoAP key checks from 127.0.0.1 in the last 10 s (291 over the limit)"
+        )
+        assert len(refusals()) == 2
+    assert key not in caplog.text and wrong not in caplog.text and key[5:20] not in caplog.text

@@ -201,3 +201,40 @@ def test_http_push_credentials_refuse_short_url_tokens_and_hide_secrets() -> Non
     with pytest.raises(ValueError, match="huawei_token"):
         PlatformCredentials(huawei_token="short")
     assert not any(secret in repr(CREDENTIALS) for secret in SECRETS)
+
+
+async def test_http_push_token_flood_is_throttled_and_logged_once(
+    client: TestClient[Any, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    body = fixture("ctwing", "event_report")
+    with caplog.at_level(logging.INFO):
+        statuses = [
+            (await client.post(f"/push/ctwing?token={HUAWEI_TOKEN}", data=body)).status
+            for _ in range(40)
+        ]
+        # a refill of one a second: at most a few more 403s however slow the loop is
+        assert statuses[:10] == [403] * 10 and statuses.count(429) >= 25
+        throttled = await client.post(f"/push/ctwing?token={HUAWEI_TOKEN}", data=body)
+        assert throttled.status == 429 and int(throttled.headers["Retry-After"]) >= 1
+        # the right token from the same (throttled) address still gets in
+        ok = await client.post(f"/push/ctwing?token={CTWING_TOKEN}", data=body)
+        assert ok.status == 200
+    refusals = [r for r in caplog.records if r.name == "gateway.throttle"]
+    assert len(refusals) == 1  # the rest goes into the interval's summary
+    assert "refused 403: wrong token" in refusals[0].getMessage()
+    assert not any(secret in caplog.text for secret in SECRETS)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"[" * 5000 + b"]" * 5000,
+        b'{"msg":' + b"[" * 100 + b"]" * 100 + b',"nonce":"n","signature":"s"}',
+        b'{"msg":"{}","msg":"{}","nonce":"n","signature":"s"}',
+    ],
+)
+async def test_http_push_onenet_unsigned_hostile_body_is_401_and_not_kept(
+    client: TestClient[Any, Any], body: bytes
+) -> None:
+    resp = await client.post("/push/onenet", data=body)
+    assert resp.status == 401

@@ -3,6 +3,7 @@ never 500, and nothing it keeps is the trace of a parser bug."""
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,7 +27,7 @@ from tests.gateway.fixtures.push_support import (
     resolve,
 )
 
-ALLOWED = {200, 400, 401, 403, 413, 503}
+ALLOWED = {200, 400, 401, 403, 413, 429, 503}
 
 keys = st.sampled_from(
     [
@@ -167,3 +168,41 @@ def test_http_push_arbitrary_json_never_gets_a_500(
             assert resp.status_code in ALLOWED, (url, body[:200], resp.text[:200])
         verify = client.get("/push/onenet", params={"msg": bare.decode()[:100], "nonce": "x"})
         assert verify.status_code in ALLOWED
+
+
+HOSTILE = [
+    b"[" * 5000 + b"]" * 5000,  # issue 9: 5,000 deep
+    b'{"resource":"device.property","notify_data":' + b"{" * 40 + b"}" * 40 + b"}",
+    b'{"messageType":"dataReport","messageType":"dataReport"}',
+    b'{"messageType":"dataReport","deviceId":"d","timestamp":NaN}',
+    b'{"messageType":"dataReport","deviceId":"d","timestamp":1' + b"0" * 5000 + b"}",
+    b'{"messageType":"d\xffataReport"}',
+    b'{"messageType":"dataReport"',
+    b"[" + b",".join([b"{}"] * 20_000) + b"]",
+    b'{"messageType":"dataReport","deviceId":"d","timestamp":1,"payload":{"APPdata":"'
+    + base64.b64encode(b"[" * 5000 + b"]" * 5000)
+    + b'"}}',
+]
+
+
+@pytest.mark.parametrize("body", HOSTILE)
+@pytest.mark.parametrize("platform", ["huawei", "ctwing"])
+def test_http_push_hostile_json_is_400_and_names_the_fault(
+    server: ServerThread, body: bytes, platform: str
+) -> None:
+    token = HUAWEI_TOKEN if platform == "huawei" else CTWING_TOKEN
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        resp = client.post(f"/push/{platform}?token={token}", content=body)
+    assert resp.status_code == 400, resp.text[:200]
+    assert "internal error" not in resp.json()["reason"]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(body=st.binary(max_size=600), platform=st.sampled_from(["huawei", "ctwing", "onenet"]))
+def test_http_push_arbitrary_bytes_get_a_4xx(
+    server: ServerThread, body: bytes, platform: str
+) -> None:
+    token = {"huawei": HUAWEI_TOKEN, "ctwing": CTWING_TOKEN, "onenet": ""}[platform]
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        resp = client.post(f"/push/{platform}?token={token}", content=body)
+    assert resp.status_code in (400, 401, 429), resp.text[:200]
