@@ -25,12 +25,12 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from composition.servers import MosquittoServer
 from ingest import IngestService, MqttConsumer
 from sealscope.config import Settings
 from sealscope.deadletters import SqliteDeadLetterStore
 from sealscope.mqtt_session import ReconnectBackoff
 from sealscope.registry import SqliteDeviceRegistry
-from sealscope.servers import MosquittoServer
 from sealscope.storage.sqlite import SqliteTelemetryStore
 from tests.ingest.conftest import telemetry_rows, wait_until
 from tests.ingest.streams import Stream, fleet
