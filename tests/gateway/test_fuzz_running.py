@@ -25,9 +25,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from composition.servers import MosquittoServer
 from gateway import Gateway
 from gateway.http_push import create_push_app
-from sealscope.servers import MosquittoServer
 from tests.gateway.fixtures.push_support import CREDENTIALS, CTWING_TOKEN, HUAWEI_TOKEN
 from tests.gateway.helpers import Subscriber, cbor_pack, device_id, free_udp_port, json_pack
 
