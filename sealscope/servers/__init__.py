@@ -2,7 +2,8 @@
 
 Mosquitto (the embedded default broker of ``sealscope up``, and the test broker), InfluxDB
 1.x and the v2 write shim in front of it (tests, ``sealscope bench ingest``). Each is a
-context-managed object with ``start()``, ``stop()`` and ``kill()``.
+``ManagedServer`` (``start()``, ``stop()``, ``kill()``, ``restart()``); each child dies with
+its parent.
 """
 
 from __future__ import annotations
@@ -12,12 +13,14 @@ from typing import TYPE_CHECKING, Any
 from sealscope.servers.influxdb import InfluxServer, find_influxd
 from sealscope.servers.mosquitto import MosquittoServer, find_mosquitto
 from sealscope.servers.ports import ServerFailed, free_port, wait_for_port
+from sealscope.servers.process import ManagedServer
 
 if TYPE_CHECKING:
     from sealscope.servers.v2shim import V2WriteShim
 
 __all__ = [
     "InfluxServer",
+    "ManagedServer",
     "MosquittoServer",
     "ServerFailed",
     "V2WriteShim",
