@@ -102,6 +102,14 @@ class MosquittoServer(ManagedServer):
             self._port = free_port(self.host)
         return self._port
 
+    @port.setter
+    def port(self, port: int) -> None:
+        """Settle the port before the first start (after ``stop_leftover`` freed it)."""
+        if self._is_port_fixed and port != self._port:
+            raise ConfigError("port", "the port is fixed once given or started")
+        self._port = port
+        self._is_port_fixed = True
+
     @property
     def url(self) -> str:
         return f"mqtt://{self.host}:{self.port}"
