@@ -270,8 +270,9 @@ def test_up_broker_keeps_ingest_when_a_client_connects_as_sealscope_ingest(
     up = _Up(tmp_path, mqtt_port=free_port(), api_port=free_port())
     clients: list[mqtt.Client] = []
 
-    def connect(client_id: str, *, protocol: int = mqtt.MQTTv311, login: tuple[str, str] | None = None
-                ) -> tuple[mqtt.Client, mqtt.ReasonCode]:  # fmt: skip
+    def connect(
+        client_id: str, *, protocol: int = mqtt.MQTTv311, login: tuple[str, str] | None = None
+    ) -> tuple[mqtt.Client, mqtt.ReasonCode]:
         connacks: queue.Queue[mqtt.ReasonCode] = queue.Queue()
         client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
