@@ -10,6 +10,7 @@ kill or after the restart, counts as lost.
 
 from __future__ import annotations
 
+import logging
 import tempfile
 import threading
 import time
@@ -140,6 +141,7 @@ def _trial(setting: str, online: bool, seconds: float, workdir: Path) -> BrokerT
 
 
 def run_bench_broker(seconds: float = 5.0, rounds: int = 2) -> list[BrokerTrial]:
+    logging.getLogger("sealscope.servers").setLevel(logging.WARNING)  # a start per trial
     trials = []
     print(f"Mosquitto persistence, QoS 1 publisher for {seconds:.0f} s, then SIGKILL and restart")
     print(f"{'setting':28} {'subscriber':10} {'acked':>8} {'publish/s':>10} {'lost':>6}")
