@@ -49,8 +49,18 @@ def _parser() -> argparse.ArgumentParser:
         default="auto",
         help="embedded broker: mosquitto if installed (auto), else amqtt",
     )
-    up.add_argument("--mqtt-port", type=int, help="default 1883, or a free one if taken")
-    up.add_argument("--api-port", type=int, help="default 8000, or a free one if taken")
+    up.add_argument(
+        "--mqtt-port",
+        type=int,
+        help="default: the port of the last start, else 1883 (SEALSCOPE_MQTT_PORT), else a "
+        "free one, remembered in the data dir",
+    )
+    up.add_argument(
+        "--api-port",
+        type=int,
+        help="default: the port of the last start, else 8000 (SEALSCOPE_API_PORT), else a "
+        "free one, remembered in the data dir",
+    )
 
     sub.add_parser("ingest", help="MQTT -> store, against the configured broker and store")
     sub.add_parser("api", help="the HTTP API and web page")
@@ -75,6 +85,11 @@ def _parser() -> argparse.ArgumentParser:
     bg.add_argument("--uplinks", type=int, default=20_000)
     bg.add_argument("--devices", type=int, default=2_000)
     bg.add_argument("--samples", type=int, default=12, help="samples per uplink")
+    bb = bench_sub.add_parser(
+        "broker", help="Mosquitto autosave settings: QoS 1 publish rate and loss on SIGKILL"
+    )
+    bb.add_argument("--seconds", type=float, default=5.0, help="publishing time per trial")
+    bb.add_argument("--rounds", type=int, default=2)
     bs = bench_sub.add_parser("sim", help="simulated device-samples/s and publish rate")
     bs.add_argument("--devices", type=int, default=100_000)
     bs.add_argument("--rounds", type=int, default=3)
@@ -264,6 +279,13 @@ def _run_bench(args: argparse.Namespace) -> int:
         return asyncio.run(
             run_bench_gateway(uplinks=args.uplinks, devices=args.devices, samples=args.samples)
         )
+    if args.bench == "broker":
+        from composition.bench.broker import run_bench_broker
+
+        if args.seconds <= 0 or args.rounds < 1:
+            raise ConfigError("bench broker", "--seconds must be > 0 and --rounds >= 1")
+        run_bench_broker(seconds=args.seconds, rounds=args.rounds)
+        return 0
     if args.bench == "sim":
         from composition.bench.sim import run_bench_sim
 

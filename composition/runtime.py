@@ -21,7 +21,13 @@ from typing import TYPE_CHECKING, Any, Literal, TextIO
 import uvicorn
 from pydantic import SecretStr
 
-from composition.embedded import BrokerKind, EmbeddedBroker, pick_port
+from composition.embedded import (
+    BrokerKind,
+    EmbeddedBroker,
+    PortMemory,
+    broker_credentials,
+    pick_port,
+)
 from sealscope.alerts import AlertStore, SqliteAlertStore
 from sealscope.config import Settings
 from sealscope.deadletters import DeadLetterStore, SqliteDeadLetterStore
@@ -126,7 +132,13 @@ class _LiveRisk:
         return table
 
 
-def _api_server(core: Core, host: str, port: int, risk_store: Any = None) -> _ApiServer:
+def _api_server(
+    core: Core,
+    host: str,
+    port: int,
+    risk_store: Any = None,
+    components: Callable[[], dict[str, str]] | None = None,
+) -> _ApiServer:
     from composition.api import create_app
 
     app = create_app(
@@ -137,6 +149,8 @@ def _api_server(core: Core, host: str, port: int, risk_store: Any = None) -> _Ap
         dead_letters=core.dead_letters,
         risk_store=risk_store,
     )
+    if components is not None:
+        app.state.health_components = components  # /healthz reports what is down
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
     return _ApiServer(config)
 
@@ -371,6 +385,73 @@ def _push_app_factory(settings: Settings) -> Callable[[Any], Any]:
     return factory
 
 
+_BROKER_POLL_S = 0.2
+_BROKER_RESTART_MAX_DELAY_S = 30.0
+
+
+async def _supervise_broker(broker: EmbeddedBroker, stop: asyncio.Event) -> None:
+    """Restart the broker child if it dies alone: same port, same persistence file.
+
+    Restarting runs on the event loop's thread on purpose: a child dies with the thread
+    that forked it (PR_SET_PDEATHSIG), and this thread lives as long as ``up``.
+    """
+    delay_s = 0.5
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=_BROKER_POLL_S)
+        if stop.is_set() or broker.is_running:
+            continue
+        log.warning(
+            "broker: exited (code %s); restarting it on port %s", broker.returncode, broker.port
+        )
+        try:
+            broker.restart()
+            delay_s = 0.5
+            log.info("broker: restarted on port %s", broker.port)
+        except SealscopeError as exc:
+            log.error("broker: restart failed, next try in %.1f s: %s", delay_s, exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=delay_s)
+            delay_s = min(delay_s * 2, _BROKER_RESTART_MAX_DELAY_S)
+
+
+def _up_settings(settings: Settings, broker: EmbeddedBroker) -> tuple[Settings, Settings]:
+    """Ingest's settings and the simulator's on the embedded broker (their own logins)."""
+    assert broker.port is not None
+    common: dict[str, Any] = {
+        "mqtt_host": broker.host,
+        "mqtt_port": broker.port,
+        "mqtt_protocol": broker.protocol,
+    }
+    creds = broker.credentials or {}
+    if broker.chosen != "mosquitto" or not creds:
+        # amqtt: anonymous, but ingest's client id is still one nobody can guess
+        ingest_id = creds["ingest"].client_id if creds else settings.mqtt_client_id
+        ingest = settings.model_copy(update={**common, "mqtt_client_id": ingest_id})
+        return ingest, ingest
+    ingest_login, gateway_login = creds["ingest"], creds["gateway"]
+    ingest = settings.model_copy(
+        update={
+            **common,
+            "mqtt_username": ingest_login.username,
+            "mqtt_password": SecretStr(ingest_login.password),
+            "mqtt_client_id": ingest_login.client_id,
+        }
+    )
+    # the simulated fleet shares one connection for all devices, as the gateway does
+    sim = settings.model_copy(
+        update={
+            **common,
+            "mqtt_username": gateway_login.username,
+            "mqtt_password": SecretStr(gateway_login.password),
+            "gateway_mqtt_username": gateway_login.username,
+            "gateway_mqtt_password": SecretStr(gateway_login.password),
+            "gateway_mqtt_client_id": gateway_login.client_id,
+        }
+    )
+    return ingest, sim
+
+
 async def run_up(
     settings: Settings,
     *,
@@ -383,23 +464,31 @@ async def run_up(
     out: TextIO = sys.stdout,
     on_ready: Callable[[dict[str, Any]], None] | None = None,
 ) -> None:
-    """Broker, SQLite stores, ingest, detectors, API (and a simulated fleet), in one process."""
+    """Broker, SQLite stores, ingest, detectors, API (and a simulated fleet), in one process.
+
+    Ports: an explicit one must be free; otherwise the one used last time (remembered in
+    the data directory), else the configured default, else any free one, remembered.
+    """
     from ingest import IngestService
 
     stop = stop or _stop_event()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    broker = EmbeddedBroker(data_dir=settings.data_dir, port=mqtt_port, kind=broker_kind)
+    broker = EmbeddedBroker(
+        data_dir=settings.data_dir,
+        port=mqtt_port,
+        kind=broker_kind,
+        default_port=settings.mqtt_port,
+        credentials=broker_credentials(settings.data_dir / "mosquitto" / "credentials.json"),
+    )
     await broker.start()
     assert broker.port is not None
     try:
-        settings = settings.model_copy(
-            update={
-                "mqtt_host": broker.host,
-                "mqtt_port": broker.port,
-                "mqtt_protocol": broker.protocol,
-            }
+        settings, sim_settings = _up_settings(settings, broker)
+        memory = PortMemory(settings.data_dir / "ports.json")
+        api_port = pick_port(
+            settings.api_host, api_port, settings.api_port, "API", memory.get("api")
         )
-        api_port = pick_port(settings.api_host, api_port, settings.api_port, "API")
+        memory.remember("api", api_port)
         async with open_core(settings) as core:
             monitor = _detection(core)
             ingest = IngestService(
@@ -410,17 +499,28 @@ async def run_up(
                 alerts=core.alerts,
                 detection=monitor,
             )
+
+            def components() -> dict[str, str]:
+                return {
+                    "broker": "up" if broker.is_running else "down",
+                    "ingest": "connected" if ingest.wait_connected(0) else "reconnecting",
+                }
+
             async with ingest, asyncio.TaskGroup() as tg:
                 if not await asyncio.to_thread(ingest.wait_connected, 10.0):
                     raise SealscopeError(
                         f"ingest could not connect to the embedded broker on port {broker.port}"
                     )
+                supervisor_stop = asyncio.Event()
+                if broker.is_supervised:
+                    tg.create_task(_supervise_broker(broker, supervisor_stop), name="broker")
                 # one process: the API serves the live risk table, not the saved one
                 server = _api_server(
                     core,
                     settings.api_host,
                     api_port,
                     risk_store=_LiveRisk(monitor) if monitor is not None else None,
+                    components=components,
                 )
                 await _serve_until_started(server, tg)
                 info = {
@@ -435,6 +535,8 @@ async def run_up(
                     f"  MQTT broker       {info['mqtt']}   ({broker.chosen}; try: "
                     f"mosquitto_sub -h {broker.host} -p {broker.port} -t 'sealscope/#' -v)\n"
                     f"  data              {info['data_dir']}\n"
+                    f"For the README's examples, in your shell:\n"
+                    f"  export SEALSCOPE_MQTT_PORT={broker.port} SEALSCOPE_API_PORT={api_port}\n"
                     f"Press Ctrl-C to stop.",
                     file=out,
                     flush=True,
@@ -444,7 +546,7 @@ async def run_up(
                 if simulate:
                     sim_task = tg.create_task(
                         run_sim(
-                            settings,
+                            sim_settings,
                             devices=simulate,
                             interval_s=sim_interval_s,
                             uplinks=None,
@@ -464,6 +566,7 @@ async def run_up(
                 if sim_task is not None:
                     await sim_task
                 server.should_exit = True
+                supervisor_stop.set()
             # leaving `async with ingest` drained it: everything acknowledged is stored
     finally:
         await broker.stop()

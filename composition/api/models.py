@@ -44,9 +44,16 @@ class ErrorBody(BaseModel):
 
 
 class Health(BaseModel):
-    status: Literal["ok"]
+    """``ok`` (HTTP 200), or ``degraded`` (HTTP 503) while a component is down."""
+
+    status: Literal["ok", "degraded"]
     version: str
     store: str
+    components: dict[str, str] = Field(
+        default_factory=dict,
+        description="each supervised component's state, e.g. broker: up|down, "
+        "ingest: connected|reconnecting (empty when this process runs none)",
+    )
 
 
 class _DeviceFields(BaseModel):

@@ -2,7 +2,8 @@
 
 Mosquitto (the embedded default broker of ``sealscope up``, and the test broker), InfluxDB
 1.x and the v2 write shim in front of it (tests, ``sealscope bench ingest``). Each is a
-context-managed object with ``start()``, ``stop()`` and ``kill()``.
+``ManagedServer`` (``start()``, ``stop()``, ``kill()``, ``restart()``); each child dies with
+its parent.
 """
 
 from __future__ import annotations
@@ -12,12 +13,14 @@ from typing import TYPE_CHECKING, Any
 from composition.servers.influxdb import InfluxServer, find_influxd
 from composition.servers.mosquitto import MosquittoServer, find_mosquitto
 from composition.servers.ports import ServerFailed, free_port, wait_for_port
+from composition.servers.process import ManagedServer
 
 if TYPE_CHECKING:
     from composition.servers.v2shim import V2WriteShim
 
 __all__ = [
     "InfluxServer",
+    "ManagedServer",
     "MosquittoServer",
     "ServerFailed",
     "V2WriteShim",

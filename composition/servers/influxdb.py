@@ -14,20 +14,11 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
-from composition.servers.mosquitto import _find
-from composition.servers.ports import (
-    ServerFailed,
-    free_port,
-    kill_process,
-    log_tail,
-    port_is_free,
-    spawn,
-    stop_process,
-    wait_for_port,
-)
+from composition.servers.mosquitto import find_binary
+from composition.servers.ports import ServerFailed, free_port, port_is_free, wait_for_port
+from composition.servers.process import ManagedServer
 from sealscope.errors import ConfigError
 
 __all__ = ["InfluxServer", "find_influxd"]
@@ -39,15 +30,18 @@ _START_TIMEOUT_S = 30.0
 
 
 def find_influxd() -> str | None:
-    return _find("influxd", "/usr/bin/influxd")
+    return find_binary("influxd", "/usr/bin/influxd")
 
 
 def _quote_ident(name: str) -> str:
     return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-class InfluxServer:
+class InfluxServer(ManagedServer):
     """One influxd with its meta, data and WAL directories in ``workdir``; auth is off."""
+
+    name = "influxd"
+    stop_timeout_s = 15.0
 
     def __init__(
         self,
@@ -60,12 +54,11 @@ class InfluxServer:
             raise ConfigError("port", f"{port} is not a TCP port")
         if max_body_size is not None and max_body_size < 1:
             raise ConfigError("max_body_size", "must be positive (None: influxd's default)")
+        super().__init__(host=_HOST)
         self.workdir = Path(workdir)
-        self.host = _HOST
         self.port = port if port is not None else free_port(_HOST)
         self._rpc_port = free_port(_HOST)
         self._max_body_size = max_body_size
-        self._proc: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
@@ -79,64 +72,23 @@ class InfluxServer:
     def conf_path(self) -> Path:
         return self.workdir / "influxdb.conf"
 
-    @property
-    def is_running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
-
-    @property
-    def pid(self) -> int | None:
-        return self._proc.pid if self._proc is not None else None
-
-    def start(self) -> None:
-        if self.is_running:
-            return
+    def _argv(self) -> list[str]:
         binary = find_influxd()
         if binary is None:
             raise ConfigError("influxd", "binary not found (apt-get install influxdb)")
+        return [binary, "-config", str(self.conf_path)]
+
+    def _prepare(self) -> None:
+        self._argv()
         for port in (self.port, self._rpc_port):
             if not port_is_free(self.host, port):
                 raise ServerFailed(f"{self.host}:{port} is already in use")
         self.workdir.mkdir(parents=True, exist_ok=True)
         self._write_conf()
-        proc = spawn([binary, "-config", str(self.conf_path)], log_path=self.log_path)
-        try:
-            wait_for_port(self.host, self.port, _START_TIMEOUT_S, proc)
-            self._wait_for_ping(proc)
-        except ServerFailed as exc:
-            stop_process(proc, timeout_s=5.0)
-            raise ServerFailed(
-                f"influxd did not start: {exc}", log_tail=log_tail(self.log_path)
-            ) from exc
-        self._proc = proc
-        log.info("influxd pid %d listening on %s", proc.pid, self.url)
 
-    def stop(self, timeout_s: float = 15.0) -> None:
-        if self._proc is not None:
-            code = stop_process(self._proc, timeout_s)
-            log.info("influxd pid %d stopped (exit %d)", self._proc.pid, code)
-            self._proc = None
-
-    def kill(self) -> None:
-        if self._proc is not None:
-            kill_process(self._proc)
-            self._proc = None
-
-    def restart(self) -> None:
-        """Same ports, same data directories: written points are still there."""
-        self.stop()
-        self.start()
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+    def _wait_ready(self, proc: subprocess.Popen[bytes], log_offset: int) -> None:
+        wait_for_port(self.host, self.port, _START_TIMEOUT_S, proc)
+        self._wait_for_ping(proc)
 
     def create_database(self, name: str) -> None:
         result = self.query(f"CREATE DATABASE {_quote_ident(name)}")

@@ -16,19 +16,9 @@ import subprocess
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 
-from composition.servers.ports import (
-    ServerFailed,
-    free_port,
-    kill_process,
-    log_tail,
-    port_is_free,
-    spawn,
-    stop_process,
-    wait_for_port,
-)
+from composition.servers.ports import ServerFailed, free_port, port_is_free, wait_for_port
+from composition.servers.process import ManagedServer
 from sealscope.errors import ConfigError
 
 __all__ = ["MosquittoServer", "find_mosquitto"]
@@ -41,22 +31,30 @@ _START_ATTEMPTS = 3  # free-port picks; a fixed port that is taken fails at once
 
 def find_mosquitto() -> str | None:
     """Path of the mosquitto binary; Debian installs it in /usr/sbin, often not on PATH."""
-    return _find("mosquitto", "/usr/sbin/mosquitto")
+    return find_binary("mosquitto", "/usr/sbin/mosquitto")
 
 
-def _find(name: str, fallback: str) -> str | None:
+def find_binary(name: str, fallback: str) -> str | None:
     found = shutil.which(name)
     if found:
         return found
     return fallback if os.access(fallback, os.X_OK) else None
 
 
-class MosquittoServer:
-    """One broker in ``workdir`` (config, password/ACL files, persistence, log).
+class MosquittoServer(ManagedServer):
+    """One broker in ``workdir`` (config, password/ACL files, persistence, log, pidfile).
 
     ``restart()`` keeps the port and the persistence file, so clients with persistent
     sessions find their subscriptions and queued messages again.
+
+    Persistence: Mosquitto writes its whole in-memory state to ``mosquitto.db`` on SIGTERM
+    and on autosave. ``autosave_interval_s`` saves every that many seconds;
+    ``autosave_on_changes`` makes the interval a count of changes instead (1: a save after
+    each stored, queued or acknowledged message). What a SIGKILL loses is what changed
+    since the last save.
     """
+
+    name = "mosquitto"
 
     def __init__(
         self,
@@ -66,27 +64,36 @@ class MosquittoServer:
         host: str = "127.0.0.1",
         users: dict[str, str] | None = None,
         acl_lines: list[str] | None = None,
+        allow_anonymous: bool | None = None,
         max_queued_messages: int = 1_000_000,
         max_inflight_messages: int = 2000,
+        autosave_interval: int = 1,
+        autosave_on_changes: bool = False,
+        use_pidfile: bool = False,
         extra_conf: Iterable[str] = (),
     ) -> None:
         if port is not None and not 0 < port < 65536:
             raise ConfigError("port", f"{port} is not a TCP port")
         if max_queued_messages < 0 or max_inflight_messages < 0:
             raise ConfigError("max_queued_messages", "limits must be >= 0 (0 means none)")
+        if autosave_interval < 1:
+            raise ConfigError("autosave_interval", "must be >= 1 (seconds or changes)")
         for name in users or {}:
             if not name or any(c in name for c in ":\n\r"):
                 raise ConfigError("users", f"user name {name!r} cannot go in a password file")
         self.workdir = Path(workdir)
-        self.host = host
+        super().__init__(host=host, pidfile=self.workdir / "mosquitto.pid" if use_pidfile else None)
         self._port = port
         self._is_port_fixed = port is not None
         self._users = dict(users) if users else None
         self._acl_lines = list(acl_lines) if acl_lines is not None else None
+        # default: anonymous only when there are no users, as before
+        self._allow_anonymous = self._users is None if allow_anonymous is None else allow_anonymous
         self._max_queued_messages = max_queued_messages
         self._max_inflight_messages = max_inflight_messages
+        self._autosave_interval = autosave_interval
+        self._autosave_on_changes = autosave_on_changes
         self._extra_conf = list(extra_conf)
-        self._proc: subprocess.Popen[bytes] | None = None
         self._is_prepared = False
 
     @property
@@ -94,6 +101,14 @@ class MosquittoServer:
         if self._port is None:
             self._port = free_port(self.host)
         return self._port
+
+    @port.setter
+    def port(self, port: int) -> None:
+        """Settle the port before the first start (after ``stop_leftover`` freed it)."""
+        if self._is_port_fixed and port != self._port:
+            raise ConfigError("port", "the port is fixed once given or started")
+        self._port = port
+        self._is_port_fixed = True
 
     @property
     def url(self) -> str:
@@ -107,20 +122,19 @@ class MosquittoServer:
     def conf_path(self) -> Path:
         return self.workdir / "mosquitto.conf"
 
-    @property
-    def is_running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
-
-    @property
-    def pid(self) -> int | None:
-        return self._proc.pid if self._proc is not None else None
-
     def start(self) -> None:
-        if self.is_running:
-            return
+        super().start()
+        self._is_port_fixed = True  # clients know this port now; restarts must keep it
+        log.info("mosquitto listening on %s", self.url)
+
+    def _argv(self) -> list[str]:
         binary = find_mosquitto()
         if binary is None:
             raise ConfigError("mosquitto", "binary not found (apt-get install mosquitto)")
+        return [binary, "-c", str(self.conf_path)]
+
+    def _prepare(self) -> None:
+        self._argv()  # a missing binary fails before any file is written
         self.workdir.mkdir(parents=True, exist_ok=True)
         if not self._is_prepared:
             self._write_auth_files()
@@ -132,66 +146,25 @@ class MosquittoServer:
                 raise ServerFailed(f"{self.host}:{self.port} is already in use")
             self._port = free_port(self.host)  # another process took the free port first
         self._write_conf()
-        offset = self.log_path.stat().st_size if self.log_path.exists() else 0
-        proc = spawn([binary, "-c", str(self.conf_path)], log_path=self.log_path)
-        try:
-            self._wait_until_running(proc, offset)
-            wait_for_port(self.host, self.port, _START_TIMEOUT_S, proc)
-        except ServerFailed as exc:
-            stop_process(proc, timeout_s=2.0)
-            raise ServerFailed(
-                f"mosquitto did not start: {exc}", log_tail=log_tail(self.log_path)
-            ) from exc
-        self._proc = proc
-        self._is_port_fixed = True  # clients know this port now; restarts must keep it
-        log.info("mosquitto pid %d listening on %s", proc.pid, self.url)
 
-    def stop(self, timeout_s: float = 10.0) -> None:
-        """SIGTERM (mosquitto saves its persistence file), then SIGKILL after ``timeout_s``."""
-        if self._proc is not None:
-            code = stop_process(self._proc, timeout_s)
-            log.info("mosquitto pid %d stopped (exit %d)", self._proc.pid, code)
-            self._proc = None
-
-    def kill(self) -> None:
-        """SIGKILL: a crash; only what the last autosave wrote survives."""
-        if self._proc is not None:
-            kill_process(self._proc)
-            self._proc = None
-
-    def restart(self) -> None:
-        self.stop()
-        self.start()
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    def _wait_until_running(self, proc: subprocess.Popen[bytes], offset: int) -> None:
+    def _wait_ready(self, proc: subprocess.Popen[bytes], log_offset: int) -> None:
         # "running" is logged once every listener is bound; a failed bind exits instead
         deadline = time.monotonic() + _START_TIMEOUT_S
         while True:
             with self.log_path.open("rb") as f:
-                f.seek(offset)
+                f.seek(log_offset)
                 if b" running" in f.read():
-                    return
+                    break
             if proc.poll() is not None:
                 raise ServerFailed(f"mosquitto exited with {proc.returncode}")
             if time.monotonic() >= deadline:
                 raise ServerFailed(f"mosquitto did not report running within {_START_TIMEOUT_S}s")
             time.sleep(0.01)
+        wait_for_port(self.host, self.port, _START_TIMEOUT_S, proc)
 
     def _write_auth_files(self) -> None:
         if self._users is not None:
-            passwd = _find("mosquitto_passwd", "/usr/bin/mosquitto_passwd")
+            passwd = find_binary("mosquitto_passwd", "/usr/bin/mosquitto_passwd")
             if passwd is None:
                 raise ConfigError("mosquitto_passwd", "binary not found")
             path = self.workdir / "passwd"
@@ -220,8 +193,9 @@ class MosquittoServer:
             "persistence true",
             f"persistence_location {self.workdir}/",
             "persistence_file mosquitto.db",
-            # SIGTERM always saves; the short interval bounds what a SIGKILL loses
-            "autosave_interval 1",
+            # SIGTERM always saves; autosave bounds what a SIGKILL loses
+            f"autosave_interval {self._autosave_interval}",
+            f"autosave_on_changes {'true' if self._autosave_on_changes else 'false'}",
             # the default 1000 silently drops QoS 1 messages for a consumer that is slow or
             # offline; 0 would mean unbounded memory
             f"max_queued_messages {self._max_queued_messages}",
@@ -232,10 +206,9 @@ class MosquittoServer:
             "log_timestamp_format %Y-%m-%dT%H:%M:%S",
             "connection_messages true",
         ]
+        lines.append(f"allow_anonymous {'true' if self._allow_anonymous else 'false'}")
         if self._users is not None:
-            lines += ["allow_anonymous false", f"password_file {self.workdir / 'passwd'}"]
-        else:
-            lines.append("allow_anonymous true")
+            lines.append(f"password_file {self.workdir / 'passwd'}")
         if self._acl_lines is not None:
             lines.append(f"acl_file {self.workdir / 'acl'}")
         lines += self._extra_conf

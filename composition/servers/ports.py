@@ -1,34 +1,19 @@
-"""Loopback ports for child services, and the small process plumbing they share."""
+"""Loopback ports for child services: free ones, taken ones, waiting for one to open."""
 
 from __future__ import annotations
 
-import atexit
 import logging
 import os
-import signal
 import socket
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from sealscope.errors import SealscopeError
 
-__all__ = [
-    "ServerFailed",
-    "free_port",
-    "kill_process",
-    "log_tail",
-    "spawn",
-    "stop_process",
-    "wait_for_port",
-]
+__all__ = ["ServerFailed", "free_port", "log_tail", "port_is_free", "wait_for_port"]
 
 log = logging.getLogger(__name__)
-
-# children still running when the interpreter exits are killed, so a crashed test run or
-# CLI does not leave brokers holding ports and persistence files
-_children: set[subprocess.Popen[bytes]] = set()
 
 
 class ServerFailed(SealscopeError):
@@ -82,63 +67,6 @@ def wait_for_port(
             raise ServerFailed(f"nothing listened on {host}:{port} within {timeout_s}s")
         time.sleep(delay_s)
         delay_s = min(delay_s * 2, 0.1)
-
-
-def spawn(
-    argv: Sequence[str],
-    *,
-    log_path: Path,
-    env: Mapping[str, str] | None = None,
-    cwd: Path | None = None,
-) -> subprocess.Popen[bytes]:
-    """Start a child with stdout and stderr appended to ``log_path``.
-
-    The child gets its own session so a terminal's Ctrl-C reaches only the parent, which
-    then stops its children in order (the broker must outlive the ingest draining it).
-    """
-    with log_path.open("ab") as log_file:
-        proc = subprocess.Popen(
-            list(argv),
-            stdin=subprocess.DEVNULL,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            env=None if env is None else dict(env),
-            cwd=cwd,
-            start_new_session=True,
-        )
-    _children.add(proc)
-    return proc
-
-
-def stop_process(proc: subprocess.Popen[bytes], timeout_s: float = 10.0) -> int:
-    """SIGTERM, wait up to ``timeout_s``, then SIGKILL; returns the exit code."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            return proc.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            log.warning("pid %d ignored SIGTERM for %.1fs; killing it", proc.pid, timeout_s)
-            proc.kill()
-    code = proc.wait()
-    _children.discard(proc)
-    return code
-
-
-def kill_process(proc: subprocess.Popen[bytes]) -> int:
-    """SIGKILL without a chance to save state (crash simulation); returns the exit code."""
-    if proc.poll() is None:
-        proc.kill()
-    code = proc.wait()
-    _children.discard(proc)
-    return code
-
-
-@atexit.register
-def _kill_leftovers() -> None:
-    for proc in list(_children):
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
 
 
 def log_tail(path: Path, max_bytes: int = 4000) -> str:

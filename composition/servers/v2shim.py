@@ -34,21 +34,13 @@ import time
 import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 
 import aiohttp
 import yarl
 from aiohttp import web
 
-from composition.servers.ports import (
-    ServerFailed,
-    free_port,
-    kill_process,
-    log_tail,
-    spawn,
-    stop_process,
-)
+from composition.servers.ports import ServerFailed, free_port
+from composition.servers.process import ManagedServer
 from sealscope.errors import ConfigError
 
 __all__ = ["V2WriteShim", "create_app", "main"]
@@ -212,8 +204,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-class V2WriteShim:
+class V2WriteShim(ManagedServer):
     """The shim as a child process (``python -m composition.servers.v2shim``)."""
+
+    name = "v2 write shim"
 
     def __init__(
         self,
@@ -223,18 +217,19 @@ class V2WriteShim:
         token: str | None = None,
         host: str = "127.0.0.1",
         log_path: Path | None = None,
+        start_timeout_s: float = 15.0,
     ) -> None:
         if not target_url.startswith(("http://", "https://")):
             raise ConfigError("target_url", f"{target_url!r} is not an http(s) URL")
         if token is not None and not token:
             raise ConfigError("token", "empty token; use None for no authentication")
+        super().__init__(host=host)
         self.target_url = target_url
-        self.host = host
         self.port = port if port is not None else free_port(host)
         self._token = token
         self._given_log_path = log_path
         self._log_path: Path | None = log_path
-        self._proc: subprocess.Popen[bytes] | None = None
+        self._start_timeout_s = start_timeout_s
 
     @property
     def url(self) -> str:
@@ -244,64 +239,33 @@ class V2WriteShim:
     def log_path(self) -> Path | None:
         return self._log_path
 
-    @property
-    def is_running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
-
-    @property
-    def pid(self) -> int | None:
-        return self._proc.pid if self._proc is not None else None
-
-    def start(self, timeout_s: float = 15.0) -> None:
-        if self.is_running:
-            return
+    def _prepare(self) -> None:
         if self._log_path is None:
             fd, name = tempfile.mkstemp(prefix="sealscope-v2shim-", suffix=".log")
             os.close(fd)
             self._log_path = Path(name)
+
+    def _argv(self) -> list[str]:
         argv = [sys.executable, "-m", "composition.servers.v2shim"]
         argv += ["--listen-host", self.host, "--listen-port", str(self.port)]
         argv += ["--target", self.target_url]
+        if self._token is not None:
+            argv += ["--token-env", _TOKEN_ENV]
+        return argv
+
+    def _env(self) -> dict[str, str]:
         env = dict(os.environ)
         env.pop(_TOKEN_ENV, None)
         if self._token is not None:
             # the token goes by environment: argv is world-readable in /proc
             env[_TOKEN_ENV] = self._token
-            argv += ["--token-env", _TOKEN_ENV]
-        proc = spawn(argv, log_path=self._log_path, env=env)
-        try:
-            self._wait_for_health(proc, timeout_s)
-        except ServerFailed as exc:
-            stop_process(proc, timeout_s=2.0)
-            tail = log_tail(self._log_path)
-            self._drop_temp_log()
-            raise ServerFailed(f"v2 shim did not start: {exc}", log_tail=tail) from exc
-        self._proc = proc
-        log.info("v2 write shim pid %d on %s -> %s", proc.pid, self.url, self.target_url)
+        return env
 
-    def stop(self, timeout_s: float = 10.0) -> None:
-        if self._proc is not None:
-            stop_process(self._proc, timeout_s)
-            self._proc = None
+    def _wait_ready(self, proc: subprocess.Popen[bytes], log_offset: int) -> None:
+        self._wait_for_health(proc, self._start_timeout_s)
+
+    def _after_stop(self) -> None:
         self._drop_temp_log()
-
-    def kill(self) -> None:
-        if self._proc is not None:
-            kill_process(self._proc)
-            self._proc = None
-        self._drop_temp_log()
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def _drop_temp_log(self) -> None:
         if self._given_log_path is None and self._log_path is not None:

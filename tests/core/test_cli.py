@@ -111,3 +111,22 @@ def test_gateway_settings_refuse_a_short_push_token(
     assert code == 2
     err = capsys.readouterr().err
     assert "huawei_token" in err and "short-secret" not in err
+
+
+def test_up_command_refuses_a_taken_port_clearly(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import socket
+
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        taken = held.getsockname()[1]
+        code = main(["--data-dir", str(tmp_path / "data"), "up", "--mqtt-port", str(taken)])
+    assert code == 2
+    assert f"127.0.0.1:{taken} is already in use" in capsys.readouterr().err
+
+
+def test_bench_broker_command_refuses_bad_options(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "broker", "--seconds", "0"]) == 2
+    assert "--seconds" in capsys.readouterr().err

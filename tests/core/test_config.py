@@ -63,3 +63,41 @@ def test_pick_port_takes_another_when_the_default_is_taken(
         assert f"port {taken}" in caplog.text
         with pytest.raises(ConfigError, match="already in use"):
             pick_port("127.0.0.1", taken, 1883, "MQTT broker")
+
+
+def test_pick_port_prefers_the_remembered_port_and_port_memory_keeps_it(tmp_path: Path) -> None:
+    from composition.embedded import PortMemory
+
+    memory = PortMemory(tmp_path / "ports.json")
+    assert memory.get("mqtt") is None
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        taken = held.getsockname()[1]
+        fallback = pick_port("127.0.0.1", None, taken, "MQTT broker", memory.get("mqtt"))
+        memory.remember("mqtt", fallback)
+        memory.remember("api", 8123)
+        # the next start takes the same fallback, not a new random one
+        again = PortMemory(tmp_path / "ports.json")
+        assert pick_port("127.0.0.1", None, taken, "MQTT broker", again.get("mqtt")) == fallback
+    assert again.get("api") == 8123
+    (tmp_path / "ports.json").write_text("not json")
+    assert PortMemory(tmp_path / "ports.json").get("mqtt") is None
+
+
+def test_broker_credentials_are_made_once_kept_private_and_never_shown(tmp_path: Path) -> None:
+    from composition.embedded import broker_credentials
+
+    path = tmp_path / "mosquitto" / "credentials.json"
+    made = broker_credentials(path)
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert broker_credentials(path) == made
+    ingest, gateway = made["ingest"], made["gateway"]
+    assert ingest.username == "sealscope-ingest" and gateway.username == "sealscope-gateway"
+    # an id nobody can guess: a client using the well-known one cannot take ingest's session
+    assert ingest.client_id.startswith("sealscope-ingest-") and len(ingest.client_id) > 24
+    assert ingest.password != gateway.password
+    assert ingest.password not in repr(made)
+    path.write_text("{")
+    with pytest.raises(ConfigError, match="unreadable"):
+        broker_credentials(path)

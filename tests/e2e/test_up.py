@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -102,3 +103,222 @@ def test_up_simulate_serves_devices_telemetry_and_alerts_then_stops_losing_nothi
     assert alerted and alerted <= degrading
     # the detectors' and the fleet risk's state were saved for the next start
     assert (tmp_path / "data" / "detectors" / "fleet_risk.npz").is_file()
+
+
+# -- crash and restart ------------------------------------------------------------------
+
+
+class _Up:
+    """``sealscope up`` (Mosquitto) as a child process on fixed ports and a data dir."""
+
+    def __init__(self, tmp_path: Path, *, mqtt_port: int, api_port: int) -> None:
+        if find_mosquitto() is None:
+            if os.environ.get("CI"):
+                pytest.fail("mosquitto is not installed; CI must install it")
+            pytest.skip("mosquitto is not installed")
+        self.data = tmp_path / "data"
+        self.mqtt_port, self.api_port = mqtt_port, api_port
+        self.api = f"http://127.0.0.1:{api_port}"
+        self.tmp_path = tmp_path
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+
+    def start(self) -> None:
+        self.starts += 1
+        self.log_path = self.tmp_path / f"up-{self.starts}.log"
+        with open(self.log_path, "wb") as log:
+            self.proc = subprocess.Popen(
+                [
+                    sys.executable, "-m", "composition", "--data-dir", str(self.data), "up",
+                    "--broker", "mosquitto", "--mqtt-port", str(self.mqtt_port),
+                    "--api-port", str(self.api_port),
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        _wait_for(lambda: "sealscope is up" in self.log_path.read_text(), 30, "start-up")
+
+    @property
+    def broker_pid(self) -> int:
+        return int((self.data / "mosquitto" / "mosquitto.pid").read_text())
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            self.proc.wait(timeout=60)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
+
+
+def _register(api: str, device_id: str) -> None:
+    response = httpx.post(
+        f"{api}/api/v1/devices",
+        json={"device_id": device_id, "kind": "valve", "manufacturer": "MYCO", "model": "GV-80"},
+        timeout=10,
+    )
+    assert response.status_code in (200, 201), response.text
+
+
+def _publish_acked(port: int, device_id: str, count: int, *, first_seq: int = 1) -> None:
+    """Publish ``count`` QoS 1 telemetry messages anonymously; returns once all are acked."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"test-pub-{first_seq}")
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    try:
+        t0 = int(time.time()) - 3 * count
+        infos = [
+            client.publish(
+                f"sealscope/v1/dev/{device_id}/telemetry",
+                f'{{"v":1,"seq":{seq},"samples":[{{"t":{t0 + 3 * seq},"p_in_kpa":800,'
+                f'"p_out_kpa":2,"leak_mm3s":0.3,"position_pct":0}}]}}',
+                qos=1,
+            )
+            for seq in range(first_seq, first_seq + count)
+        ]
+        for info in infos:
+            info.wait_for_publish(timeout=10)
+            assert info.is_published()
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+def _stored(data: Path, device_id: str) -> int:
+    with contextlib.closing(sqlite3.connect(data / "telemetry.db")) as db:
+        try:
+            row = db.execute(
+                "SELECT count(*) FROM telemetry WHERE device_id = ?", (device_id,)
+            ).fetchone()
+        except sqlite3.OperationalError:  # no table before the first write
+            return 0
+    return int(row[0])
+
+
+def test_up_restarts_after_sigkill_on_the_same_ports_and_drains(tmp_path: Path) -> None:
+    up = _Up(tmp_path, mqtt_port=free_port(), api_port=free_port())
+    try:
+        up.start()
+        _register(up.api, "MYCO-V-000001")
+        broker_pid = up.broker_pid
+        _publish_acked(up.mqtt_port, "MYCO-V-000001", 300)
+        assert up.proc is not None
+        up.proc.send_signal(signal.SIGKILL)  # no shutdown code runs in `up`
+        up.proc.wait(timeout=10)
+        # the broker dies with its parent (after saving what it acknowledged)
+        _wait_for(lambda: not _pid_alive(broker_pid), 15, "the broker to die with up")
+        up.start()  # same ports, same data dir: no "port already in use"
+        assert up.broker_pid != broker_pid
+        _wait_for(lambda: _stored(up.data, "MYCO-V-000001") == 300, 30, "all 300 stored")
+        _publish_acked(up.mqtt_port, "MYCO-V-000001", 10, first_seq=301)
+        _wait_for(lambda: _stored(up.data, "MYCO-V-000001") == 310, 30, "new messages stored")
+    finally:
+        up.stop()
+    assert up.proc is not None and up.proc.returncode == 0, up.log_path.read_text()[-3000:]
+
+
+def test_up_restarts_a_broker_that_died_alone_and_healthz_reports_it(tmp_path: Path) -> None:
+    up = _Up(tmp_path, mqtt_port=free_port(), api_port=free_port())
+    try:
+        up.start()
+        with httpx.Client(base_url=up.api, timeout=10) as client:
+            healthy = client.get("/healthz")
+            assert healthy.status_code == 200
+            assert healthy.json()["status"] == "ok"
+            assert healthy.json()["components"] == {"broker": "up", "ingest": "connected"}
+            broker_pid = up.broker_pid
+            os.kill(broker_pid, signal.SIGKILL)
+
+            def degraded() -> dict[str, str] | None:
+                response = client.get("/healthz")
+                body = response.json()
+                if body["status"] == "degraded":
+                    assert response.status_code == 503
+                    return dict(body["components"])
+                return None
+
+            down = _wait_for(degraded, 15, "/healthz to report the outage")
+            assert down["broker"] == "down" or down["ingest"] == "reconnecting"
+            _wait_for(lambda: client.get("/healthz").status_code == 200, 30, "/healthz ok again")
+        assert up.broker_pid != broker_pid
+        assert "broker: restarted on port" in up.log_path.read_text()
+        _register(up.api, "MYCO-V-000002")
+        _publish_acked(up.mqtt_port, "MYCO-V-000002", 5)
+        _wait_for(lambda: _stored(up.data, "MYCO-V-000002") == 5, 30, "stored after restart")
+    finally:
+        up.stop()
+    assert up.proc is not None and up.proc.returncode == 0, up.log_path.read_text()[-3000:]
+
+
+def test_up_broker_keeps_ingest_when_a_client_connects_as_sealscope_ingest(
+    tmp_path: Path,
+) -> None:
+    import json
+    import queue
+
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    up = _Up(tmp_path, mqtt_port=free_port(), api_port=free_port())
+    clients: list[mqtt.Client] = []
+
+    def connect(
+        client_id: str, *, protocol: int = mqtt.MQTTv311, login: tuple[str, str] | None = None
+    ) -> tuple[mqtt.Client, mqtt.ReasonCode]:
+        connacks: queue.Queue[mqtt.ReasonCode] = queue.Queue()
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            protocol=protocol,
+            clean_session=False if protocol == mqtt.MQTTv311 else None,
+        )
+        if login is not None:
+            client.username_pw_set(*login)
+        client.on_connect = lambda _c, _u, _f, rc, _p: connacks.put(rc)
+        client.connect("127.0.0.1", up.mqtt_port)
+        client.loop_start()
+        clients.append(client)
+        return client, connacks.get(timeout=10)
+
+    try:
+        up.start()
+        _register(up.api, "MYCO-V-000003")
+        creds_path = up.data / "mosquitto" / "credentials.json"
+        assert creds_path.stat().st_mode & 0o777 == 0o600
+        ingest_password = json.loads(creds_path.read_text())["ingest"]["password"]
+        # the well-known id, anonymously: it gets a session of its own, ingest keeps its own
+        _, rc = connect("sealscope-ingest")
+        assert not rc.is_failure
+        # ingest's user name without its generated password is refused
+        _, rc = connect("sealscope-ingest", login=("sealscope-ingest", "guessed-password"))
+        assert rc.is_failure
+        # the impostor still connected, ingest still consumes
+        _publish_acked(up.mqtt_port, "MYCO-V-000003", 50)
+        _wait_for(lambda: _stored(up.data, "MYCO-V-000003") == 50, 30, "all 50 stored")
+        health = httpx.get(f"{up.api}/healthz", timeout=10).json()
+        assert health["components"]["ingest"] == "connected"
+        # anonymous clients publish uplinks only: a command for a device is refused
+        client, _ = connect("test-v5", protocol=mqtt.MQTTv5)
+        pubacks: queue.Queue[mqtt.ReasonCode] = queue.Queue()
+        client.on_publish = lambda _c, _u, _mid, rc, _p: pubacks.put(rc)
+        client.publish("sealscope/v1/dev/MYCO-V-000003/cmd", b"{}", qos=1)
+        assert pubacks.get(timeout=10).is_failure
+        # ingest was never kicked off (the broker closes the old connection on a takeover)
+        assert "WARNING ingest.consumer" not in up.log_path.read_text()
+        broker_log = (up.data / "mosquitto" / "mosquitto.log").read_text()
+        assert "already connected, closing old connection" not in broker_log
+    finally:
+        for client in clients:
+            client.disconnect()
+            client.loop_stop()
+        up.stop()
+    assert ingest_password not in up.log_path.read_text()
+    assert ingest_password not in (up.data / "mosquitto" / "mosquitto.log").read_text()
