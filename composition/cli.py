@@ -255,9 +255,7 @@ def _run_keys(settings: Settings, action: str, device_ids: list[str]) -> int:
     from gateway.keys import SqliteDeviceKeys, load_pepper
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    keys = SqliteDeviceKeys(
-        settings.state_db, pepper=load_pepper(settings.data_dir / "gateway" / "pepper")
-    )
+    keys = SqliteDeviceKeys(settings.state_db, pepper=load_pepper(settings.gateway_pepper_path))
     try:
         for device_id in device_ids:
             if action == "issue":

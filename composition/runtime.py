@@ -99,12 +99,12 @@ def _detection(core: Core) -> Any:
 
     state_dir = core.settings.detector_state_dir
     state_dir.mkdir(parents=True, exist_ok=True)
-    detection = DetectionService(alerts=core.alerts, state_path=state_dir / "detectors.npz")
+    detection = DetectionService(alerts=core.alerts, state_path=core.settings.detector_state_path)
     return FleetMonitor(
         detection=detection,
         risk=FleetRisk(),
         alerts=core.alerts,
-        risk_path=state_dir / "fleet_risk.npz",
+        risk_path=core.settings.fleet_risk_state_path,
         risk_store=JsonFileRiskStore(core.settings.risk_table_path),
         apply_every_s=core.settings.risk_every_s,
     )
@@ -225,9 +225,7 @@ def sim_transport(
 
     # The simulated devices own their ids: (re)issue their keys in the gateway's key store
     # under the same data directory, as provisioning would.
-    keys = SqliteDeviceKeys(
-        settings.state_db, pepper=load_pepper(settings.data_dir / "gateway" / "pepper")
-    )
+    keys = SqliteDeviceKeys(settings.state_db, pepper=load_pepper(settings.gateway_pepper_path))
     try:
         issued = keys.issue_many(fleet.device_ids)
         for device_id in fleet.device_ids:
@@ -478,13 +476,13 @@ async def run_up(
         port=mqtt_port,
         kind=broker_kind,
         default_port=settings.mqtt_port,
-        credentials=broker_credentials(settings.data_dir / "mosquitto" / "credentials.json"),
+        credentials=broker_credentials(settings.broker_dir / "credentials.json"),
     )
     await broker.start()
     assert broker.port is not None
     try:
         settings, sim_settings = _up_settings(settings, broker)
-        memory = PortMemory(settings.data_dir / "ports.json")
+        memory = PortMemory(settings.ports_path)
         api_port = pick_port(
             settings.api_host, api_port, settings.api_port, "API", memory.get("api")
         )

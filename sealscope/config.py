@@ -102,6 +102,34 @@ class Settings(BaseSettings):
         return self.data_dir / "detectors"
 
     @property
+    def detector_state_path(self) -> Path:
+        """Every detector's per-device state, saved by the detection process."""
+        return self.detector_state_dir / "detectors.npz"
+
+    @property
+    def fleet_risk_state_path(self) -> Path:
+        return self.detector_state_dir / "fleet_risk.npz"
+
+    @property
+    def gateway_dir(self) -> Path:
+        """The gateway's disk queue (``spool/``) and its key pepper (``pepper``)."""
+        return self.data_dir / "gateway"
+
+    @property
+    def gateway_pepper_path(self) -> Path:
+        return self.gateway_dir / "pepper"
+
+    @property
+    def broker_dir(self) -> Path:
+        """The embedded Mosquitto's config, persistence and generated logins."""
+        return self.data_dir / "mosquitto"
+
+    @property
+    def ports_path(self) -> Path:
+        """The ports ``up`` chose last time, so a fallback port stays the same."""
+        return self.data_dir / "ports.json"
+
+    @property
     def risk_table_path(self) -> Path:
         """The fleet-risk table the detection process last saved, for API processes."""
         return self.detector_state_dir / "fleet_risk.json"

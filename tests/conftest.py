@@ -15,13 +15,9 @@ from typing import Any
 
 import pytest
 
-from composition.servers import (
-    InfluxServer,
-    MosquittoServer,
-    V2WriteShim,
-    find_influxd,
-    find_mosquitto,
-)
+from composition.bench.influxdb import InfluxServer, find_influxd
+from composition.bench.v2shim import V2WriteShim
+from composition.servers import MosquittoServer, find_mosquitto
 
 
 def _require(binary: str | None, name: str) -> None:

@@ -197,7 +197,9 @@ async def _sealscope_rate(settings: Settings, work: Workload) -> tuple[float, fl
 
 
 async def run_bench_ingest(*, messages: int, samples: int, devices: int) -> int:
-    from composition.servers import InfluxServer, MosquittoServer, V2WriteShim
+    from composition.bench.influxdb import InfluxServer
+    from composition.bench.v2shim import V2WriteShim
+    from composition.servers import MosquittoServer
 
     logging.getLogger("ingest").setLevel(logging.WARNING)
     work = Workload(devices=devices, messages=messages, samples=samples)

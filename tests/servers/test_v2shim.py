@@ -16,7 +16,8 @@ from influxdb_client import WritePrecision
 from influxdb_client.client.influxdb_client_async import InfluxDBClientAsync
 from influxdb_client.rest import ApiException
 
-from composition.servers import V2WriteShim, free_port
+from composition.bench.v2shim import V2WriteShim
+from composition.servers import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -178,7 +179,7 @@ def test_v2shim_token_stays_off_the_command_line(influx: Any) -> None:
     pid = influx.shim.pid
     assert pid is not None
     cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    assert b"composition.servers.v2shim" in cmdline
+    assert b"composition.bench.v2shim" in cmdline
     assert influx.token.encode() not in cmdline
     assert influx.token not in influx.shim.log_path.read_text()
 

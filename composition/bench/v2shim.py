@@ -14,7 +14,7 @@ every route but /health and /ping needs ``Authorization: Token <token>``.
 
 Run alone::
 
-    SHIM_TOKEN=... python -m composition.servers.v2shim --listen-port 8087 \\
+    SHIM_TOKEN=... python -m composition.bench.v2shim --listen-port 8087 \\
         --target http://127.0.0.1:8086 --token-env SHIM_TOKEN
 """
 
@@ -186,7 +186,7 @@ async def _serve(app: web.Application, host: str, port: int) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m composition.servers.v2shim")
+    parser = argparse.ArgumentParser(prog="python -m composition.bench.v2shim")
     parser.add_argument("--listen-host", default="127.0.0.1")
     parser.add_argument("--listen-port", type=int, required=True)
     parser.add_argument("--target", required=True, help="InfluxDB 1.x base URL")
@@ -205,7 +205,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 class V2WriteShim(ManagedServer):
-    """The shim as a child process (``python -m composition.servers.v2shim``)."""
+    """The shim as a child process (``python -m composition.bench.v2shim``)."""
 
     name = "v2 write shim"
 
@@ -246,7 +246,7 @@ class V2WriteShim(ManagedServer):
             self._log_path = Path(name)
 
     def _argv(self) -> list[str]:
-        argv = [sys.executable, "-m", "composition.servers.v2shim"]
+        argv = [sys.executable, "-m", "composition.bench.v2shim"]
         argv += ["--listen-host", self.host, "--listen-port", str(self.port)]
         argv += ["--target", self.target_url]
         if self._token is not None:
