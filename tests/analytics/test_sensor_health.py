@@ -23,7 +23,7 @@ from analytics import (
     SensorFaultDetector,
 )
 from analytics.evaluation import run_eval
-from analytics.sensor_health import FAULT_NAMES
+from analytics.sensor_faults import FAULT_NAMES
 from firmware_sim import Fleet, FleetSpec
 from sealscope.errors import ConfigError
 from sealscope.registry import Device
