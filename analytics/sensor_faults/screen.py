@@ -66,32 +66,25 @@ class Step:
     training: Bool  # (rows,) the slot is still in its training samples
     fault: npt.NDArray[np.int8]  # (rows, channels) channel faults latched before this step
     decay: np.float32  # of the counts learned past training, per sample
+    # derived once per step
+    tr: Bool = field(init=False)  # (rows, channels) counted toward training statistics
+    # Rates a run is judged by are learned past training on a channel without a fault,
+    # counts decayed to ``learn_samples``: a week of samples estimates a repeat share far
+    # better than the first few hours, and follows it through the seasons.
+    learning: Bool = field(init=False)
+    trained: Bool = field(init=False)  # (rows, 1)
     # filled in as the step proceeds
-    outliers: Bool = field(default=None)  # type: ignore[assignment]  # Hampel outliers
-    latched: npt.NDArray[np.int8] = field(default=None)  # type: ignore[assignment]
-    pair_drift: Bool = field(default=None)  # type: ignore[assignment]
+    outliers: Bool = field(init=False)  # Hampel outliers (all readings, fault or not)
+    latched: npt.NDArray[np.int8] = field(init=False)  # channel faults after this step
+    pair_drift: Bool = field(init=False)  # the pressure pair drifts after this step
 
     def __post_init__(self) -> None:
-        if self.outliers is None:
-            self.outliers = np.zeros(self.present.shape, dtype=bool)
-        if self.pair_drift is None:
-            self.pair_drift = np.zeros(len(self.slots), dtype=bool)
-
-    @property
-    def tr(self) -> Bool:
-        """(slot, channel) pairs that count toward the training statistics."""
-        return self.training[:, None] & self.any_present[:, None]
-
-    @property
-    def learning(self) -> Bool:
-        """Rates a run is judged by are learned past training on a channel without a
-        fault, counts decayed to ``learn_samples``: a week of samples estimates a repeat
-        share far better than the first few hours, and follows it through the seasons."""
-        return self.any_present[:, None] & (self.fault == 0)
-
-    @property
-    def trained(self) -> Bool:
-        return ~self.training[:, None]
+        self.tr = self.training[:, None] & self.any_present[:, None]
+        self.learning = self.any_present[:, None] & (self.fault == 0)
+        self.trained = ~self.training[:, None]
+        self.outliers = np.zeros(self.present.shape, dtype=bool)
+        self.latched = self.fault
+        self.pair_drift = np.zeros(len(self.slots), dtype=bool)
 
 
 class ChannelScreen(Protocol):
