@@ -13,7 +13,7 @@ from analytics.base import (
 from analytics.multivariate import MultivariateDetector, MultivariateScores, RobustMahalanobis
 from analytics.pump_seal import PumpSealDetector
 from analytics.seat_leak import SeatLeakDetector
-from analytics.sensor_health import SensorFaultDetector
+from analytics.sensor_faults import SensorFaultDetector
 from analytics.service import AlertChange, DetectionService, default_detectors
 
 __all__ = [

@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Final
+from typing import Any, ClassVar, Final, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -37,6 +37,7 @@ __all__ = [
     "CategoryCode",
     "Detector",
     "DeviceTable",
+    "Gate",
     "SampleBatch",
     "Status",
     "Verdicts",
@@ -281,6 +282,19 @@ def _readonly(a: np.ndarray) -> np.ndarray:
     return a
 
 
+class Gate(Protocol):
+    """A detector that judges the sensors themselves, run before the ``gated`` ones.
+
+    ``screen`` learns from a batch like ``update`` and returns it with the readings it
+    does not trust replaced by NaN; ``faulty`` says which slots (0..n-1) have an active
+    fault on any of ``signals``, so verdicts resting on those signals are held back.
+    """
+
+    def screen(self, batch: SampleBatch, devices: DeviceTable | None = None) -> SampleBatch: ...
+
+    def faulty(self, signals: Collection[str], n: int) -> npt.NDArray[np.bool_]: ...
+
+
 class Detector:
     """Base of the streaming detectors.
 
@@ -288,13 +302,19 @@ class Detector:
     ``kinds`` (asset kinds they apply to), declare per-slot state in ``_state_spec`` and
     implement ``_update`` (called with rows sorted by (slot, t), late rows removed) and
     ``verdicts``. ``summary`` turns one verdict row into a sentence a technician can act on.
+
+    Gating: a ``gated`` detector's verdicts depend on its ``signals`` being trusted. The
+    service runs the detector whose ``as_gate()`` returns a ``Gate`` first, feeds the
+    gated ones the readings it screened, and holds a gated verdict back where ``held``
+    says so (the sensor fault is the alert, not the seal).
     """
 
     cause: ClassVar[str] = ""
     signals: ClassVar[tuple[str, ...]] = ()
     kinds: ClassVar[frozenset[str]] = frozenset({"valve", "pump"})
-    # True: in the service, this detector sees readings after the sensor-fault screen
-    # (readings of a sensor judged faulty are withheld), so a bad sensor is not a bad seal.
+    # True: this detector sees readings after the gate's screen (readings of a sensor
+    # judged faulty are withheld) and its verdicts are held while its signals are not
+    # trusted, so a bad sensor is not a bad seal.
     gated: ClassVar[bool] = False
 
     def __init__(self) -> None:
@@ -410,6 +430,19 @@ class Detector:
     def _update(self, batch: SampleBatch, devices: DeviceTable | None) -> None:
         """Rows are sorted by (slot, t), strictly increasing t per slot."""
         raise NotImplementedError
+
+    # -- gating --------------------------------------------------------------------------
+
+    def as_gate(self) -> Gate | None:
+        """This detector as the gate of the others, if it judges sensors (default: no)."""
+        return None
+
+    def held(self, gate: Gate | None, n: int) -> npt.NDArray[np.bool_]:
+        """Slots (0..n-1) whose verdicts are held back: a gated detector's, where the gate
+        distrusts any signal it reads."""
+        if not self.gated or gate is None:
+            return np.zeros(n, dtype=bool)
+        return gate.faulty(self.signals, n)
 
     # -- reading -------------------------------------------------------------------------
 

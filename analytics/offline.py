@@ -449,6 +449,30 @@ def _seat_leak(
     return score, cat, notes
 
 
+@dataclass(slots=True)
+class _Timeline:
+    """The rows with a readable time, sorted by it (detection runs in time order)."""
+
+    order: npt.NDArray[np.intp]  # input row index of each sorted row
+    t: F64  # Unix seconds, sorted
+    ok_t: npt.NDArray[np.bool_]  # per input row: the time was readable
+    time_format: str
+    divisor: float  # epoch units per second
+
+
+@dataclass(slots=True)
+class _Scores:
+    """Per sorted row: the highest score, whether any detector flagged it, and which."""
+
+    score: F64
+    flag: npt.NDArray[np.bool_]
+    cause: npt.NDArray[np.object_]
+
+    @classmethod
+    def empty(cls, n: int) -> _Scores:
+        return cls(np.full(n, np.nan), np.zeros(n, dtype=bool), np.full(n, "", dtype=object))
+
+
 def run_detect(
     *,
     input: Path,
@@ -475,6 +499,48 @@ def run_detect(
     """
     input, output = Path(input), Path(output)
     table = _read(input, delimiter)
+    mapping = _check_options(table, input, time_column, columns, train_fraction, persist)
+    cells = _cells_by_column(table)
+    timeline, summary = _timeline(table, cells[time_column], input, output, time_column)
+    _describe_sampling(timeline.t, gap_factor, summary)
+    numeric = _numeric_columns(table, cells, time_column, mapping, features, summary)
+    in_train = _training_window(train, timeline, train_fraction, summary)
+
+    scores = _Scores.empty(len(timeline.order))
+    sig = {w: numeric[c][timeline.order] * f for w, (c, f) in mapping.items()}
+    summary.signals = {w: c for w, (c, _) in mapping.items()}
+    consumed: set[str] = set()
+    if kind == "valve" and "leak_mm3s" in sig and ({"p_in_kpa", "dp_kpa"} & sig.keys()):
+        device = Device(
+            device_id="offline",
+            kind="valve",
+            manufacturer="",
+            model="",
+            dn=dn,
+            pn=pn,
+            leakage_class=leakage_class.upper(),  # type: ignore[arg-type]
+        )
+        _score_seat_leak(timeline.t, sig, in_train, device, scores, summary)
+        consumed |= {"leak_mm3s", "p_in_kpa", "p_out_kpa", "dp_kpa", "position_pct"}
+    feats = _features(numeric, mapping, features, consumed, summary)
+    _score_multivariate(numeric, feats, timeline, in_train, persist, scores, summary)
+    if not summary.detectors:
+        raise ConfigError(
+            "columns", "nothing to detect with: no physical signals mapped and no numeric column"
+        )
+    _write_scored(output, table, timeline, scores, summary)
+    return summary
+
+
+def _check_options(
+    table: _Table,
+    input: Path,
+    time_column: str,
+    columns: Mapping[str, str] | str | None,
+    train_fraction: float,
+    persist: tuple[int, int],
+) -> dict[str, tuple[str, float]]:
+    """Refuse options that cannot work on this table; the column map, parsed."""
     header = table.header
     if time_column not in header:
         raise ConfigError("time_column", f"no column {time_column!r} in {header}")
@@ -490,17 +556,27 @@ def run_detect(
     needed, window = persist
     if not 1 <= needed <= window:
         raise ConfigError("persist", "need 1 <= needed <= window")
+    return mapping
 
-    n = len(table.rows)
-    col_of = {h: i for i, h in enumerate(header)}
-    cells = {h: [r[col_of[h]] if col_of[h] < len(r) else "" for r in table.rows] for h in header}
-    t_raw, time_format, divisor = _parse_times(cells[time_column])
+
+def _cells_by_column(table: _Table) -> dict[str, list[str]]:
+    col_of = {h: i for i, h in enumerate(table.header)}
+    return {
+        h: [r[col_of[h]] if col_of[h] < len(r) else "" for r in table.rows] for h in table.header
+    }
+
+
+def _timeline(
+    table: _Table, time_cells: list[str], input: Path, output: Path, time_column: str
+) -> tuple[_Timeline, DetectSummary]:
+    """Parse the time column and sort the readable rows; the summary starts here."""
+    t_raw, time_format, divisor = _parse_times(time_cells)
     ok_t = np.isfinite(t_raw)
     summary = DetectSummary(
         input=input,
         output=output,
         delimiter=table.delimiter,
-        rows=n,
+        rows=len(table.rows),
         time_format=time_format,
         first_t=None,
         last_t=None,
@@ -514,7 +590,7 @@ def run_detect(
     if ok_t.sum() < 3:
         raise ConfigError("time_column", f"fewer than 3 readable times in {time_column!r}")
     if time_format == "iso8601":
-        first_cell = cells[time_column][int(np.argmax(ok_t))].strip()
+        first_cell = time_cells[int(np.argmax(ok_t))].strip()
         try:
             naive = datetime.fromisoformat(first_cell).tzinfo is None
         except ValueError:
@@ -525,7 +601,10 @@ def run_detect(
     tv = t_raw[valid]
     summary.out_of_order_rows = int((np.diff(tv) < 0).sum())
     order = valid[np.argsort(tv, kind="stable")]  # sorted row indices
-    t = t_raw[order]
+    return _Timeline(order, t_raw[order], ok_t, time_format, divisor), summary
+
+
+def _describe_sampling(t: F64, gap_factor: float, summary: DetectSummary) -> None:
     dt = np.diff(t)
     summary.duplicate_times = int((dt == 0).sum())
     positive = dt[dt > 0]
@@ -537,11 +616,21 @@ def run_detect(
         summary.gaps = int(big.sum())
         summary.longest_gap_s = float(positive.max())
 
-    # numeric columns
+
+def _numeric_columns(
+    table: _Table,
+    cells: dict[str, list[str]],
+    time_column: str,
+    mapping: Mapping[str, tuple[str, float]],
+    features: Sequence[str] | None,
+    summary: DetectSummary,
+) -> dict[str, F64]:
+    """Every column that reads as numbers (mapped ones always), per input row."""
     decimal_comma = table.delimiter != ","
     numeric: dict[str, F64] = {}
     mapped_cols = {c for c, _ in mapping.values()}
-    for h in header:
+    n = len(table.rows)
+    for h in table.header:
         if h == time_column:
             continue
         values, junk, missing = _parse_numbers(cells[h], decimal_comma)
@@ -558,12 +647,22 @@ def run_detect(
             summary.junk_counts[h] = len(junk)
         if missing:
             summary.missing[h] = missing
+    return numeric
 
-    # training window
+
+def _training_window(
+    train: tuple[str | float, str | float] | None,
+    timeline: _Timeline,
+    train_fraction: float,
+    summary: DetectSummary,
+) -> npt.NDArray[np.bool_]:
+    """Per sorted row: inside the training window (given, or the first share of the span)."""
+    t = timeline.t
     if train is not None:
+        fmt, div = timeline.time_format, timeline.divisor
         try:
-            lo_t = _parse_time_value(train[0], time_format, divisor)
-            hi_t = _parse_time_value(train[1], time_format, divisor)
+            lo_t = _parse_time_value(train[0], fmt, div)
+            hi_t = _parse_time_value(train[1], fmt, div)
         except ValueError as exc:
             raise ConfigError("train", f"cannot read {train}: {exc}") from exc
         if not lo_t < hi_t:
@@ -576,50 +675,65 @@ def run_detect(
     summary.train_rows = int(in_train.sum())
     if summary.train_rows < 10:
         raise ConfigError("train", f"the training window holds {summary.train_rows} rows (< 10)")
+    return in_train
 
-    score = np.full(len(order), np.nan)
-    flag = np.zeros(len(order), dtype=bool)
-    cause = np.full(len(order), "", dtype=object)
 
-    # physical detectors
-    sig = {w: numeric[c][order] * f for w, (c, f) in mapping.items()}
-    summary.signals = {w: c for w, (c, _) in mapping.items()}
-    consumed: set[str] = set()
-    if kind == "valve" and "leak_mm3s" in sig and ({"p_in_kpa", "dp_kpa"} & sig.keys()):
-        device = Device(
-            device_id="offline",
-            kind="valve",
-            manufacturer="",
-            model="",
-            dn=dn,
-            pn=pn,
-            leakage_class=leakage_class.upper(),  # type: ignore[arg-type]
-        )
-        s_score, s_cat, notes = _seat_leak(t, sig, in_train, device)
-        summary.notes += notes
-        summary.detectors.append("seat_leak")
-        consumed |= {"leak_mm3s", "p_in_kpa", "p_out_kpa", "dp_kpa", "position_pct"}
-        hit = s_cat > 0
-        names = np.array([CATEGORY_NAMES[int(c)] or "" for c in range(len(CATEGORY_NAMES))])
-        cause[hit] = np.char.add("seat_leak:", names[s_cat[hit]])
-        flag |= hit
-        score = np.fmax(score, s_score)
+def _score_seat_leak(
+    t: F64,
+    sig: Mapping[str, F64],
+    in_train: npt.NDArray[np.bool_],
+    device: Device,
+    scores: _Scores,
+    summary: DetectSummary,
+) -> None:
+    s_score, s_cat, notes = _seat_leak(t, sig, in_train, device)
+    summary.notes += notes
+    summary.detectors.append("seat_leak")
+    hit = s_cat > 0
+    names = np.array([CATEGORY_NAMES[int(c)] or "" for c in range(len(CATEGORY_NAMES))])
+    scores.cause[hit] = np.char.add("seat_leak:", names[s_cat[hit]])
+    scores.flag |= hit
+    scores.score = np.fmax(scores.score, s_score)
 
-    # multivariate on the rest
+
+def _features(
+    numeric: Mapping[str, F64],
+    mapping: Mapping[str, tuple[str, float]],
+    features: Sequence[str] | None,
+    consumed: set[str],
+    summary: DetectSummary,
+) -> list[str]:
+    """The multivariate columns: as named, every reading (``*`` or nothing mapped), or the
+    mapped signals no physical detector took."""
+    mapped_cols = {c for c, _ in mapping.values()}
     if features is not None and list(features) != ["*"]:
         feats = list(features)
         missing_f = [f for f in feats if f not in numeric]
         if missing_f:
             raise ConfigError("features", f"not numeric columns of the input: {missing_f}")
-    elif features is not None or not mapping:
+        return feats
+    if features is not None or not mapping:
         feats = [h for h in numeric if not (_NOT_READINGS.match(h) and h not in mapped_cols)]
         for h in numeric:
             if h not in feats:
                 summary.excluded[h] = "looks like a label or row index, not a reading"
-    else:
-        feats = [c for w, (c, _) in mapping.items() if w not in consumed]
-    x = np.column_stack([numeric[f][order] for f in feats]) if feats else np.empty((len(t), 0))
-    if feats:
+        return feats
+    return [c for w, (c, _) in mapping.items() if w not in consumed]
+
+
+def _score_multivariate(
+    numeric: Mapping[str, F64],
+    feats: list[str],
+    timeline: _Timeline,
+    in_train: npt.NDArray[np.bool_],
+    persist: tuple[int, int],
+    scores: _Scores,
+    summary: DetectSummary,
+) -> None:
+    """Fit on the training rows the features that vary there; flag persistent excess."""
+    order = timeline.order
+    x = np.column_stack([numeric[f][order] for f in feats]) if feats else None
+    if x is not None:
         xt = x[in_train]
         keep = []
         for j, f in enumerate(feats):
@@ -634,41 +748,46 @@ def run_detect(
         feats = [feats[j] for j in keep]
         x = x[:, keep]
     summary.features = feats
-    if feats:
-        try:
-            model = RobustMahalanobis().fit(x[in_train], feature_names=feats)
-        except ValueError as exc:
-            raise ConfigError("train", f"cannot learn normal behaviour: {exc}") from exc
-        scored = model.score(x)
-        contrib = scored.contributions
-        mv = np.where(np.isfinite(x).any(axis=1), scored.score, np.nan)
-        hit = np.nan_to_num(mv) > 1.0
-        mv_flag = _persist(hit, window, needed)
-        top = np.argsort(-contrib, axis=1)[:, :2]
-        fa = np.array(feats, dtype=object)
-        for i in np.flatnonzero(mv_flag & ~flag).tolist():
-            names_i = [fa[j] for j in top[i] if contrib[i, j] > 0.2 * max(contrib[i].sum(), 1e-12)]
-            cause[i] = "multivariate:" + "+".join(names_i or [fa[top[i, 0]]])
-        flag |= mv_flag
-        score = np.fmax(score, mv)
-        summary.detectors.append("multivariate")
-    if not summary.detectors:
-        raise ConfigError(
-            "columns", "nothing to detect with: no physical signals mapped and no numeric column"
-        )
+    if not feats or x is None:
+        return
+    try:
+        model = RobustMahalanobis().fit(x[in_train], feature_names=feats)
+    except ValueError as exc:
+        raise ConfigError("train", f"cannot learn normal behaviour: {exc}") from exc
+    scored = model.score(x)
+    contrib = scored.contributions
+    mv = np.where(np.isfinite(x).any(axis=1), scored.score, np.nan)
+    hit = np.nan_to_num(mv) > 1.0
+    needed, window = persist
+    mv_flag = _persist(hit, window, needed)
+    top = np.argsort(-contrib, axis=1)[:, :2]
+    fa = np.array(feats, dtype=object)
+    for i in np.flatnonzero(mv_flag & ~scores.flag).tolist():
+        names_i = [fa[j] for j in top[i] if contrib[i, j] > 0.2 * max(contrib[i].sum(), 1e-12)]
+        scores.cause[i] = "multivariate:" + "+".join(names_i or [fa[top[i, 0]]])
+    scores.flag |= mv_flag
+    scores.score = np.fmax(scores.score, mv)
+    summary.detectors.append("multivariate")
 
-    # per input row
+
+def _write_scored(
+    output: Path, table: _Table, timeline: _Timeline, scores: _Scores, summary: DetectSummary
+) -> None:
+    """The input rows in input order, cells untouched, plus the three output columns."""
+    n, t = len(table.rows), timeline.t
     out_score = np.full(n, np.nan)
     out_flag = np.zeros(n, dtype=bool)
     out_cause = np.full(n, "", dtype=object)
-    out_score[order], out_flag[order], out_cause[order] = score, flag, cause
-    out_cause[~ok_t] = "invalid_time"
-    summary.rows_scored = int(np.isfinite(score).sum())
-    summary.rows_flagged = int(flag.sum())
-    for a, b in _runs(flag):
-        summary.segments.append((float(t[a]), float(t[b - 1]), str(cause[a])))
+    order = timeline.order
+    out_score[order], out_flag[order], out_cause[order] = scores.score, scores.flag, scores.cause
+    out_cause[~timeline.ok_t] = "invalid_time"
+    summary.rows_scored = int(np.isfinite(scores.score).sum())
+    summary.rows_flagged = int(scores.flag.sum())
+    for a, b in _runs(scores.flag):
+        summary.segments.append((float(t[a]), float(t[b - 1]), str(scores.cause[a])))
 
     output.parent.mkdir(parents=True, exist_ok=True)
+    header = table.header
     with open(output, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f, delimiter=table.delimiter, lineterminator="\n")
         w.writerow([*header, *OUTPUT_COLUMNS])
@@ -678,4 +797,3 @@ def run_detect(
                 [*row[: len(header)], f"{s:.4g}" if math.isfinite(s) else "",
                  int(out_flag[i]), out_cause[i]]
             )  # fmt: skip
-    return summary

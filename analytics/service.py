@@ -3,8 +3,9 @@
 Ingest calls ``observe(device, samples)`` for each decoded telemetry message (cheap: the
 readings are appended to flat buffers) and ``flush()`` on a timer. A flush builds one
 ``SampleBatch`` from everything pending, runs the sensor-fault screen over it first (if
-configured), then every other detector (the ``gated`` ones on the screened readings,
-with their verdicts held for devices whose relevant sensor is faulty), and compares each
+configured: the detector whose ``as_gate()`` is a ``Gate``), then every other detector
+(the ``gated`` ones on the screened readings, with their verdicts held where
+``Detector.held`` says the gate distrusts a signal they read), and compares each
 detector's verdicts with the ones it last acted on: only a change of category or
 severity reaches the ``AlertStore``, so a device has one alert per cause however many
 samples confirm it. A store error leaves that change pending, to be retried next flush.
@@ -34,6 +35,7 @@ from analytics.base import (
     CATEGORY_NAMES,
     Detector,
     DeviceTable,
+    Gate,
     SampleBatch,
     Status,
     Verdicts,
@@ -41,7 +43,7 @@ from analytics.base import (
 )
 from analytics.pump_seal import PumpSealDetector
 from analytics.seat_leak import SeatLeakDetector
-from analytics.sensor_health import SensorFaultDetector
+from analytics.sensor_faults import SensorFaultDetector
 from sealscope.alerts import Alert, AlertStore, Category
 from sealscope.errors import ConfigError, SealscopeError
 from sealscope.registry import Device
@@ -94,10 +96,11 @@ class DetectionService:
         self._alerts = alerts
         self._state_path = Path(state_path) if state_path is not None else None
         self._detectors = dets
-        screens = [d for d in dets if isinstance(d, SensorFaultDetector)]
-        if len(screens) > 1:
-            raise ValueError("at most one SensorFaultDetector")
-        self._screen: SensorFaultDetector | None = screens[0] if screens else None
+        gates = [(d, g) for d in dets if (g := d.as_gate()) is not None]
+        if len(gates) > 1:
+            raise ValueError(f"at most one gate detector, got {[d.cause for d, _ in gates]}")
+        self._screen: Detector | None = gates[0][0] if gates else None
+        self._gate: Gate | None = gates[0][1] if gates else None
         self._fields = tuple(sorted({f for d in dets for f in d.signals}))
         self._ids: list[str] = []
         self._slot_of: dict[str, int] = {}
@@ -208,12 +211,12 @@ class DetectionService:
         self._table.ensure_capacity(len(self._ids))
         changes: list[AlertChange] = []
         screened = batch
-        screen = self._screen
-        if screen is not None:
+        screen, gate = self._screen, self._gate
+        if screen is not None and gate is not None:
             # First, so seal detectors see readings of faulty sensors withheld.
             try:
                 if len(batch):
-                    screened = screen.screen(batch, self._table)
+                    screened = gate.screen(batch, self._table)
             except Exception:
                 self._counters["detector_errors"] += 1
                 log.exception("sensor screen failed on a batch of %d", len(batch))
@@ -237,10 +240,10 @@ class DetectionService:
         n = len(self._ids)
         cat = _padded(v.category, n)
         sev = _padded(v.severity, n)
-        if det.gated and self._screen is not None:
-            # A seal verdict resting on a sensor judged faulty is held back: the sensor
-            # fault is the alert, and a seal alert it caused is cleared.
-            held = self._screen.faulty(det.signals, n)
+        # A seal verdict resting on a sensor judged faulty is held back: the sensor fault
+        # is the alert, and a seal alert it caused is cleared.
+        held = det.held(self._gate, n)
+        if held.any():
             cat = np.where(held, 0, cat).astype(np.int8)
             sev = np.where(held, 0, sev).astype(np.int8)
         acted_cat, acted_sev = (_padded(a, n) for a in self._acted[det.cause])
@@ -295,7 +298,6 @@ class DetectionService:
         out: dict[str, dict[str, Any]] = {}
         if slot is None:
             return out
-        screen = self._screen
         for det in self._detectors:
             v = det.verdicts()
             if slot >= len(v):
@@ -303,9 +305,7 @@ class DetectionService:
                 continue
             # as _act does: a seal verdict resting on a faulty sensor is held back, so
             # the explanation agrees with the alerts; the held verdict is still shown
-            held = bool(
-                det.gated and screen is not None and screen.faulty(det.signals, slot + 1)[slot]
-            )
+            held = bool(det.held(self._gate, slot + 1)[slot])
             evidence = det.evidence(v, slot)
             out[det.cause] = {
                 "status": Status(int(v.status[slot])).name.lower(),

@@ -34,6 +34,12 @@ DETECTORS: list[Callable[[], Detector]] = [
     lambda: PumpSealDetector(baseline_samples=12, temp_rise_c=2.0),
     lambda: SensorFaultDetector(),
     lambda: SensorFaultDetector(train_samples=24, hampel_window=5, channels=("temp_c", "p_in_kpa")),
+    # each screen of the sensor-fault detector alone (tuned so it raises on this stream)
+    lambda: SensorFaultDetector(screens=("stuck",)),
+    lambda: SensorFaultDetector(screens=("missing",)),
+    lambda: SensorFaultDetector(screens=("spiking",)),
+    lambda: SensorFaultDetector(screens=("pressure_drift",), drift_kpa=5.0, drift_baseline=6),
+    lambda: SensorFaultDetector(screens=("leak_drift",), leak_block=12),
     lambda: MultivariateDetector(train_samples=60, calibrate_samples=30),
     lambda: MultivariateDetector(
         train_samples=40, calibrate_samples=20, features=("p_in_kpa", "leak_mm3s", "vib_mms")

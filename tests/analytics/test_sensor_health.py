@@ -22,7 +22,7 @@ from analytics import (
     SeatLeakDetector,
     SensorFaultDetector,
 )
-from analytics.sensor_health import FAULT_NAMES
+from analytics.sensor_faults import FAULT_NAMES
 from composition.evaluation import run_eval
 from firmware_sim import Fleet, FleetSpec
 from sealscope.errors import ConfigError

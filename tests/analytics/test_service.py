@@ -1,9 +1,20 @@
+from __future__ import annotations
+
 import dataclasses
+from collections.abc import Collection
 
 import numpy as np
 import pytest
 
-from analytics import DetectionService, SeatLeakDetector
+from analytics import (
+    DetectionService,
+    Detector,
+    DeviceTable,
+    SampleBatch,
+    SeatLeakDetector,
+    SensorFaultDetector,
+    Verdicts,
+)
 from sealscope.errors import ConfigError, StoreUnavailable
 from sealscope.memory_alerts import MemoryAlertStore
 from sealscope.registry import Device
@@ -187,3 +198,64 @@ def test_service_flush_with_nothing_pending_is_quiet():
     assert service.explain(HEALTHY.device_id)["seat_leak"]["status"] == "no_data"
     assert service.explain("nobody") == {}
     assert alerts.calls == []
+
+
+class LeakDistrust(Detector):
+    """A gate that distrusts the leak sensors of some slots and withholds nothing."""
+
+    cause = "leak_distrust"
+    signals = ("leak_mm3s",)
+
+    def __init__(self, slots: list[int]) -> None:
+        self.slots = slots
+        super().__init__()
+
+    def _update(self, batch: SampleBatch, devices: DeviceTable | None) -> None:
+        pass
+
+    def verdicts(self) -> Verdicts:
+        n = self.n_slots
+        zeros = np.zeros(n, np.int8)
+        nan = np.full(n, np.nan)
+        return Verdicts(self.cause, "leak_mm3s", zeros, zeros, zeros, nan, nan, {})
+
+    def as_gate(self) -> LeakDistrust:
+        return self
+
+    def screen(self, batch: SampleBatch, devices: DeviceTable | None = None) -> SampleBatch:
+        self.update(batch, devices)
+        return batch
+
+    def faulty(self, signals: Collection[str], n: int) -> np.ndarray:
+        out = np.zeros(n, dtype=bool)
+        if "leak_mm3s" in signals:
+            out[[s for s in self.slots if s < n]] = True
+        return out
+
+
+def test_service_holds_gated_verdicts_wherever_its_gate_distrusts_their_signals():
+    alerts = MemoryAlertStore()
+    service = DetectionService(
+        alerts=alerts, state_path=None, detectors=[LeakDistrust([1]), SeatLeakDetector()]
+    )
+    trusting = DetectionService(
+        alerts=MemoryAlertStore(), state_path=None, detectors=[LeakDistrust([]), SeatLeakDetector()]
+    )
+    raised = run_days(trusting, fleet(), range(15))
+    assert [(c.device_id, c.action) for c in raised] == [(LEAKY.device_id, "raised")]
+    # the gate distrusting the leaky valve's (slot 1) leak sensor holds that alert back
+    changes = run_days(service, fleet(), range(15))
+    assert [(c.device_id, c.action) for c in changes] == []
+    explained = service.explain(LEAKY.device_id)["seat_leak"]
+    assert explained["category"] is None
+    assert explained["held_category"] == "maintenance_required"
+    assert service.explain(HEALTHY.device_id)["seat_leak"]["held_category"] is None
+
+
+def test_service_refuses_two_gates():
+    with pytest.raises(ValueError, match="at most one gate"):
+        DetectionService(
+            alerts=MemoryAlertStore(),
+            state_path=None,
+            detectors=[LeakDistrust([0]), SensorFaultDetector(), SeatLeakDetector()],
+        )

@@ -1,0 +1,413 @@
+"""SensorFaultDetector: the screens of ``sensor_faults`` run as one detector and gate.
+
+Each monitored channel (a wire field) of each device learns, during its first
+``train_samples`` samples, how its own readings normally behave, and is then judged
+against that by the channel screens (``stuck``, ``missing``, ``spiking``); the worst of
+their judgements is latched per channel and clears after ``clear_samples`` healthy
+readings in a row. The signal screens (``pressure_drift``, ``leak_drift``) latch
+verdicts of their own from physics. A device's verdict is its worst fault (stuck >
+missing > drifting > spiking; a drifting pair is named before a drifting leak sensor).
+
+The detector is the service's ``Gate``: ``screen(batch)`` updates it and returns the batch
+with every reading judged faulty at its event time replaced by NaN, and
+``faulty(signals, n)`` says which devices have an active fault (other than spiking) on
+any of ``signals``, so the verdicts of detectors reading them are held.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Collection
+from typing import Any, ClassVar, Final
+
+import numpy as np
+import numpy.typing as npt
+
+from analytics.base import (
+    F64,
+    I64,
+    CategoryCode,
+    Detector,
+    DeviceTable,
+    SampleBatch,
+    Status,
+    Verdicts,
+    fmt_time,
+    step_groups,
+)
+from analytics.changepoint import confidence
+from analytics.sensor_faults.leak_drift import RESIDUAL_NAME as _LEAK_RESIDUAL_NAME
+from analytics.sensor_faults.leak_drift import LeakDriftScreen
+from analytics.sensor_faults.missing import MissingScreen
+from analytics.sensor_faults.pressure_drift import RESIDUAL_NAMES as _PAIR_RESIDUAL_NAMES
+from analytics.sensor_faults.pressure_drift import PressureDriftScreen
+from analytics.sensor_faults.screen import (
+    DRIFTING,
+    FAULT_NAMES,
+    ChannelScreen,
+    SignalScreen,
+    Spec,
+    Step,
+)
+from analytics.sensor_faults.spikes import SpikeScreen
+from analytics.sensor_faults.stuck import StuckScreen
+
+__all__ = ["SCREEN_NAMES", "SensorFaultDetector"]
+
+SCREEN_NAMES: Final = ("stuck", "missing", "spiking", "pressure_drift", "leak_drift")
+_CATEGORY_OF_FAULT: Final = np.array(
+    [
+        CategoryCode.NONE,
+        CategoryCode.MAINTENANCE_REQUIRED,
+        CategoryCode.OUT_OF_SPECIFICATION,
+        CategoryCode.FAILURE,
+        CategoryCode.FAILURE,
+    ],
+    dtype=np.int8,
+)
+_SEVERITY_OF_FAULT: Final = np.array([0, 2, 2, 3, 3], dtype=np.int8)
+_DRIFT_NAMES: Final = (*_PAIR_RESIDUAL_NAMES, _LEAK_RESIDUAL_NAME)
+_EVIDENCE: Final = (
+    "run_samples",
+    "run_needed",
+    "spike_rate",
+    "spike_rate_limit",
+    "drift_residual",
+    "drift_kpa",
+    "drift_baseline_kpa",
+    "leak_ratio",
+    "leak_elasticity",
+    "leak_elasticity_baseline",
+    "leak_evidence",
+    "stuck_value",
+)
+
+
+class SensorFaultDetector(Detector):
+    """Stuck, missing, spiking and drifting instruments; cause ``sensor_fault``.
+
+    NAMUR NE 107 for the instrument: stuck and missing are ``failure`` (its signal is
+    invalid), drift is ``out_of_specification``, spiking ``maintenance_required``.
+    ``screens`` picks which of ``SCREEN_NAMES`` run (all by default); the other
+    hyper-parameters are passed to the screens that use them (see their modules).
+    """
+
+    cause: ClassVar[str] = "sensor_fault"
+    signals: ClassVar[tuple[str, ...]] = (
+        "p_in_kpa",
+        "p_out_kpa",
+        "leak_mm3s",
+        "temp_c",
+        "vib_mms",
+        "flow_m3h",
+        "position_pct",
+        "speed_rpm",
+    )
+
+    def __init__(
+        self,
+        *,
+        channels: tuple[str, ...] = (
+            "p_in_kpa",
+            "p_out_kpa",
+            "leak_mm3s",
+            "temp_c",
+            "vib_mms",
+            "flow_m3h",
+        ),
+        screens: Collection[str] = SCREEN_NAMES,
+        train_samples: int = 96,
+        alpha: float = 1e-8,
+        min_run: int = 6,
+        hampel_window: int = 7,
+        hampel_k: float = 8.0,
+        spike_rate: float = 0.15,
+        spike_alpha: float = 0.02,
+        open_min_pct: float = 90.0,
+        closed_max_pct: float = 2.0,
+        drift_kpa: float = 30.0,
+        drift_baseline: int = 24,
+        clear_samples: int = 12,
+        learn_samples: int = 2016,
+        min_duration_s: float = 3600.0,
+        missing_exempt: tuple[str, ...] = ("leak_mm3s",),
+        leak_block: int = 576,
+        leak_commission_blocks: int = 3,
+        leak_min_dp_kpa: float = 100.0,
+        leak_min_speed_rpm: float = 100.0,
+        leak_min_mm3s: float = 1e-3,
+        leak_h: float = 6.0,
+        leak_llr_k: float = 0.1,
+        leak_llr_clip: float = 4.0,
+        leak_se_floor: float = 0.02,
+    ) -> None:
+        unknown = set(channels) - set(self.signals)
+        if unknown or not channels:
+            raise ValueError(f"channels must be a non-empty subset of {self.signals}")
+        if set(screens) - set(SCREEN_NAMES) or not screens:
+            raise ValueError(f"screens must be a non-empty subset of {SCREEN_NAMES}")
+        if train_samples < 8 or clear_samples < 1:
+            raise ValueError("need train_samples >= 8 and clear_samples >= 1")
+        if learn_samples < train_samples:
+            raise ValueError("need learn_samples >= train_samples")
+        self.channels = tuple(channels)
+        self.train_samples = train_samples
+        self.clear_samples = clear_samples
+        self.learn_samples = learn_samples
+        c, n_c = self.channels, len(self.channels)
+        # every screen is built, so bad hyper-parameters are refused whichever run
+        made: dict[str, ChannelScreen | SignalScreen] = {
+            "stuck": StuckScreen(
+                channels=n_c, alpha=alpha, min_run=min_run, min_duration_s=min_duration_s,
+                closed_max_pct=closed_max_pct,
+            ),
+            "missing": MissingScreen(
+                channels=c, alpha=alpha, min_run=min_run, min_duration_s=min_duration_s,
+                exempt=tuple(missing_exempt),
+            ),
+            "spiking": SpikeScreen(
+                channels=n_c, window=hampel_window, k=hampel_k, rate=spike_rate,
+                alpha=spike_alpha,
+            ),
+            "pressure_drift": PressureDriftScreen(
+                channels=c, open_min_pct=open_min_pct, closed_max_pct=closed_max_pct,
+                drift_kpa=drift_kpa, baseline=drift_baseline, clear_samples=clear_samples,
+            ),
+            "leak_drift": LeakDriftScreen(
+                channels=c, closed_max_pct=closed_max_pct, block=leak_block,
+                commission_blocks=leak_commission_blocks, min_dp_kpa=leak_min_dp_kpa,
+                min_speed_rpm=leak_min_speed_rpm, min_mm3s=leak_min_mm3s, h=leak_h,
+                llr_k=leak_llr_k, llr_clip=leak_llr_clip, se_floor=leak_se_floor,
+            ),
+        }  # fmt: skip
+        on = [name for name in SCREEN_NAMES if name in screens]
+        # channel screens in increasing precedence, so the latch keeps the worst
+        self.channel_screens: tuple[ChannelScreen, ...] = tuple(
+            sorted((made[n] for n in on if n in ("stuck", "missing", "spiking")),
+                   key=lambda sc: sc.code)  # type: ignore[arg-type]
+        )  # fmt: skip
+        # signal screens in order of precedence when both are on
+        self.signal_screens: tuple[SignalScreen, ...] = tuple(
+            made[n]
+            for n in on
+            if n in ("pressure_drift", "leak_drift")  # type: ignore[misc]
+        )
+        super().__init__()
+
+    def _state_spec(self) -> Spec:
+        c = (len(self.channels),)
+        spec: Spec = {
+            "rows_n": (np.dtype(np.int32), (), 0),  # samples carrying any channel, to training
+            # the channel latch: worst channel-screen fault, its onset, healthy run since
+            "fault": (np.dtype(np.int8), c, 0),
+            "fault_since": (np.dtype(np.float64), c, 0.0),
+            "ok_n": (np.dtype(np.int32), c, 0),
+            "category": (np.dtype(np.int8), (), 0),
+            "changed_t": (np.dtype(np.float64), (), 0.0),
+        }
+        for screen in (*self.channel_screens, *self.signal_screens):
+            own = screen.state_spec()
+            if own.keys() & spec.keys():
+                raise ValueError(f"screen {screen.name} reuses state {own.keys() & spec.keys()}")
+            spec.update(own)
+        return spec
+
+    # -- the gate ------------------------------------------------------------------------
+
+    def as_gate(self) -> SensorFaultDetector:
+        return self
+
+    def screen(self, batch: SampleBatch, devices: DeviceTable | None = None) -> SampleBatch:
+        """Update, then return ``batch`` with readings judged faulty replaced by NaN."""
+        self._bad = np.zeros((0, len(self.channels)), dtype=bool)
+        self._last_keep = np.empty(0, np.int64)
+        self.update(batch, devices)
+        keep = self._last_keep
+        if not len(batch) or not len(keep) or not self._bad.any():
+            return batch
+        signals = dict(batch.signals)
+        for j, name in enumerate(self.channels):
+            col = signals.get(name)
+            bad = keep[self._bad[:, j]]
+            if col is None or not len(bad):
+                continue
+            col = col.copy()
+            col[bad] = np.nan
+            signals[name] = col
+        return SampleBatch(batch.slot, batch.t_s, signals)
+
+    def faulty(self, signals: Collection[str], n: int) -> npt.NDArray[np.bool_]:
+        """Slots (0..n-1) with a fault other than spiking on any of ``signals``."""
+        out = np.zeros(n, dtype=bool)
+        m = min(n, self._n_slots)
+        if not m:
+            return out
+        cols = [j for j, c in enumerate(self.channels) if c in signals]
+        if cols:
+            out[:m] = (self._state["fault"][:m][:, cols] >= DRIFTING).any(axis=1)
+        for screen in self.signal_screens:
+            if any(p in signals for p in screen.signals):
+                out[:m] |= screen.on(self._state, slice(0, m))
+        return out
+
+    # -- learning ------------------------------------------------------------------------
+
+    def _update(self, batch: SampleBatch, devices: DeviceTable | None) -> None:
+        x = np.stack([batch.signal(c) for c in self.channels], axis=1)
+        self._bad = np.zeros(x.shape, dtype=bool)
+        screens = (*self.channel_screens, *self.signal_screens)
+        inputs = [sc.prepare(batch) for sc in screens]
+        s = self._state
+        decay = np.float32(1.0 - 1.0 / self.learn_samples)
+        for rows in step_groups(batch.slot):
+            slots = batch.slot[rows]
+            xr = x[rows]
+            present = np.isfinite(xr)
+            any_present = present.any(axis=1)
+            training = s["rows_n"][slots] < self.train_samples
+            s["rows_n"][slots] += any_present & training
+            st = Step(
+                slots=slots,
+                t=batch.t_s[rows],
+                x=xr,
+                x32=np.where(present, xr, 0.0).astype(np.float32),
+                present=present,
+                any_present=any_present,
+                training=training,
+                fault=s["fault"][slots],
+                decay=decay,
+            )
+            ins = iter([None if a is None else a[rows] for a in inputs])
+            now = np.zeros(present.shape, np.int8)
+            for sc in self.channel_screens:
+                now = np.where(sc.step(s, st, next(ins)), sc.code, now).astype(np.int8)
+            self._latch(st, now)
+            bad = np.zeros(present.shape, dtype=bool)
+            for sc in self.channel_screens:
+                bad |= sc.withheld(st)
+            for sg in self.signal_screens:
+                sg.step(s, st, next(ins))
+                bad |= sg.withheld(s, st)
+            self._bad[rows] = bad
+            self._set_category(slots, st.t)
+
+    def _latch(self, st: Step, now: npt.NDArray[np.int8]) -> None:
+        """Raise a channel's fault to the worst judged now; clear it after a healthy run."""
+        s, slots, fault = self._state, st.slots, st.fault
+        ok_n = np.where(now > 0, 0, np.where(st.present, s["ok_n"][slots] + 1, s["ok_n"][slots]))
+        rise = now > fault
+        keep = (fault > 0) & (now <= fault) & (ok_n < self.clear_samples)
+        new = np.where(rise, now, np.where(keep, np.maximum(fault, now), 0)).astype(np.int8)
+        s["fault_since"][slots] = np.where(
+            (new > 0) & (fault == 0), st.t[:, None], np.where(new > 0, s["fault_since"][slots], 0.0)
+        )
+        s["fault"][slots] = new
+        s["ok_n"][slots] = np.where(new > 0, ok_n, 0)
+        st.latched = new
+
+    def _worst(self, slots: I64 | slice) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[Any]]:
+        """(fault code, channel index (-1: the pressure pair), since, and per signal screen
+        where it is the one shown) of each slot's worst fault."""
+        s = self._state
+        fault = s["fault"][slots]
+        worst_ch = np.argmax(fault, axis=1)
+        code = np.take_along_axis(fault, worst_ch[:, None], axis=1)[:, 0]
+        since = np.take_along_axis(s["fault_since"][slots], worst_ch[:, None], axis=1)[:, 0]
+        ch = worst_ch
+        shown: list[Any] = []
+        taken = np.zeros(len(code), dtype=bool)
+        for sg in self.signal_screens:
+            use = sg.on(s, slots) & (code < DRIFTING) & ~taken
+            taken |= use
+            ch = np.where(use, sg.channel, ch)
+            since = np.where(use, sg.since(s, slots), since)
+            shown.append(use)
+        code = np.where(taken, DRIFTING, code).astype(np.int8)
+        return code, ch, since, shown
+
+    def _set_category(self, slots: I64, t: F64) -> None:
+        s = self._state
+        code = self._worst(slots)[0]
+        cat = _CATEGORY_OF_FAULT[code]
+        changed = cat != s["category"][slots]
+        s["category"][slots] = cat
+        s["changed_t"][slots[changed]] = t[changed]
+
+    # -- reading -------------------------------------------------------------------------
+
+    def verdicts(self) -> Verdicts:
+        n = self._n_slots
+        s = {k: v[:n] for k, v in self._state.items()}
+        code, ch, since, sig_shown = self._worst(slice(0, n))
+        cat = _CATEGORY_OF_FAULT[code]
+        rows = np.arange(n)
+        chi = np.maximum(ch, 0)
+        margin = np.full(n, np.nan)
+        evidence = {k: np.full(n, np.nan) for k in _EVIDENCE}
+
+        def show(shown: np.ndarray, m: F64, ev: dict[str, F64]) -> None:
+            margin[shown] = m[shown]
+            for k, a in ev.items():
+                evidence[k] = np.where(shown, a, evidence[k])
+
+        for sc in self.channel_screens:
+            shown = code == sc.code
+            show(shown, *sc.explain(s, rows, chi, shown))
+        for sg, shown in zip(self.signal_screens, sig_shown, strict=True):
+            show(shown, *sg.explain(s, rows, shown))
+        status = np.where(
+            s["rows_n"] == 0,
+            Status.NO_DATA,
+            np.where(
+                s["rows_n"] < self.train_samples,
+                Status.LEARNING,
+                np.where(cat > 0, Status.ALARM, Status.NORMAL),
+            ),
+        ).astype(np.int8)
+        return Verdicts(
+            cause=self.cause,
+            signal="sensor readings",
+            status=status,
+            category=cat,
+            severity=_SEVERITY_OF_FAULT[code],
+            since_s=np.where(code > 0, since, np.nan),
+            changed_s=np.where(s["changed_t"] > 0, s["changed_t"], np.nan),
+            confidence=np.where(code > 0, confidence(1.0 + np.maximum(margin - 1, 0)), np.nan),
+            evidence={
+                "fault": code.astype(np.float64),
+                "channel": np.where(code > 0, ch, np.nan).astype(np.float64),
+                **evidence,
+            },
+        )
+
+    def _shown_screen(self, v: Verdicts, i: int) -> ChannelScreen | SignalScreen | None:
+        code = int(v.evidence["fault"][i])
+        if code == DRIFTING:
+            residual = int(v.evidence["drift_residual"][i])
+            return next(sg for sg in self.signal_screens if residual in sg.residual)
+        return next((sc for sc in self.channel_screens if sc.code == code), None)
+
+    def evidence(self, v: Verdicts, i: int) -> dict[str, Any]:
+        out = super().evidence(v, i)
+        code = int(v.evidence["fault"][i])
+        out["fault"] = FAULT_NAMES[code] or None
+        ch = v.evidence["channel"][i]
+        if code == DRIFTING:
+            residual = int(v.evidence["drift_residual"][i])
+            out["signal"] = _DRIFT_NAMES[residual]
+            sg = self._shown_screen(v, i)
+            assert sg is not None
+            out["channel"] = "/".join(sg.signals)
+        elif math.isfinite(ch) and ch >= 0:
+            out["channel"] = self.channels[int(ch)]
+            out["signal"] = out["channel"]
+        else:
+            out["channel"] = None
+        return out
+
+    def summary(self, v: Verdicts, i: int) -> str:
+        screen = self._shown_screen(v, i)
+        if screen is None:
+            return "Sensors healthy"
+        e = self.evidence(v, i)
+        return screen.describe(e, fmt_time(e["since"]))
