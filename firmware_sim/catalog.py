@@ -2,9 +2,7 @@
 
 Sources of the constants (rounded; the simulator needs plausible magnitudes, not a datasheet):
 
-* ISO 5208:2015 seat leakage, liquid test medium, in mm³/s per mm of DN (rates A and AA
-  have no finite rate in the standard; A is taken as 0.001 x DN, as analytics does);
-  the liquid seat test runs at 1.1 x PN.
+* ISO 5208:2015 seat leakage: ``sealscope.iso5208`` (the liquid seat test runs at 1.1 x PN).
 * Actuation torque: breakaway torque = seat/packing torque (grows with DN², the seal
   interference) + ΔP load torque (ΔP x seat area x effective friction radius, grows with
   DN³). Quarter-turn (ball, butterfly) on a 90° electric actuator; gate and globe on a
@@ -24,6 +22,8 @@ from typing import Final
 
 import numpy as np
 
+from sealscope import iso5208
+
 __all__ = [
     "ISO5208_LIQUID_MM3S_PER_DN",
     "MAKERS",
@@ -35,18 +35,8 @@ __all__ = [
     "allowable_leak_mm3s",
 ]
 
-ISO5208_LIQUID_MM3S_PER_DN: Final[dict[str, float]] = {
-    "A": 0.001,
-    "AA": 0.006,
-    "B": 0.01,
-    "C": 0.03,
-    "CC": 0.08,
-    "D": 0.1,
-    "E": 0.3,
-    "EE": 0.39,
-    "F": 1.0,
-    "G": 2.0,
-}
+# the ISO 5208 table lives in the core, so the simulator and the detectors share one copy
+ISO5208_LIQUID_MM3S_PER_DN: Final[dict[str, float]] = iso5208.MM3S_PER_DN
 PUMP_SEAL_LIMIT_MM3S: Final = 1.6
 
 
