@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from sealscope.alerts import AlertStore, SqliteAlertStore
+from sealscope.api.body import DEFAULT_MAX_BODY_BYTES, BodyGuard
 from sealscope.api.handlers import install_handlers
 from sealscope.api.routes import api_router, root_router
 from sealscope.config import Settings
@@ -33,9 +34,11 @@ def create_app(
     alerts: AlertStore | None = None,
     dead_letters: DeadLetterStore | None = None,
     fleet_risk: Any = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
 ) -> FastAPI:
     """Build the API. Stores passed in belong to the caller and are left open at shutdown;
-    the ones the lifespan opens from ``settings`` it also closes."""
+    the ones the lifespan opens from ``settings`` it also closes. A request body over
+    ``max_body_bytes`` answers 413 before any route reads it."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -78,6 +81,7 @@ def create_app(
         fleet_risk = SavedFleetRisk(settings.detector_state_dir / "fleet_risk.npz")
     app.state.fleet_risk = fleet_risk
     install_handlers(app)
+    app.add_middleware(BodyGuard, max_bytes=max_body_bytes)
     app.include_router(api_router)
     app.include_router(root_router)
     return app
