@@ -120,10 +120,12 @@ def parse_strict_json(body: bytes) -> Any:
             parse_constant=_constant,
         )
     except json.JSONDecodeError as exc:
-        where = "the body ends early" if exc.pos >= len(text.rstrip()) else f"char {exc.pos}"
+        # a truncated upload is the common case; say so rather than leave a puzzle
+        ends_early = exc.pos >= len(text.rstrip()) or exc.msg.startswith("Unterminated")
         raise _Refused(
             "json_invalid",
-            f"malformed JSON at line {exc.lineno}, column {exc.colno} ({where}): {exc.msg}",
+            f"malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg.lower()}"
+            + ("; the body ends early (truncated?)" if ends_early else ""),
         ) from None
     except RecursionError:
         raise _Refused(

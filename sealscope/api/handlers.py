@@ -1,9 +1,9 @@
 """The one place sealscope errors become HTTP: every error body is
 ``{"error": <code>, "message": <sentence>}`` (validation errors add ``detail``).
 
-Nothing a client sent is echoed back whole: a validation error keeps at most
-``SHOWN_CHARS`` of each offending value, key or path, so a 50 MB body cannot come back as a
-50 MB answer.
+Nothing a client sent is echoed back whole: a validation error lists at most
+``SHOWN_ERRORS`` faults and keeps at most ``SHOWN_CHARS`` of each offending value, key or
+path, so a huge body cannot come back as a huge answer.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from sealscope.errors import ConfigError, Conflict, NotFound, StoreError, StoreU
 
 __all__ = [
     "SHOWN_CHARS",
+    "SHOWN_ERRORS",
     "ApiError",
     "error_response",
     "install_handlers",
@@ -34,6 +35,7 @@ log = logging.getLogger(__name__)
 
 _DEFAULT_RETRY_AFTER_S = 5
 SHOWN_CHARS = 200
+SHOWN_ERRORS = 20  # a body with 50,000 unknown keys gets 20 entries and a count, not 50,000
 
 
 class ApiError(Exception):
@@ -102,9 +104,10 @@ def _where(loc: Any) -> str:
 
 def validation_response(errors: Any) -> JSONResponse:
     """422 for a list of pydantic-style errors (type, loc, msg, optional input and ctx)."""
-    detail = _clean_errors(errors)
+    errors = list(errors)
+    detail = _clean_errors(errors[:SHOWN_ERRORS])
     parts = [f"{_where(e.get('loc', ()))}: {e.get('msg', 'invalid')}" for e in detail[:3]]
-    more = f" (and {len(detail) - 3} more)" if len(detail) > 3 else ""
+    more = f" (and {len(errors) - 3} more)" if len(errors) > 3 else ""
     message = _sentence("Invalid request: " + "; ".join(parts) + more)
     return error_response(422, "validation_error", message, detail=detail)
 
