@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -30,6 +31,7 @@ MAX_JSON_DEPTH = 32
 # past int64 no store keeps it; also keeps int() away from its 4,300-digit refusal
 _MAX_INT_DIGITS = 19
 _KEY_SHOWN_CHARS = 100
+_DIGITS = re.compile(r"[0-9]{1,18}")
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -169,7 +171,8 @@ class BodyGuard:
             return
         declared = _header(scope, b"content-length")
         if declared is not None:
-            if not declared.strip().isdigit():
+            # ASCII digits only: str.isdigit() also admits '²', which int() refuses
+            if not _DIGITS.fullmatch(declared.strip()):
                 bad = error_response(400, "bad_request", "Content-Length is not a number.")
                 await bad(scope, receive, send)
                 return
