@@ -9,12 +9,20 @@ A torn record at the tail (crash mid-write) was never acknowledged, so it is cut
 The spool is bounded by ``max_bytes``: ``is_full`` tells the caller to stop taking messages
 (back-pressure) instead of dropping anything.
 
+Poison messages: ``begin(record)`` marks the record being processed in a small memory-mapped
+``inflight`` file (a store to shared memory, no syscall; the kernel keeps it when the process
+dies) and ``finish()`` clears it. A marker still set on open names the record that was in
+processing when the process died, and ``begin`` then says how many crashes it has seen, so
+the caller can dead-letter a message that keeps killing the process instead of replaying it
+forever.
+
 Thread use: one thread appends, one reads and commits; they share only ``end`` under a lock.
 """
 
 from __future__ import annotations
 
 import logging
+import mmap
 import os
 import struct
 import threading
@@ -31,6 +39,9 @@ log = logging.getLogger(__name__)
 _HEADER = struct.Struct("<II")  # body length, crc32(body)
 _BODY_HEAD = struct.Struct("<dH")  # arrival time (Unix s), topic length
 _MAX_BODY = 64 << 20
+_INFLIGHT = struct.Struct("<QQI")  # record end (segment, offset), crashes seen before this try
+_INFLIGHT_FILE = "inflight"
+_INFLIGHT_SIZE = _INFLIGHT.size + 4  # + crc32, so a marker torn by the kill is ignored
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -64,7 +75,10 @@ class Spool:
         self._segment_sizes: dict[int, int] = {}
         self._checkpoint = SpoolPosition(1, 0)
         self._end = SpoolPosition(1, 0)
+        self._inflight: mmap.mmap | None = None
+        self._crashed: tuple[SpoolPosition, int] | None = None
         self._open()
+        self._load_inflight()
 
     # -- opening and repair ------------------------------------------------------------
     def _open(self) -> None:
@@ -123,6 +137,47 @@ class Spool:
                 if len(body) != length or zlib.crc32(body) != crc:
                     return offset
                 offset += _HEADER.size + length
+
+    def _load_inflight(self) -> None:
+        try:
+            data = (self.directory / _INFLIGHT_FILE).read_bytes()
+        except FileNotFoundError:
+            return
+        if len(data) != _INFLIGHT_SIZE or not any(data):
+            return
+        body, (crc,) = data[: _INFLIGHT.size], struct.unpack("<I", data[_INFLIGHT.size :])
+        if zlib.crc32(body) != crc:
+            log.warning("spool: ignoring a torn in-flight marker")
+            return
+        segment, offset, crashes = _INFLIGHT.unpack(body)
+        self._crashed = (SpoolPosition(segment, offset), crashes + 1)
+        log.warning(
+            "spool: the last run died while processing the record ending at %d:%d"
+            " (crash %d with it in flight)",
+            segment,
+            offset,
+            crashes + 1,
+        )
+
+    # -- processing marker ---------------------------------------------------------------
+    def begin(self, record: SpoolRecord) -> int:
+        """Mark ``record`` as in processing; returns how many crashes it was in flight for."""
+        if self._inflight is None:
+            path = self.directory / _INFLIGHT_FILE
+            with open(path, "a+b") as f:
+                f.truncate(_INFLIGHT_SIZE)
+                self._inflight = mmap.mmap(f.fileno(), _INFLIGHT_SIZE)
+        crashes = 0
+        if self._crashed is not None and self._crashed[0] == record.end:
+            crashes = self._crashed[1]
+        body = _INFLIGHT.pack(record.end.segment, record.end.offset, crashes)
+        self._inflight[:] = body + struct.pack("<I", zlib.crc32(body))
+        return crashes
+
+    def finish(self) -> None:
+        """The record from ``begin`` is handled (stored, pending, or dead-lettered)."""
+        if self._inflight is not None:
+            self._inflight[:] = bytes(_INFLIGHT_SIZE)
 
     # -- state -------------------------------------------------------------------------
     @property
@@ -264,6 +319,9 @@ class Spool:
         self.close()
 
     def close(self) -> None:
+        if self._inflight is not None:
+            self._inflight.close()
+            self._inflight = None
         if self._writer is not None:
             self._writer.close()
             self._writer = None

@@ -92,7 +92,7 @@ def test_database_wal_pragmas_and_schema_versions(db_path: Path) -> None:
         assert conn.execute("PRAGMA busy_timeout").fetchone()[0] == 5000
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert {"devices", "alerts", "dead_letters", "schema_version"} <= tables
-    assert [db.schema_version(c) for c in ("registry", "alerts", "dead_letters")] == [1, 1, 1]
+    assert [db.schema_version(c) for c in ("registry", "alerts", "dead_letters")] == [1, 1, 2]
     db.close()
 
 

@@ -58,7 +58,8 @@ def test_translate_enriches_points_with_registry_tags() -> None:
         cache,
     )
     assert out is not None
-    assert len(out.points) == 1  # the sample with no readings yields no point
+    assert len(out.points) == 1  # the sample with no readings yields no point...
+    assert out.no_readings == "sample 1 has no readings; the other 1 is stored"
     point = out.points[0]
     assert point.series.measurement == "valve"
     assert dict(point.series.tags)["batch"] == "B7"
@@ -70,7 +71,9 @@ def test_translate_caches_registry_lookups() -> None:
     registry = _Registry(VALVE)
     cache = DeviceCache(registry)  # type: ignore[arg-type]
     for _ in range(5):
-        translate("sealscope/v1/dev/ACME-V-000001/telemetry", _telemetry({"t": T0}), cache)
+        translate(
+            "sealscope/v1/dev/ACME-V-000001/telemetry", _telemetry({"t": T0, "temp_c": 9}), cache
+        )
     assert registry.lookups == 1
 
 
