@@ -72,7 +72,11 @@ def _reading(lo: float, hi: float, unit: str) -> Any:
 
 
 class Sample(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
-    """One reading set at one event time. Absent fields were not measured."""
+    """One reading set at one event time. Absent fields were not measured.
+
+    A sample with only ``t`` has nothing to store: ingest stores the other samples and
+    dead-letters a message whose samples all are like that.
+    """
 
     t: EventTime
     p_in_kpa: _reading(-101.325, 100_000, "inlet/line pressure, kPa gauge") | None = None
