@@ -321,7 +321,10 @@ class IngestService:
         try:
             if crashes >= self.crash_limit:
                 reason = f"crashed the ingest during processing ({crashes} times)"
-                await self._reject(record, PoisonMessage(reason, device_id=_device_of(record)))
+                poison = PoisonMessage(reason, device_id=_device_of(record))
+                # once per content: a copy the broker redelivers (no PUBACK before the
+                # crash) comes at another spool position
+                await self._reject(record, poison, once_per="crashed")
                 return None
             try:
                 result = translate(
@@ -363,18 +366,26 @@ class IngestService:
             t=wire.time_to_ns(event.t) / 1e9,
         )
 
-    async def _reject(self, record: SpoolRecord, exc: MessageRejected) -> None:
-        await self._dead_letter(record, exc.code, exc.reason, exc.device_id)
-        if isinstance(exc, PoisonMessage):
+    async def _reject(
+        self, record: SpoolRecord, exc: MessageRejected, *, once_per: str | None = None
+    ) -> None:
+        added = await self._dead_letter(record, exc.code, exc.reason, exc.device_id, once_per)
+        if added and isinstance(exc, PoisonMessage):
             self.stats.poison += 1
 
     async def _dead_letter(
-        self, record: SpoolRecord, code: str, reason: str, device_id: str | None
-    ) -> None:
+        self,
+        record: SpoolRecord,
+        code: str,
+        reason: str,
+        device_id: str | None,
+        once_per: str | None = None,
+    ) -> bool:
+        """Keep the record as a dead letter; False if it was kept before (a replay)."""
         # a retained state comes again on every reconnect; anything else only on a replay
-        if record.topic.endswith("/state"):
+        if once_per is None and record.topic.endswith("/state"):
             once_per = f"retained:{code}"
-        else:
+        elif once_per is None:
             once_per = f"spool:{record.end.segment}:{record.end.offset}:{code}"
         added = await asyncio.to_thread(
             self.dead_letters.add,
@@ -387,9 +398,10 @@ class IngestService:
         )
         if added is None:
             log.debug("ingest: %s on %s was dead-lettered before", code, record.topic)
-            return
+            return False
         self.stats.dead_letters += 1
         log.info("ingest: dead-lettered a message on %s: %s", record.topic, reason[:200])
+        return True
 
     async def _flush(
         self, pending: list[tuple[SpoolRecord, Translated]], position: SpoolPosition

@@ -14,7 +14,8 @@ Poison messages: ``begin(record)`` marks the record being processed in a small m
 dies) and ``finish()`` clears it. A marker still set on open names the record that was in
 processing when the process died, and ``begin`` then says how many crashes it has seen, so
 the caller can dead-letter a message that keeps killing the process instead of replaying it
-forever.
+forever. A copy of that record with the same topic and payload counts as the same record:
+a message that killed the process before its PUBACK comes again from the broker.
 
 Thread use: one thread appends, one reads and commits; they share only ``end`` under a lock.
 """
@@ -39,7 +40,8 @@ log = logging.getLogger(__name__)
 _HEADER = struct.Struct("<II")  # body length, crc32(body)
 _BODY_HEAD = struct.Struct("<dH")  # arrival time (Unix s), topic length
 _MAX_BODY = 64 << 20
-_INFLIGHT = struct.Struct("<QQI")  # record end (segment, offset), crashes seen before this try
+# record start and end (segment, offset), crashes seen before this try
+_INFLIGHT = struct.Struct("<QQQQI")
 _INFLIGHT_FILE = "inflight"
 _INFLIGHT_SIZE = _INFLIGHT.size + 4  # + crc32, so a marker torn by the kill is ignored
 
@@ -56,6 +58,17 @@ class SpoolRecord:
     payload: bytes
     arrival_s: float
     end: SpoolPosition  # position just after this record: commit it once the record is stored
+    start: SpoolPosition
+
+
+@dataclass(frozen=True, slots=True)
+class _Crashed:
+    """The record that was in processing when the process died, and how often it was."""
+
+    end: SpoolPosition
+    topic: str
+    payload: bytes
+    crashes: int
 
 
 def _segment_name(n: int) -> str:
@@ -76,7 +89,7 @@ class Spool:
         self._checkpoint = SpoolPosition(1, 0)
         self._end = SpoolPosition(1, 0)
         self._inflight: mmap.mmap | None = None
-        self._crashed: tuple[SpoolPosition, int] | None = None
+        self._crashed: _Crashed | None = None
         self._open()
         self._load_inflight()
 
@@ -149,13 +162,18 @@ class Spool:
         if zlib.crc32(body) != crc:
             log.warning("spool: ignoring a torn in-flight marker")
             return
-        segment, offset, crashes = _INFLIGHT.unpack(body)
-        self._crashed = (SpoolPosition(segment, offset), crashes + 1)
+        start_seg, start_off, end_seg, end_off, crashes = _INFLIGHT.unpack(body)
+        end = SpoolPosition(end_seg, end_off)
+        if not (self._checkpoint <= SpoolPosition(start_seg, start_off) < end <= self._end):
+            return  # outside what is spooled: it was stored after all
+        records, _ = self.read(SpoolPosition(start_seg, start_off), max_records=1)
+        if not records or records[0].end != end:
+            return
+        record = records[0]
+        self._crashed = _Crashed(end, record.topic, record.payload, crashes + 1)
         log.warning(
-            "spool: the last run died while processing the record ending at %d:%d"
-            " (crash %d with it in flight)",
-            segment,
-            offset,
+            "spool: the last run died while processing a message on %s (crash %d with it)",
+            record.topic,
             crashes + 1,
         )
 
@@ -168,9 +186,14 @@ class Spool:
                 f.truncate(_INFLIGHT_SIZE)
                 self._inflight = mmap.mmap(f.fileno(), _INFLIGHT_SIZE)
         crashes = 0
-        if self._crashed is not None and self._crashed[0] == record.end:
-            crashes = self._crashed[1]
-        body = _INFLIGHT.pack(record.end.segment, record.end.offset, crashes)
+        crashed = self._crashed
+        if crashed is not None and (
+            record.end == crashed.end
+            or (record.payload == crashed.payload and record.topic == crashed.topic)
+        ):
+            crashes = crashed.crashes
+        start, end = record.start, record.end
+        body = _INFLIGHT.pack(start.segment, start.offset, end.segment, end.offset, crashes)
         self._inflight[:] = body + struct.pack("<I", zlib.crc32(body))
         return crashes
 
@@ -262,6 +285,7 @@ class Spool:
             f.seek(pos.offset)
             offset = pos.offset
             while offset < limit and len(out) < max_records:
+                start_offset = offset
                 length, crc = _HEADER.unpack(f.read(_HEADER.size))
                 body = f.read(length)
                 if zlib.crc32(body) != crc:
@@ -275,6 +299,7 @@ class Spool:
                         payload=body[head + topic_len :],
                         arrival_s=arrival_s,
                         end=SpoolPosition(n, offset),
+                        start=SpoolPosition(n, start_offset),
                     )
                 )
             pos = SpoolPosition(n, offset)

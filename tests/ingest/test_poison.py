@@ -123,11 +123,16 @@ async def test_ingest_dead_letters_a_message_that_kills_it_after_two_crashes(
         try:
             await wait_until(
                 lambda: (
-                    telemetry_rows(settings.telemetry_db)[0] == stream.points and dead.count() == 1
+                    (
+                        telemetry_rows(settings.telemetry_db)[0] == stream.points
+                        and dead.count() == 1
+                    )
+                    or proc.poll() is not None
                 ),
                 60,
                 "every good point and the poison dead-lettered",
             )
+            assert proc.poll() is None, log.read_text()[-3000:]
             (letter,) = dead.list()
         finally:
             dead.close()

@@ -115,3 +115,16 @@ def test_spool_ignores_a_torn_inflight_marker(tmp_path: Path) -> None:
     with Spool(tmp_path, max_bytes=1 << 20) as spool:
         records, _ = spool.read(spool.checkpoint)
         assert spool.begin(records[0]) == 0
+
+
+def test_spool_counts_a_redelivered_copy_as_the_crashed_record(tmp_path: Path) -> None:
+    poison = ("sealscope/v1/dev/D-001/telemetry", b"poison", 1.0)
+    with Spool(tmp_path, max_bytes=1 << 20) as spool:
+        spool.append([poison])
+        records, _ = spool.read(spool.checkpoint)
+        spool.begin(records[0])  # dies before its PUBACK went out
+    with Spool(tmp_path, max_bytes=1 << 20) as spool:
+        spool.append([(*poison[:2], 2.0), (poison[0], b"other", 3.0)])  # the broker again
+        records, _ = spool.read(spool.checkpoint)
+        assert [r.payload for r in records] == [b"poison", b"poison", b"other"]
+        assert [spool.begin(r) for r in records] == [1, 1, 0]
