@@ -42,6 +42,16 @@ def _settings(tmp_path: Path, broker: MosquittoServer, **extra: object) -> Setti
     return Settings(**(values | extra))  # type: ignore[arg-type]
 
 
+def _influx_settings(influx: Any) -> dict[str, object]:
+    return {
+        "store": "influxdb",
+        "influx_url": influx.write_url,
+        "influx_token": influx.token,
+        "influx_org": influx.org,
+        "influx_bucket": influx.bucket,
+    }
+
+
 async def test_ingest_stores_every_sample_and_dead_letters_the_rest(
     tmp_path: Path, broker: MosquittoServer, registry: SqliteDeviceRegistry
 ) -> None:
@@ -216,16 +226,7 @@ async def test_ingest_rides_out_an_influxdb_outage_with_backpressure_and_loses_n
     devices = fleet(10)
     registry.upsert_many(devices)
     stream = Stream(devices, messages=3000)
-    settings = _settings(
-        tmp_path,
-        broker,
-        store="influxdb",
-        influx_url=influx.write_url,
-        influx_token=influx.token,
-        influx_org=influx.org,
-        influx_bucket=influx.bucket,
-        spool_max_bytes=1 << 20,
-    )
+    settings = _settings(tmp_path, broker, **_influx_settings(influx), spool_max_bytes=1 << 20)
     store = InfluxStore.from_settings(settings)
     dead = SqliteDeadLetterStore(settings.state_db)
 
@@ -311,15 +312,7 @@ async def test_ingest_store_rejected_messages_are_not_counted_or_detected(
     # InfluxDB 1.x fixes a field's type per shard: an integer p_in_kpa in "pump" makes the
     # store refuse every pump point (400) while valve points go in
     influx.server.write_lines(influx.database, f"pump,device_id=SEED p_in_kpa=1i {T0 * 10**9}")
-    settings = _settings(
-        tmp_path,
-        broker,
-        store="influxdb",
-        influx_url=influx.write_url,
-        influx_token=influx.token,
-        influx_org=influx.org,
-        influx_bucket=influx.bucket,
-    )
+    settings = _settings(tmp_path, broker, **_influx_settings(influx))
     store = InfluxStore.from_settings(settings)
     dead = SqliteDeadLetterStore(settings.state_db)
     alerts = SqliteAlertStore(settings.state_db)
