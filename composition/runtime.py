@@ -99,7 +99,7 @@ def _detection(core: Core) -> Any:
 
     state_dir = core.settings.detector_state_dir
     state_dir.mkdir(parents=True, exist_ok=True)
-    detection = DetectionService(alerts=core.alerts, state_path=core.settings.detector_state_path)
+    detection = DetectionService.from_settings(core.settings, alerts=core.alerts)
     return FleetMonitor(
         detection=detection,
         risk=FleetRisk(),
