@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from analytics import DetectionService, Detector, default_detectors
+from analytics.fleet_monitor import FleetMonitor
 from analytics.params import Param, settings_markdown
 from analytics.service import DEFAULT_DETECTORS
 from sealscope.config import load_settings
@@ -246,3 +247,25 @@ def test_detection_service_from_settings_refuses_a_bad_section(tmp_path: Path) -
     settings = load_settings(config, data_dir=tmp_path)
     with pytest.raises(ConfigError, match=r"detectors\.seat_leak\.alarm_ratio: 0\.5 is outside"):
         DetectionService.from_settings(settings, alerts=MemoryAlertStore())
+
+
+def test_fleet_monitor_from_settings_keeps_its_state_under_the_data_dir(tmp_path: Path) -> None:
+    settings = load_settings(data_dir=tmp_path / "data", risk_every_s=60.0)
+    alerts = MemoryAlertStore()
+    detection = DetectionService.from_settings(settings, alerts=alerts)
+    monitor = FleetMonitor.from_settings(settings, detection=detection, alerts=alerts)
+    assert monitor._apply_every_s == 60.0
+    device = dataclasses.replace(VALVE, device_id="ACME-V-0010")
+    monitor.observe(device, [Sample(t=1_767_225_600.0, p_in_kpa=500.0)])
+    monitor.flush()
+    monitor.save()
+    for path in (
+        settings.detector_state_path,
+        settings.fleet_risk_state_path,
+        settings.risk_table_path,
+    ):
+        assert path.is_file(), path
+    restored = FleetMonitor.from_settings(
+        settings, detection=DetectionService.from_settings(settings, alerts=alerts), alerts=alerts
+    )
+    assert restored.table().devices == 1
