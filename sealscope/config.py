@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextvars
 import os
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
@@ -93,6 +93,14 @@ class Settings(BaseSettings):
     push_onenet_token: SecretStr | None = None
     push_queue_max: int = Field(1000, ge=1)
     push_max_body_bytes: int = Field(64 * 1024, ge=1024)
+
+    # detector hyper-parameters from the TOML file (``[detectors.seat_leak]``,
+    # ``alarm_ratio = 4.0``); absent: today's defaults. The core knows no detector: names,
+    # types and ranges are checked against each detector's PARAMS by the composition root
+    # (``analytics.default_detectors``) right after loading, with a message per key.
+    detectors: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="cause -> {hyper-parameter: value}"
+    )
 
     @property
     def state_db(self) -> Path:
