@@ -209,6 +209,7 @@ def load_settings(config_file: str | Path | None = None, **overrides: object) ->
         raise ConfigError("config", f"no such file: {path}")
     token = _config_file.set(str(path) if path else None)
     try:
+        # overrides are untyped by design: pydantic validates each one, as for the environment
         return Settings(**{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
     except ValueError as exc:
         raise ConfigError("settings", str(exc)) from exc
