@@ -14,7 +14,7 @@ one number; NaN covariates count as 0 consistently.
 from __future__ import annotations
 
 import math
-from typing import ClassVar
+from typing import ClassVar, cast
 
 import numpy as np
 
@@ -83,7 +83,8 @@ class ActuationWearDetector(ResidualDetector):
         dp = p_in - batch.signal("p_out_kpa")
         cov = np.stack([p_in / 1000.0, dp / 1000.0], axis=1)
         ok = np.isfinite(y).any(axis=1) & (np.nan_to_num(y, nan=1.0) > 0).all(axis=1)
-        return ok, cov, y
+        # numpy types any/all(axis=...) as "scalar or array"; over an axis of 2-D it is an array
+        return cast(np.ndarray, ok), cov, y
 
     def summary(self, v: Verdicts, i: int) -> str:
         if v.category[i] != CategoryCode.MAINTENANCE_REQUIRED:

@@ -518,6 +518,7 @@ def run_detect(
             model="",
             dn=dn,
             pn=pn,
+            # CLI text, unchecked: DeviceTable treats a class it does not know as none given
             leakage_class=leakage_class.upper(),  # type: ignore[arg-type]
         )
         _score_seat_leak(timeline.t, sig, in_train, device, scores, summary)
