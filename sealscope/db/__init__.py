@@ -10,16 +10,25 @@ below so Alembic's autogenerate sees it) and add one revision under
 """
 
 from sealscope.db import tables
-from sealscope.db.engine import is_unique_violation, open_engine, read, sqlite_url, write
+from sealscope.db.engine import (
+    insert_for,
+    is_unique_violation,
+    open_engine,
+    read,
+    sqlite_url,
+    write,
+)
 from sealscope.db.metadata import metadata
-from sealscope.db.migrate import head_revisions, migrate
+from sealscope.db.migrate import head_revisions, migrate, open_migrated
 
 __all__ = [
     "head_revisions",
+    "insert_for",
     "is_unique_violation",
     "metadata",
     "migrate",
     "open_engine",
+    "open_migrated",
     "read",
     "sqlite_url",
     "tables",

@@ -20,18 +20,27 @@ bad statement, a CHECK the caller broke) propagates as SQLAlchemy raised it.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from sealscope.errors import ConfigError, Conflict, StoreUnavailable
 
-__all__ = ["SQLITE_TRANSIENT", "is_unique_violation", "open_engine", "read", "sqlite_url", "write"]
+__all__ = [
+    "SQLITE_TRANSIENT",
+    "insert_for",
+    "is_unique_violation",
+    "open_engine",
+    "read",
+    "sqlite_url",
+    "write",
+]
 
 BUSY_TIMEOUT_MS = 5000
 _WRITE_OPTION = "sealscope_write"
@@ -139,6 +148,11 @@ def is_unique_violation(exc: sa.exc.IntegrityError) -> bool:
             sqlite3.SQLITE_CONSTRAINT_UNIQUE,
         )
     return getattr(orig, "sqlstate", None) == _PG_UNIQUE_VIOLATION
+
+
+def insert_for(engine: Engine) -> Callable[[sa.Table], Any]:
+    """The dialect's INSERT, which has ``on_conflict_do_update`` and ``excluded`` on both."""
+    return postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
 
 
 def _unavailable(engine: Engine, exc: sa.exc.SQLAlchemyError) -> StoreUnavailable:

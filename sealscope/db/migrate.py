@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import command
@@ -27,10 +28,10 @@ from alembic.script import ScriptDirectory
 from alembic.util.exc import CommandError
 from sqlalchemy.engine import Connection, Engine
 
-from sealscope.db.engine import write
+from sealscope.db.engine import open_engine, write
 from sealscope.errors import ConfigError
 
-__all__ = ["MIGRATIONS_DIR", "head_revisions", "migrate"]
+__all__ = ["MIGRATIONS_DIR", "head_revisions", "migrate", "open_migrated"]
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # pg_advisory_lock key: any constant 64-bit integer unique to this purpose
@@ -97,3 +98,14 @@ def migrate(engine: Engine) -> None:
                 _upgrade(conn)
     except CommandError as exc:
         raise ConfigError("database_url", f"cannot migrate the database: {exc}") from exc
+
+
+def open_migrated(url: str, **kwargs: Any) -> Engine:
+    """``open_engine`` then ``migrate``: what every process does at start-up."""
+    engine = open_engine(url, **kwargs)
+    try:
+        migrate(engine)
+    except BaseException:
+        engine.dispose()
+        raise
+    return engine

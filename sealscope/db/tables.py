@@ -16,6 +16,9 @@ __all__ = ["alerts", "dead_letters", "devices"]
 
 # SQLite only autoincrements an INTEGER PRIMARY KEY (the rowid); PostgreSQL gets 64 bits.
 Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+# Ids sort bytewise on both (PostgreSQL's default collation would put "ACME-2" among
+# "ACME1x" by locale rules, and pages through a registry must not depend on the locale).
+DeviceId = sa.Text().with_variant(postgresql.TEXT(collation="C"), "postgresql")
 # Unix seconds as a double: device event times are fractional and never time-zone aware.
 UnixS = sa.Double()
 # JSONB on PostgreSQL so Grafana and ad-hoc SQL can query into evidence.
@@ -24,7 +27,7 @@ Json = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 devices = sa.Table(
     "devices",
     metadata,
-    sa.Column("device_id", sa.Text, primary_key=True),
+    sa.Column("device_id", DeviceId, primary_key=True),
     sa.Column("kind", sa.Text, nullable=False),
     sa.Column("manufacturer", sa.Text, nullable=False),
     sa.Column("model", sa.Text, nullable=False),
@@ -56,7 +59,7 @@ alerts = sa.Table(
     sa.Column("severity", sa.Integer, nullable=False),
     sa.Column("status", sa.Text, nullable=False, server_default="open"),
     sa.Column("summary", sa.Text, nullable=False),
-    sa.Column("evidence", Json, nullable=False),
+    sa.Column("evidence", Json, nullable=False, server_default=sa.text("'{}'")),
     sa.Column("opened_at", UnixS, nullable=False),
     sa.Column("updated_at", UnixS, nullable=False),
     sa.Column("resolved_at", UnixS),

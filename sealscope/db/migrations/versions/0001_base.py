@@ -18,6 +18,7 @@ down_revision = None
 branch_labels = None
 depends_on = None
 
+_DEVICE_ID = sa.Text().with_variant(postgresql.TEXT(collation="C"), "postgresql")
 _ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 _JSON = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 _NOT_RESOLVED = sa.text("status != 'resolved'")
@@ -40,7 +41,7 @@ def upgrade() -> None:
     _create_table(
         inspector,
         "devices",
-        sa.Column("device_id", sa.Text, primary_key=True),
+        sa.Column("device_id", _DEVICE_ID, primary_key=True),
         sa.Column("kind", sa.Text, nullable=False),
         sa.Column("manufacturer", sa.Text, nullable=False),
         sa.Column("model", sa.Text, nullable=False),
@@ -72,7 +73,7 @@ def upgrade() -> None:
         sa.Column("severity", sa.Integer, nullable=False),
         sa.Column("status", sa.Text, nullable=False, server_default="open"),
         sa.Column("summary", sa.Text, nullable=False),
-        sa.Column("evidence", _JSON, nullable=False),
+        sa.Column("evidence", _JSON, nullable=False, server_default=sa.text("'{}'")),
         sa.Column("opened_at", sa.Double, nullable=False),
         sa.Column("updated_at", sa.Double, nullable=False),
         sa.Column("resolved_at", sa.Double),
