@@ -31,7 +31,7 @@ from composition.embedded import (
 from sealscope.alerts import AlertStore, SqlAlertStore
 from sealscope.config import Settings
 from sealscope.db import open_migrated
-from sealscope.deadletters import DeadLetterStore, SqliteDeadLetterStore
+from sealscope.deadletters import DeadLetterStore, SqlDeadLetterStore
 from sealscope.errors import ConfigError, NotFound, SealscopeError
 from sealscope.registry import DeviceRegistry, SqlDeviceRegistry
 from sealscope.risk import JsonFileRiskStore, RiskTable
@@ -72,7 +72,7 @@ async def open_core(settings: Settings) -> AsyncIterator[Core]:
     engine = open_migrated(settings.database_url)
     registry = SqlDeviceRegistry(engine)
     alerts = SqlAlertStore(engine)
-    dead_letters = SqliteDeadLetterStore(settings.state_db)
+    dead_letters = SqlDeadLetterStore(engine)
     try:
         store = await open_telemetry_store(settings)
         try:
@@ -80,7 +80,6 @@ async def open_core(settings: Settings) -> AsyncIterator[Core]:
         finally:
             await store.close()
     finally:
-        dead_letters.close()
         engine.dispose()
 
 

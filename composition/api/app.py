@@ -18,7 +18,7 @@ from composition.api.routes import api_router, root_router
 from sealscope.alerts import AlertStore, SqlAlertStore
 from sealscope.config import Settings
 from sealscope.db import open_migrated
-from sealscope.deadletters import DeadLetterStore, SqliteDeadLetterStore
+from sealscope.deadletters import DeadLetterStore, SqlDeadLetterStore
 from sealscope.registry import DeviceRegistry, SqlDeviceRegistry
 from sealscope.risk import JsonFileRiskStore, RiskStore
 from sealscope.storage import TelemetryStore
@@ -54,8 +54,7 @@ def create_app(
                 if alr is None:
                     alr = SqlAlertStore(engine)
                 if dls is None:
-                    dls = SqliteDeadLetterStore(settings.state_db)
-                    stack.callback(dls.close)
+                    dls = SqlDeadLetterStore(engine)
             store = telemetry_store
             if store is None:
                 # imported here so an app with an injected store never loads store drivers

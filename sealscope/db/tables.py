@@ -96,6 +96,20 @@ dead_letters = sa.Table(
     sa.Column("code", sa.Text, nullable=False),
     sa.Column("reason", sa.Text, nullable=False),
     sa.Column("device_id", sa.Text),
+    # size as it arrived and sha256 of the whole payload: ``payload`` may be only a prefix
+    sa.Column("payload_bytes", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("payload_sha256", sa.Text, nullable=False, server_default=""),
+    # "{scope}:{digest}": a letter kept once per topic and scope (crash replays, retained)
+    sa.Column("once_key", sa.Text),
     sa.Index("dead_letters_by_device", "device_id", "id"),
+    sa.Index(
+        "dead_letters_once",
+        "topic",
+        "once_key",
+        unique=True,
+        sqlite_where=sa.text("once_key IS NOT NULL"),
+        postgresql_where=sa.text("once_key IS NOT NULL"),
+    ),
+    sa.Index("dead_letters_by_time", "received_at"),
     sqlite_autoincrement=True,
 )

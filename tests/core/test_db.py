@@ -12,6 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from sealscope.db import head_revisions, migrate, open_engine, read, sqlite_url, tables, write
+from sealscope.deadletters import SqlDeadLetterStore
 from sealscope.errors import ConfigError, Conflict, StoreUnavailable
 from sealscope.sqlitedb import Database
 
@@ -41,6 +42,14 @@ _PRE_ALEMBIC = {
         )""",
         """CREATE UNIQUE INDEX IF NOT EXISTS alerts_one_active
             ON alerts (device_id, cause) WHERE status != 'resolved'""",
+    ],
+    # version 1 of the dead letters, before their size bounds
+    "dead_letters": [
+        """CREATE TABLE IF NOT EXISTS dead_letters (
+            id INTEGER PRIMARY KEY AUTOINCREMENT, received_at REAL NOT NULL,
+            topic TEXT NOT NULL, payload BLOB NOT NULL, code TEXT NOT NULL,
+            reason TEXT NOT NULL, device_id TEXT
+        )""",
     ],
 }
 
@@ -120,6 +129,10 @@ def test_migrate_upgrades_a_pre_alembic_sqlite_file_in_place(tmp_path: Path) -> 
             " opened_at, updated_at) VALUES ('ACME-1', 'seat_leak', 'failure', 3, 's',"
             " '{\"ratio\": 2.5}', 1, 1)"
         )
+        conn.execute(
+            "INSERT INTO dead_letters (received_at, topic, payload, code, reason)"
+            " VALUES (1, 't', x'00ff', 'malformed', 'r')"
+        )
     old.close()
 
     engine = open_engine(sqlite_url(path))
@@ -128,8 +141,12 @@ def test_migrate_upgrades_a_pre_alembic_sqlite_file_in_place(tmp_path: Path) -> 
     with read(engine) as conn:
         assert conn.scalar(sa.select(tables.devices.c.model)) == "BV-50"
         assert conn.scalar(sa.select(tables.alerts.c.evidence)) == {"ratio": 2.5}
-        # the table the old file lacked was created
-        assert conn.scalar(sa.select(sa.func.count()).select_from(tables.dead_letters)) == 0
+    # the dead letters gained their bound columns; old rows read with their defaults
+    (letter,) = SqlDeadLetterStore(engine).list()
+    assert (letter.payload, letter.payload_bytes, letter.payload_sha256) == (b"\x00\xff", 0, "")
+    assert SqlDeadLetterStore(engine).add(
+        topic="t", payload=b"x", code="c", reason="r", device_id=None, once_per="retained"
+    )
     engine.dispose()
 
 

@@ -3,17 +3,16 @@ on a real PostgreSQL (the ``db_engine`` fixture runs every test on both)."""
 
 from __future__ import annotations
 
-import sqlite3
+import hashlib
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
 from sealscope.alerts import SqlAlertStore
-from sealscope.db import open_engine, tables, write
-from sealscope.deadletters import SqliteDeadLetterStore
+from sealscope.db import open_engine, read, tables, write
+from sealscope.deadletters import SqlDeadLetterStore
 from sealscope.errors import Conflict, NotFound
 from sealscope.registry import Device, SqlDeviceRegistry, SqliteDeviceRegistry
 
@@ -52,10 +51,8 @@ def _second_engine(engine: sa.Engine) -> sa.Engine:
 
 
 @pytest.fixture
-def dead_letters(db_path: Path, clock: FakeClock) -> Iterator[SqliteDeadLetterStore]:
-    store = SqliteDeadLetterStore(db_path, clock=clock)
-    yield store
-    store.close()
+def dead_letters(db_engine: sa.Engine, clock: FakeClock) -> SqlDeadLetterStore:
+    return SqlDeadLetterStore(db_engine, clock=clock)
 
 
 def _device(device_id: str, **kw: object) -> Device:
@@ -336,7 +333,7 @@ def test_alert_one_open_per_cause_under_concurrent_writers(db_engine: sa.Engine)
     ],
 )
 def test_dead_letter_payload_round_trips_byte_for_byte(
-    dead_letters: SqliteDeadLetterStore, payload: bytes
+    dead_letters: SqlDeadLetterStore, payload: bytes
 ) -> None:
     new_id = dead_letters.add(
         topic="sealscope/v1/dev/ACME-001/telemetry",
@@ -351,19 +348,29 @@ def test_dead_letter_payload_round_trips_byte_for_byte(
     assert letter.payload == payload
 
 
-def test_dead_letter_stores_bytearray_as_blob(
-    dead_letters: SqliteDeadLetterStore, db_path: Path
+def test_dead_letter_stores_bytearray_as_bytes(
+    dead_letters: SqlDeadLetterStore, db_engine: sa.Engine
 ) -> None:
     dead_letters.add(
         topic="t", payload=bytearray(b"\x00ab"), code="malformed", reason="r", device_id=None
     )
-    conn = sqlite3.connect(db_path)
-    assert conn.execute("SELECT typeof(payload) FROM dead_letters").fetchone()[0] == "blob"
-    conn.close()
+    type_of = "typeof(payload)" if db_engine.dialect.name == "sqlite" else "pg_typeof(payload)"
+    with read(db_engine) as conn:
+        assert conn.scalar(sa.text(f"SELECT {type_of} FROM dead_letters")) in ("blob", "bytea")
+    assert dead_letters.list()[0].payload == b"\x00ab"
+
+
+def test_dead_letter_nul_in_text_fields_is_kept_replaced(dead_letters: SqlDeadLetterStore) -> None:
+    dead_letters.add(
+        topic="a\x00b", payload=b"x", code="malformed", reason="r\x00", device_id="D\x00"
+    )
+    (letter,) = dead_letters.list(device_id="D\x00")
+    assert (letter.topic, letter.reason, letter.device_id) == ("a\ufffdb", "r\ufffd", "D\ufffd")
+    assert dead_letters.count(device_id="D\x00") == 1
 
 
 def test_dead_letter_list_newest_first_filter_and_count(
-    dead_letters: SqliteDeadLetterStore, clock: FakeClock
+    dead_letters: SqlDeadLetterStore, clock: FakeClock
 ) -> None:
     for i, device_id in enumerate(["ACME-001", None, "ACME-002", "ACME-001"]):
         clock.t = 1000.0 + i
@@ -380,3 +387,57 @@ def test_dead_letter_list_newest_first_filter_and_count(
     assert [d.topic for d in dead_letters.list(limit=1, offset=2)] == ["topic/1"]
     assert dead_letters.count() == 4
     assert dead_letters.count(device_id="ACME-001") == 2
+
+
+def test_dead_letter_keeps_a_prefix_of_a_huge_payload_with_its_size_and_digest(
+    dead_letters: SqlDeadLetterStore,
+) -> None:
+    payload = bytes(range(256)) * 4000  # 1,024,000 bytes
+    dead_letters.add(
+        topic="t", payload=payload, code="too_large", reason="r" * 5000, device_id=None
+    )
+    (letter,) = dead_letters.list()
+    assert letter.payload == payload[:4096]
+    assert letter.payload_bytes == len(payload)
+    assert letter.payload_sha256 == hashlib.sha256(payload).hexdigest()
+    assert len(letter.reason) == 1000
+
+
+def test_dead_letter_once_per_scope_keeps_a_repeat_once(
+    dead_letters: SqlDeadLetterStore,
+) -> None:
+    def add(topic: str, payload: bytes, once_per: str | None) -> int | None:
+        return dead_letters.add(
+            topic=topic,
+            payload=payload,
+            code="malformed",
+            reason="r",
+            device_id=None,
+            once_per=once_per,
+        )
+
+    first = add("dev/a/state", b"bad", "retained")
+    assert first is not None
+    assert add("dev/a/state", b"bad", "retained") is None  # redelivered: kept once
+    assert add("dev/b/state", b"bad", "retained") is not None  # another topic
+    assert add("dev/a/state", b"worse", "retained") is not None  # other content
+    assert add("dev/a/state", b"bad", "spool:1:40") is not None  # other scope
+    assert add("dev/a/state", b"bad", None) is not None  # no scope: always kept
+    assert add("dev/a/state", b"bad", None) is not None
+    assert dead_letters.count() == 6
+
+
+def test_dead_letter_retention_prunes_by_count_and_age_on_insert(
+    db_engine: sa.Engine, clock: FakeClock
+) -> None:
+    store = SqlDeadLetterStore(db_engine, clock=clock, max_count=5, max_age_s=100.0)
+    try:
+        for i in range(8):
+            clock.t += 1
+            store.add(topic=f"topic/{i}", payload=b"x", code="c", reason="r", device_id=None)
+        assert [d.topic for d in store.list()] == [f"topic/{i}" for i in range(7, 2, -1)]
+        clock.t += 98.5  # topic/3..5 are over 100 s old now; 6 and 7 are not
+        store.add(topic="topic/8", payload=b"x", code="c", reason="r", device_id=None)
+        assert [d.topic for d in store.list()] == ["topic/8", "topic/7", "topic/6"]
+    finally:
+        store.close()

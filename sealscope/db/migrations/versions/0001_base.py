@@ -1,7 +1,8 @@
 """The registry, alerts and dead letters, as sealscope.sqlitedb made them before Alembic.
 
 Creates only what is missing, so a SQLite file from the ``schema_version`` era (some or
-all of these tables already there) is upgraded in place and stamped here.
+all of these tables already there, dead letters at its version 1 or 2) is upgraded in
+place and stamped here.
 
 Revision ID: 0001_base
 Revises:
@@ -22,6 +23,7 @@ _DEVICE_ID = sa.Text().with_variant(postgresql.TEXT(collation="C"), "postgresql"
 _ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 _JSON = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 _NOT_RESOLVED = sa.text("status != 'resolved'")
+_ONCE = sa.text("once_key IS NOT NULL")
 
 
 def _create_table(inspector: sa.Inspector, name: str, *items: object, **kw: object) -> None:
@@ -117,7 +119,27 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name="pk_dead_letters"),
         sqlite_autoincrement=True,
     )
+    # the dead-letter bounds (schema_version 2 of the old scheme): a version-1 file lacks them
+    inspector = sa.inspect(op.get_bind())
+    have = {c["name"] for c in inspector.get_columns("dead_letters")}
+    for column in (
+        sa.Column("payload_bytes", sa.Integer, nullable=False, server_default="0"),
+        sa.Column("payload_sha256", sa.Text, nullable=False, server_default=""),
+        sa.Column("once_key", sa.Text),
+    ):
+        if column.name not in have:
+            op.add_column("dead_letters", column)
     _create_index(inspector, "dead_letters", "dead_letters_by_device", ["device_id", "id"])
+    _create_index(
+        inspector,
+        "dead_letters",
+        "dead_letters_once",
+        ["topic", "once_key"],
+        unique=True,
+        sqlite_where=_ONCE,
+        postgresql_where=_ONCE,
+    )
+    _create_index(inspector, "dead_letters", "dead_letters_by_time", ["received_at"])
 
 
 def downgrade() -> None:
