@@ -46,6 +46,7 @@ REQUIRED_ENV = {
     "SEALSCOPE_API_MQTT_PASSWORD": "test-api-password",
     "SEALSCOPE_MQTT_HEALTH_PASSWORD": "test-health-password",
     "SEALSCOPE_GATEWAY_MQTT_PASSWORD": "test-gateway-password",
+    "SEALSCOPE_POSTGRES_PASSWORD": "test-postgres-password",
 }
 
 
@@ -120,6 +121,7 @@ def test_compose_config_validates_with_the_required_variables(compose: dict[str,
     assert set(compose["services"]) == {
         "mosquitto",
         "influxdb",
+        "postgres",
         "grafana",
         "ingest",
         "api",
@@ -128,6 +130,7 @@ def test_compose_config_validates_with_the_required_variables(compose: dict[str,
     }
     assert set(compose["volumes"]) >= {
         "mosquitto-data",
+        "postgres-data",
         "influxdb-data",
         "influxdb-config",
         "grafana-data",
@@ -180,6 +183,10 @@ def test_compose_sealscope_services_build_the_image_and_share_the_data_volume(
         assert env["SEALSCOPE_INFLUX_BUCKET"] == "telemetry"
         assert env["SEALSCOPE_MQTT_HOST"] == "mosquitto"
         assert env["SEALSCOPE_MQTT_USERNAME"] == f"sealscope-{name}"
+        assert services[name]["depends_on"]["postgres"]["condition"] == "service_healthy"
+        assert env["SEALSCOPE_DATABASE_URL"] == (
+            "postgresql+psycopg://sealscope:test-postgres-password@postgres:5432/sealscope"
+        )
     client_ids = {
         services[n]["environment"]["SEALSCOPE_MQTT_CLIENT_ID"] for n in ("ingest", "api", "sim")
     }
@@ -222,6 +229,12 @@ def test_compose_infrastructure_mounts_and_healthchecks(compose: dict[str, Any])
     assert "/mosquitto/config/passwd" in mounts
     assert mounts["/mosquitto/data"] == "mosquitto-data"
     assert "healthcheck" in broker
+
+    postgres = services["postgres"]
+    assert postgres["image"].startswith("postgres:")
+    assert "ports" not in postgres  # reached on the compose network only
+    assert _volume_targets(postgres)["/var/lib/postgresql/data"] == "postgres-data"
+    assert "pg_isready" in postgres["healthcheck"]["test"]
 
     influx = services["influxdb"]
     assert influx["image"] == "influxdb:2.7"
