@@ -132,16 +132,29 @@ class SqlDeviceRegistry:
 
     def upsert_many(self, devices: Iterable[Device]) -> int:
         now = self._clock()
-        n = 0
+        rows = [_device_values(replace(device, created_at=now)) for device in devices]
+        if not rows:
+            return 0
         try:
+            # one executemany: psycopg pipelines it, SQLite loops inside one statement
             with write(self._engine) as conn:
-                for device in devices:
-                    conn.execute(self._upsert, _device_values(replace(device, created_at=now)))
-                    n += 1
+                conn.execute(self._upsert, rows)
         except (sa.exc.IntegrityError, sa.exc.DataError) as exc:
             # the whole batch rolled back: a fleet file is provisioned entirely or not at all
-            raise ValueError(f"device #{n} of the batch violates {exc.orig}") from exc
-        return n
+            bad = self._first_bad(rows)
+            raise ValueError(f"device #{bad} of the batch violates {exc.orig}") from exc
+        return len(rows)
+
+    def _first_bad(self, rows: list[dict[str, object]]) -> int:
+        """Which row refused the batch: replayed one by one, then rolled back."""
+        with read(self._engine) as conn:
+            for n, row in enumerate(rows):
+                try:
+                    with conn.begin_nested():
+                        conn.execute(self._upsert, row)
+                except (sa.exc.IntegrityError, sa.exc.DataError):
+                    return n
+        return -1  # it collided with another writer's row, gone by now
 
     def get(self, device_id: str) -> Device:
         row = None
