@@ -141,6 +141,25 @@ def upgrade() -> None:
     )
     _create_index(inspector, "dead_letters", "dead_letters_by_time", ["received_at"])
 
+    _grant_grafana_read()
+
+
+# Grafana's alerts panel reads as this role where a deployment made it
+# (deploy/postgres/10-grafana-role.sh): the alerts and devices, nothing else.
+_GRAFANA_ROLE = "sealscope_grafana"
+
+
+def _grant_grafana_read() -> None:
+    if op.get_bind().dialect.name != "postgresql":
+        return
+    op.execute(
+        f"""DO $$ BEGIN
+            IF EXISTS (SELECT FROM pg_roles WHERE rolname = '{_GRAFANA_ROLE}') THEN
+                GRANT SELECT ON alerts, devices TO {_GRAFANA_ROLE};
+            END IF;
+        END $$"""
+    )
+
 
 def downgrade() -> None:
     for table in ("dead_letters", "alerts", "devices"):
