@@ -20,8 +20,10 @@ bad statement, a CHECK the caller broke) propagates as SQLAlchemy raised it.
 from __future__ import annotations
 
 import sqlite3
+import threading
+import weakref
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -162,6 +164,19 @@ def _unavailable(engine: Engine, exc: sa.exc.SQLAlchemyError) -> StoreUnavailabl
     return StoreUnavailable(f"{where}: {reason}", retry_after_s=1.0)
 
 
+# SQLite has one writer at a time. Threads of one process queue for it here, promptly and
+# in turn; left to SQLite's busy handler they would poll with sleeps of up to 100 ms.
+_WRITER_TURNS: weakref.WeakKeyDictionary[Engine, threading.Lock] = weakref.WeakKeyDictionary()
+_TURNS_LOCK = threading.Lock()
+
+
+def _writer_turn(engine: Engine) -> threading.Lock | nullcontext[None]:
+    if engine.dialect.name != "sqlite":
+        return nullcontext()
+    with _TURNS_LOCK:
+        return _WRITER_TURNS.setdefault(engine, threading.Lock())
+
+
 @contextmanager
 def write(engine: Engine, *, conflict: tuple[str, str] | None = None) -> Iterator[Connection]:
     """One write transaction, committed when the block ends.
@@ -169,7 +184,7 @@ def write(engine: Engine, *, conflict: tuple[str, str] | None = None) -> Iterato
     ``conflict=(kind, key)`` turns a unique violation into ``Conflict(kind, key)``.
     """
     try:
-        with engine.connect() as conn:
+        with _writer_turn(engine), engine.connect() as conn:
             conn.execution_options(**{_WRITE_OPTION: True})
             with conn.begin():
                 yield conn

@@ -23,7 +23,7 @@ def test_api_on_postgres_state_migrates_and_serves_devices(
     tmp_path: Path, postgres_databases: Any
 ) -> None:
     url = postgres_databases.create()
-    settings = Settings(data_dir=tmp_path, database_url=url)
+    settings = Settings(data_dir=tmp_path, database_url=url, api_allowed_hosts=["testserver"])
     app = create_app(settings, telemetry_store=MemoryTelemetryStore())
     with TestClient(app) as client:
         body = {"device_id": "ACME-0001", "kind": "valve", "manufacturer": "a", "model": "m"}
@@ -44,6 +44,6 @@ def test_api_on_postgres_state_nul_in_a_lookup_is_not_a_server_error(
     tmp_path: Path, postgres_databases: Any, path: str
 ) -> None:
     url = postgres_databases.create()
-    settings = Settings(data_dir=tmp_path, database_url=url)
+    settings = Settings(data_dir=tmp_path, database_url=url, api_allowed_hosts=["testserver"])
     with TestClient(create_app(settings, telemetry_store=MemoryTelemetryStore())) as client:
         assert client.get(path).status_code < 500
