@@ -17,7 +17,7 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -151,15 +151,18 @@ async def _device(coap: aiocoap.Context, port: int, device: str, key: str, ledge
 
 
 async def _run_fleet(
-    port: int, keys: dict[str, str], ledger: Ledger, crash: Callable[[], object]
+    port: int,
+    keys: dict[str, str],
+    ledger: Ledger,
+    crash: Callable[[], Awaitable[None]],
 ) -> None:
-    """All devices at once; ``crash`` (a coroutine function) runs once CRASH_AFTER_ACKS
-    uplinks were answered, while the devices keep sending."""
+    """All devices at once; ``crash`` runs once CRASH_AFTER_ACKS uplinks were answered,
+    while the devices keep sending."""
 
     async def crash_midway() -> None:
         await ledger.crash_due.wait()
         ledger.acked_at_crash = set(ledger.acked)
-        await crash()  # type: ignore[misc]
+        await crash()
 
     coap = await aiocoap.Context.create_client_context()
     try:
