@@ -16,23 +16,34 @@ sqlite3 exception types::
     │   └── PointsRejected            permanent: the store refused the data itself
     ├── SpoolFull                     the on-disk spool reached its byte bound
     ├── NotFound                      a registry/alert lookup found nothing
-    └── Conflict                      a create collided with an existing record
+    ├── Conflict                      a create collided with an existing record
+    └── AccessDenied                  the caller may not do this (accounts, scopes)
+        ├── Unauthenticated           no credentials, or wrong/expired/revoked ones (HTTP 401)
+        ├── Forbidden                 the caller's role may not do this at all (HTTP 403)
+        └── SignInThrottled           too many failed sign-ins (HTTP 429, ``retry_after_s``)
+
+An id outside the caller's scope raises ``NotFound``, never ``Forbidden``: it must answer
+exactly as a missing id does.
 """
 
 from __future__ import annotations
 
 __all__ = [
+    "AccessDenied",
     "ConfigError",
     "Conflict",
+    "Forbidden",
     "MalformedMessage",
     "MessageRejected",
     "NotFound",
     "PointsRejected",
     "SealscopeError",
+    "SignInThrottled",
     "SpoolFull",
     "StoreError",
     "StoreUnavailable",
     "TopicRejected",
+    "Unauthenticated",
     "UnknownDevice",
     "UnknownSchemaVersion",
 ]
@@ -123,3 +134,25 @@ class Conflict(SealscopeError):
         super().__init__(f"{kind} {key!r} already exists")
         self.kind = kind
         self.key = key
+
+
+class AccessDenied(SealscopeError):
+    """Base of the refusals the API maps to 401/403/429; ``reason`` is safe to show."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Unauthenticated(AccessDenied):
+    pass
+
+
+class Forbidden(AccessDenied):
+    pass
+
+
+class SignInThrottled(AccessDenied):
+    def __init__(self, retry_after_s: float) -> None:
+        super().__init__(f"too many failed sign-ins; retry in {retry_after_s:.0f} s")
+        self.retry_after_s = retry_after_s

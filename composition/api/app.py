@@ -1,6 +1,7 @@
 """The FastAPI application factory and its lifespan.
 
-No authentication yet (API keys and scopes come later): keep ``api_host`` on loopback.
+Every route but ``/healthz``, sign-in and the page shell needs an API key or a session
+(``composition/api/auth.py``) and reads through the caller's scope (docs/access.md).
 """
 
 from __future__ import annotations
@@ -11,8 +12,10 @@ from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI
 
+from composition.api.docs import install_docs
 from composition.api.handlers import install_handlers
 from composition.api.routes import api_router, root_router
+from sealscope.accounts import AccountStore, Authenticator, SqliteAccountStore
 from sealscope.alerts import AlertStore, SqliteAlertStore
 from sealscope.config import Settings
 from sealscope.deadletters import DeadLetterStore, SqliteDeadLetterStore
@@ -33,6 +36,8 @@ def create_app(
     alerts: AlertStore | None = None,
     dead_letters: DeadLetterStore | None = None,
     risk_store: RiskStore | None = None,
+    accounts: AccountStore | None = None,
+    authenticator: Authenticator | None = None,
 ) -> FastAPI:
     """Build the API. Stores passed in belong to the caller and are left open at shutdown;
     the ones the lifespan opens from ``settings`` it also closes."""
@@ -57,6 +62,14 @@ def create_app(
 
                 store = await open_telemetry_store(settings)
                 stack.push_async_callback(store.close)
+            auth = authenticator
+            if auth is None:
+                acc = accounts
+                if acc is None:
+                    acc = SqliteAccountStore(settings.state_db)
+                    stack.callback(acc.close)
+                auth = Authenticator(acc)
+            app.state.authenticator = auth
             app.state.registry = reg
             app.state.alerts = alr
             app.state.dead_letters = dls
@@ -69,6 +82,10 @@ def create_app(
         summary="Telemetry and seal health of NB-IoT smart pumps and valves",
         version="1",
         lifespan=lifespan,
+        # served by composition/api/docs.py, behind sign-in
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     # a separate API process serves the table the detection process last saved
@@ -76,4 +93,5 @@ def create_app(
     install_handlers(app)
     app.include_router(api_router)
     app.include_router(root_router)
+    install_docs(app)
     return app

@@ -14,7 +14,16 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from sealscope.errors import ConfigError, Conflict, NotFound, StoreError, StoreUnavailable
+from sealscope.errors import (
+    AccessDenied,
+    ConfigError,
+    Conflict,
+    Forbidden,
+    NotFound,
+    SignInThrottled,
+    StoreError,
+    StoreUnavailable,
+)
 
 __all__ = ["ApiError", "install_handlers"]
 
@@ -103,6 +112,19 @@ async def _config_error(request: Request, exc: Exception) -> JSONResponse:
     return _body(500, "config_error", _sentence(f"The server is misconfigured: {exc.setting}"))
 
 
+async def _access_denied(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, AccessDenied)
+    if isinstance(exc, SignInThrottled):
+        response = _body(429, "too_many_sign_ins", _sentence(exc.reason))
+        response.headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after_s)))
+        return response
+    if isinstance(exc, Forbidden):
+        return _body(403, "forbidden", _sentence(exc.reason))
+    response = _body(401, "unauthenticated", _sentence(exc.reason))
+    response.headers["WWW-Authenticate"] = 'Bearer realm="sealscope"'
+    return response
+
+
 async def _api_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ApiError)
     return _body(exc.status, exc.error, exc.message)
@@ -134,6 +156,7 @@ def install_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Conflict, _conflict)
     app.add_exception_handler(StoreError, _store_error)
     app.add_exception_handler(ConfigError, _config_error)
+    app.add_exception_handler(AccessDenied, _access_denied)
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(StarletteHTTPException, _http)
     app.add_exception_handler(Exception, _unexpected)

@@ -1,4 +1,8 @@
-"""An app on real SQLite state in tmp_path and the in-memory telemetry store."""
+"""An app on real SQLite state in tmp_path and the in-memory telemetry store.
+
+``client`` calls as the platform admin (an API key in its default headers); ``anon`` is a
+client on the same app with no credentials.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ with warnings.catch_warnings():
     from fastapi.testclient import TestClient
 
 from composition.api import create_app
+from sealscope.accounts import Authenticator, SignInThrottle, SqliteAccountStore
 from sealscope.alerts import SqliteAlertStore
 from sealscope.config import Settings
 from sealscope.deadletters import SqliteDeadLetterStore
@@ -56,22 +61,53 @@ def telemetry() -> MemoryTelemetryStore:
 
 
 @pytest.fixture
-def client(
+def accounts(settings: Settings) -> Iterator[SqliteAccountStore]:
+    store = SqliteAccountStore(settings.state_db)
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def authenticator(accounts: SqliteAccountStore) -> Authenticator:
+    return Authenticator(accounts, throttle=SignInThrottle(per_username=3, per_source=10))
+
+
+@pytest.fixture
+def admin_key(authenticator: Authenticator) -> str:
+    org = authenticator.store.create_org(name="platform", kind="admin")
+    key, _ = authenticator.create_key(org.id, name="tests")
+    return key
+
+
+@pytest.fixture
+def app(
     settings: Settings,
     registry: SqliteDeviceRegistry,
     alerts: SqliteAlertStore,
     dead_letters: SqliteDeadLetterStore,
     telemetry: MemoryTelemetryStore,
-) -> Iterator[TestClient]:
-    app = create_app(
+    authenticator: Authenticator,
+) -> Any:
+    return create_app(
         settings,
         telemetry_store=telemetry,
         registry=registry,
         alerts=alerts,
         dead_letters=dead_letters,
+        authenticator=authenticator,
     )
-    with TestClient(app) as c:
+
+
+@pytest.fixture
+def client(app: Any, admin_key: str) -> Iterator[TestClient]:
+    with TestClient(app, headers={"Authorization": f"Bearer {admin_key}"}) as c:
         yield c
+
+
+@pytest.fixture
+def anon(client: TestClient, app: Any) -> TestClient:
+    """No credentials; the admin ``client`` keeps the lifespan (the stores) open."""
+    return TestClient(app)
 
 
 def _assert_error(response: httpx.Response, status: int, error: str) -> dict[str, Any]:

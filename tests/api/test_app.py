@@ -41,6 +41,11 @@ def test_lifespan_opens_and_closes_what_was_not_injected(
     app = create_app(settings)
     assert not settings.state_db.exists()  # nothing is opened before start-up
     with TestClient(app) as client:
+        assert client.get("/api/v1/alerts").status_code == 401
+        # the lifespan opened the accounts store in the same state database
+        auth = app.state.authenticator
+        key, _ = auth.create_key(auth.store.create_org(name="ops", kind="admin").id, name="t")
+        client.headers["Authorization"] = f"Bearer {key}"
         created = client.post(
             "/api/v1/devices",
             json={"device_id": "ACME-0001", "kind": "valve", "manufacturer": "a", "model": "m"},
@@ -131,19 +136,32 @@ class BrokenRegistry:
         pass
 
 
-def test_config_error_is_500_json(settings: Settings, assert_error: Any) -> None:
+def test_config_error_is_500_json(
+    settings: Settings, assert_error: Any, authenticator: Any, admin_key: str
+) -> None:
     registry = BrokenRegistry(ConfigError("state_db", "schema is newer than this build"))
-    app = create_app(settings, telemetry_store=MemoryTelemetryStore(), registry=registry)  # type: ignore[arg-type]
-    with TestClient(app) as client:
+    app = create_app(
+        settings,
+        telemetry_store=MemoryTelemetryStore(),
+        registry=registry,  # type: ignore[arg-type]
+        authenticator=authenticator,
+    )
+    with TestClient(app, headers={"Authorization": f"Bearer {admin_key}"}) as client:
         body = assert_error(client.get("/api/v1/devices"), 500, "config_error")
     assert "state_db" in body["message"]
 
 
 def test_unexpected_error_is_500_json_without_internals(
-    settings: Settings, assert_error: Any
+    settings: Settings, assert_error: Any, authenticator: Any, admin_key: str
 ) -> None:
     registry = BrokenRegistry(RuntimeError("secret internals"))
-    app = create_app(settings, telemetry_store=MemoryTelemetryStore(), registry=registry)  # type: ignore[arg-type]
-    with TestClient(app, raise_server_exceptions=False) as client:
+    app = create_app(
+        settings,
+        telemetry_store=MemoryTelemetryStore(),
+        registry=registry,  # type: ignore[arg-type]
+        authenticator=authenticator,
+    )
+    headers = {"Authorization": f"Bearer {admin_key}"}
+    with TestClient(app, raise_server_exceptions=False, headers=headers) as client:
         body = assert_error(client.get("/api/v1/devices"), 500, "internal_error")
     assert "secret" not in body["message"]

@@ -1,4 +1,8 @@
-"""Alerts: list and look up, acknowledge and resolve by hand."""
+"""Alerts: list, look up, acknowledge, resolve; each through the caller's scope.
+
+Reading is open to every organisation inside its scope; acknowledging and resolving is the
+technicians' (operators') and the admin's.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +10,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from composition.api.deps import AlertsDep
+from composition.api.auth import PrincipalDep
+from composition.api.deps import AlertsDep, RegistryDep, RiskStoreDep
 from composition.api.handlers import ApiError
 from composition.api.models import AlertPublic, AlertsPublic, ErrorBody
-from sealscope.alerts import AlertStatus, AlertStore
+from composition.api.scoping import scoped_alerts, visible_alert
+from sealscope.alerts import AlertStatus
 
 router = APIRouter(prefix="/alerts", tags=["alerts"])
 
@@ -19,21 +25,50 @@ _responses: dict[int | str, dict[str, object]] = {404: {"model": ErrorBody}}
 @router.get("", response_model=AlertsPublic)
 def list_alerts(
     alerts: AlertsDep,
+    registry: RegistryDep,
+    risk: RiskStoreDep,
+    principal: PrincipalDep,
     status: AlertStatus | None = None,
     device_id: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> AlertsPublic:
-    found = alerts.list(status=status, device_id=device_id, limit=limit, offset=offset)
+    principal.require("alerts:read")
+    found = scoped_alerts(
+        alerts,
+        registry,
+        risk,
+        principal.scope,
+        status=status,
+        device_id=device_id,
+        limit=limit,
+        offset=offset,
+    )
     return AlertsPublic(data=[AlertPublic.of(a) for a in found], limit=limit, offset=offset)
 
 
 @router.get("/{alert_id}", response_model=AlertPublic, responses=_responses)
-def get_alert(alert_id: int, alerts: AlertsDep) -> AlertPublic:
-    return AlertPublic.of(alerts.get(alert_id))
+def get_alert(
+    alert_id: int,
+    alerts: AlertsDep,
+    registry: RegistryDep,
+    risk: RiskStoreDep,
+    principal: PrincipalDep,
+) -> AlertPublic:
+    principal.require("alerts:read")
+    return AlertPublic.of(visible_alert(alerts, registry, risk, principal.scope, alert_id))
 
 
-def _transition(alerts: AlertStore, alert_id: int, to: AlertStatus) -> AlertPublic:
+def _transition(
+    alert_id: int,
+    to: AlertStatus,
+    alerts: AlertsDep,
+    registry: RegistryDep,
+    risk: RiskStoreDep,
+    principal: PrincipalDep,
+) -> AlertPublic:
+    principal.require("alerts:act")
+    visible_alert(alerts, registry, risk, principal.scope, alert_id)
     alert = alerts.set_status(alert_id, to)
     # the store never reopens: a resolved alert stays resolved, and saying so beats a 200
     if alert.status == "resolved" and to != "resolved":
@@ -48,12 +83,32 @@ def _transition(alerts: AlertStore, alert_id: int, to: AlertStatus) -> AlertPubl
 @router.post(
     "/{alert_id}/acknowledge",
     response_model=AlertPublic,
-    responses={**_responses, 409: {"model": ErrorBody, "description": "already resolved"}},
+    responses={
+        **_responses,
+        403: {"model": ErrorBody, "description": "the caller's role may not"},
+        409: {"model": ErrorBody, "description": "already resolved"},
+    },
 )
-def acknowledge_alert(alert_id: int, alerts: AlertsDep) -> AlertPublic:
-    return _transition(alerts, alert_id, "acknowledged")
+def acknowledge_alert(
+    alert_id: int,
+    alerts: AlertsDep,
+    registry: RegistryDep,
+    risk: RiskStoreDep,
+    principal: PrincipalDep,
+) -> AlertPublic:
+    return _transition(alert_id, "acknowledged", alerts, registry, risk, principal)
 
 
-@router.post("/{alert_id}/resolve", response_model=AlertPublic, responses=_responses)
-def resolve_alert(alert_id: int, alerts: AlertsDep) -> AlertPublic:
-    return _transition(alerts, alert_id, "resolved")
+@router.post(
+    "/{alert_id}/resolve",
+    response_model=AlertPublic,
+    responses={**_responses, 403: {"model": ErrorBody, "description": "the caller's role may not"}},
+)
+def resolve_alert(
+    alert_id: int,
+    alerts: AlertsDep,
+    registry: RegistryDep,
+    risk: RiskStoreDep,
+    principal: PrincipalDep,
+) -> AlertPublic:
+    return _transition(alert_id, "resolved", alerts, registry, risk, principal)

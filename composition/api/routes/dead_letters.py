@@ -1,4 +1,5 @@
-"""Dead letters: what ingest could not use, with the reason, newest first."""
+"""Dead letters: what ingest could not use, with the reason, newest first (admin only:
+they hold raw payloads of every tenant)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from composition.api.auth import PrincipalDep
 from composition.api.deps import DeadLettersDep
 from composition.api.models import DeadLetterPublic, DeadLettersPublic
 
@@ -15,10 +17,12 @@ router = APIRouter(prefix="/dead-letters", tags=["dead letters"])
 @router.get("", response_model=DeadLettersPublic)
 def list_dead_letters(
     dead_letters: DeadLettersDep,
+    principal: PrincipalDep,
     device_id: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> DeadLettersPublic:
+    principal.require("dead_letters:read")
     letters = dead_letters.list(device_id=device_id, limit=limit, offset=offset)
     return DeadLettersPublic(
         data=[DeadLetterPublic.of(d) for d in letters],
