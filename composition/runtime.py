@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import signal
 import sys
 import time
@@ -42,6 +43,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Core",
+    "create_admin_key",
+    "first_admin",
     "open_core",
     "run_api",
     "run_gateway",
@@ -78,6 +81,44 @@ async def open_core(settings: Settings) -> AsyncIterator[Core]:
         await store.close()
         for closable in (dead_letters, alerts, registry):
             closable.close()
+
+
+ADMIN_ORG = "platform admin"
+
+
+def create_admin_key(settings: Settings, *, name: str = "admin key") -> str:
+    """A new key of the platform admin organisation (created if missing); no expiry, so
+    revoke it (``DELETE /api/v1/keys/{key_id}``) once people have their own accounts."""
+    from sealscope.accounts import Authenticator, SqliteAccountStore
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store = SqliteAccountStore(settings.state_db)
+    try:
+        admins = [o for o in store.list_orgs(kind="admin") if o.name == ADMIN_ORG]
+        org = admins[0] if admins else store.create_org(name=ADMIN_ORG, kind="admin")
+        key, _ = Authenticator(store).create_key(org.id, name=name)
+        return key
+    finally:
+        store.close()
+
+
+def first_admin(settings: Settings) -> tuple[str, str] | None:
+    """On a fresh data directory: the first admin key and the password of the ``admin``
+    user for the web page, both random and stored hashed. None when an admin exists."""
+    from sealscope.accounts import SqliteAccountStore
+    from sealscope.accounts.passwords import hash_password
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store = SqliteAccountStore(settings.state_db)
+    try:
+        if store.list_orgs(kind="admin"):
+            return None
+        org = store.create_org(name=ADMIN_ORG, kind="admin")
+        password = secrets.token_urlsafe(12)
+        store.create_user(org_id=org.id, username="admin", password_hash=hash_password(password))
+    finally:
+        store.close()
+    return create_admin_key(settings, name="first admin key"), password
 
 
 def _stop_event() -> asyncio.Event:
@@ -487,6 +528,8 @@ async def run_up(
             settings.api_host, api_port, settings.api_port, "API", memory.get("api")
         )
         memory.remember("api", api_port)
+        admin_once = first_admin(settings)
+        admin_key = admin_once[0] if admin_once else None
         async with open_core(settings) as core:
             monitor = _detection(core)
             ingest = IngestService(
@@ -527,15 +570,30 @@ async def run_up(
                     "broker": broker.chosen,
                     "data_dir": str(settings.data_dir.resolve()),
                 }
+                if admin_once is not None:
+                    # printed to the terminal once, never logged; the store keeps digests
+                    access = (
+                        f"  admin API key     {admin_once[0]}\n"
+                        f"  web page sign-in  admin / {admin_once[1]}\n"
+                        f"                    (both shown this once: save them now)\n"
+                    )
+                else:
+                    access = (
+                        "  admin API key     made at the first start and shown then; "
+                        "a new one: sealscope accounts create-key --admin\n"
+                    )
                 print(
                     f"sealscope is up\n"
                     f"  API and web page  {info['api']}/   (OpenAPI: {info['api']}/docs)\n"
                     f"  MQTT broker       {info['mqtt']}   ({broker.chosen}; try: "
                     f"mosquitto_sub -h {broker.host} -p {broker.port} -t 'sealscope/#' -v)\n"
                     f"  data              {info['data_dir']}\n"
+                    f"{access}"
                     f"For the README's examples, in your shell:\n"
-                    f"  export SEALSCOPE_MQTT_PORT={broker.port} SEALSCOPE_API_PORT={api_port}\n"
-                    f"Press Ctrl-C to stop.",
+                    f"  export SEALSCOPE_MQTT_PORT={broker.port} SEALSCOPE_API_PORT={api_port}"
+                    + (f" SEALSCOPE_KEY={admin_key}" if admin_key else "")
+                    + "\n"
+                    "Press Ctrl-C to stop.",
                     file=out,
                     flush=True,
                 )
