@@ -115,7 +115,7 @@ def world(
 
 PW_HASH = hash_password(PASSWORD)
 
-A, O, M, P, D = ROLES  # anonymous, operator, manufacturer, monitoring point, admin
+A, OP, M, P, D = ROLES  # anonymous, operator, manufacturer, monitoring point, admin
 
 # (method, path) -> (request builder, {role: status inside scope}, {role: status outside})
 # A builder gets (world, role, inside: bool) and returns (url, json body or None).
@@ -160,7 +160,7 @@ def _sign_in(w: World, role: str, inside: bool) -> tuple[str, Any]:
 
 
 def _all(ok: int, anon: int = 401) -> dict[str, int]:
-    return {A: anon, O: ok, M: ok, P: ok, D: ok}
+    return {A: anon, OP: ok, M: ok, P: ok, D: ok}
 
 
 def _only(ok: int, *roles: str) -> dict[str, int]:
@@ -168,7 +168,7 @@ def _only(ok: int, *roles: str) -> dict[str, int]:
 
 
 NEW_DEVICE = {"device_id": "ACME-V-000009", "kind": "valve", "manufacturer": "ACME", "model": "X"}
-NOT_FOUND_OUTSIDE = {A: 401, O: 404, M: 404, P: 404, D: 200}
+NOT_FOUND_OUTSIDE = {A: 401, OP: 404, M: 404, P: 404, D: 200}
 
 MATRIX: dict[tuple[str, str], tuple[Build, dict[str, int], dict[str, int] | None]] = {
     ("GET", "/healthz"): (_fixed("/healthz"), _all(200, anon=200), None),
@@ -195,13 +195,13 @@ MATRIX: dict[tuple[str, str], tuple[Build, dict[str, int], dict[str, int] | None
     ("GET", "/api/v1/alerts/{alert_id}"): (_alert(), _all(200), NOT_FOUND_OUTSIDE),
     ("POST", "/api/v1/alerts/{alert_id}/acknowledge"): (
         _alert("/acknowledge"),
-        _only(200, O, D),
-        {A: 401, O: 404, M: 403, P: 403, D: 200},
+        _only(200, OP, D),
+        {A: 401, OP: 404, M: 403, P: 403, D: 200},
     ),
     ("POST", "/api/v1/alerts/{alert_id}/resolve"): (
         _alert("/resolve"),
-        _only(200, O, D),
-        {A: 401, O: 404, M: 403, P: 403, D: 200},
+        _only(200, OP, D),
+        {A: 401, OP: 404, M: 403, P: 403, D: 200},
     ),
     ("GET", "/api/v1/dead-letters"): (_fixed("/api/v1/dead-letters"), _only(200, D), None),
     ("GET", "/api/v1/risk"): (_fixed("/api/v1/risk"), _only(200, M, P, D), None),
@@ -210,7 +210,7 @@ MATRIX: dict[tuple[str, str], tuple[Build, dict[str, int], dict[str, int] | None
     ("DELETE", "/api/v1/keys/{key_id}"): (
         _own_key,
         _all(200),
-        {A: 401, O: 404, M: 404, P: 404, D: 404},
+        {A: 401, OP: 404, M: 404, P: 404, D: 404},
     ),
     ("POST", "/api/v1/orgs"): (
         _fixed("/api/v1/orgs", {"name": "new op", "kind": "operator"}),
@@ -244,7 +244,7 @@ MATRIX: dict[tuple[str, str], tuple[Build, dict[str, int], dict[str, int] | None
         _only(200, D),
         None,
     ),
-    ("GET", "/api/v1/sites"): (_fixed("/api/v1/sites"), _only(200, O, D), None),
+    ("GET", "/api/v1/sites"): (_fixed("/api/v1/sites"), _only(200, OP, D), None),
 }
 
 

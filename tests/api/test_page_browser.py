@@ -31,8 +31,8 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from composition.api import create_app
-from sealscope.accounts import SqliteAccountStore
 from sealscope.accounts import Site as AccountSite
+from sealscope.accounts import SqliteAccountStore
 from sealscope.accounts.passwords import hash_password
 from sealscope.alerts import Alert, SqliteAlertStore
 from sealscope.config import Settings
