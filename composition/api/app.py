@@ -12,6 +12,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI
 
+from composition.api.body import DEFAULT_MAX_BODY_BYTES, BodyGuard
 from composition.api.docs import install_docs
 from composition.api.handlers import install_handlers
 from composition.api.routes import api_router, root_router
@@ -38,9 +39,11 @@ def create_app(
     risk_store: RiskStore | None = None,
     accounts: AccountStore | None = None,
     authenticator: Authenticator | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
 ) -> FastAPI:
     """Build the API. Stores passed in belong to the caller and are left open at shutdown;
-    the ones the lifespan opens from ``settings`` it also closes."""
+    the ones the lifespan opens from ``settings`` it also closes. A request body over
+    ``max_body_bytes`` answers 413 before any route reads it."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -91,6 +94,7 @@ def create_app(
     # a separate API process serves the table the detection process last saved
     app.state.risk_store = risk_store or JsonFileRiskStore(settings.risk_table_path)
     install_handlers(app)
+    app.add_middleware(BodyGuard, max_bytes=max_body_bytes)
     app.include_router(api_router)
     app.include_router(root_router)
     install_docs(app)

@@ -18,6 +18,11 @@ from composition.api.auth import PrincipalDep
 __all__ = ["install_docs"]
 
 _SAFE = frozenset({"get", "head", "options"})
+_ERROR = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+_REFUSALS = {
+    "401": "no credentials, or a wrong, expired or revoked one",
+    "403": "the caller's role may not do this (or the CSRF header is missing)",
+}
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:
@@ -31,6 +36,9 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
                     continue  # a public route
                 session = {"session": []} if method in _SAFE else {"session": [], "csrf": []}
                 op["security"] = [{"apiKey": []}, session]
+                responses = op.setdefault("responses", {})
+                for status, text in _REFUSALS.items():
+                    responses.setdefault(status, {"description": text, "content": _ERROR})
         app.openapi_schema = schema
     return app.openapi_schema
 

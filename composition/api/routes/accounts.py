@@ -65,8 +65,16 @@ class RemitBody(BaseModel):
             raw_data=self.raw_data,
         )
 
+
+class RemitPublic(BaseModel):
+    regions: list[str]
+    kinds: list[AssetKind]
+    manufacturers: list[str]
+    models: list[str]
+    raw_data: bool
+
     @classmethod
-    def of(cls, remit: Remit) -> RemitBody:
+    def of(cls, remit: Remit) -> RemitPublic:
         return cls(
             regions=sorted(remit.regions),
             kinds=sorted(remit.kinds),
@@ -101,7 +109,7 @@ class OrgPublic(BaseModel):
     name: str
     kind: OrgKind
     manufacturer_code: str | None
-    remit: RemitBody | None
+    remit: RemitPublic | None
     created_at: datetime
 
     @classmethod
@@ -111,7 +119,7 @@ class OrgPublic(BaseModel):
             name=org.name,
             kind=org.kind,
             manufacturer_code=org.manufacturer_code,
-            remit=RemitBody.of(org.remit) if org.kind == "monitoring_point" else None,
+            remit=RemitPublic.of(org.remit) if org.kind == "monitoring_point" else None,
             created_at=_utc(org.created_at),
         )
 
@@ -165,7 +173,12 @@ class SitesPublic(BaseModel):
     data: list[SitePublic]
 
 
-@router.post("/orgs", response_model=OrgPublic, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/orgs",
+    response_model=OrgPublic,
+    status_code=status.HTTP_201_CREATED,
+    responses={409: {"model": ErrorBody, "description": "the name is taken"}},
+)
 def create_org(body: OrgCreate, principal: PrincipalDep, auth: AuthenticatorDep) -> OrgPublic:
     principal.require("accounts:admin")
     org = auth.store.create_org(

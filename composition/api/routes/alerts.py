@@ -6,14 +6,14 @@ technicians' (operators') and the admin's.
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends
 
 from composition.api.auth import PrincipalDep
+from composition.api.body import no_body
 from composition.api.deps import AlertsDep, RegistryDep, RiskStoreDep
 from composition.api.handlers import ApiError
 from composition.api.models import AlertPublic, AlertsPublic, ErrorBody
+from composition.api.params import AlertId, Limit, Offset
 from composition.api.scoping import scoped_alerts, visible_alert
 from sealscope.alerts import AlertStatus
 
@@ -30,8 +30,8 @@ def list_alerts(
     principal: PrincipalDep,
     status: AlertStatus | None = None,
     device_id: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Limit = 100,
+    offset: Offset = 0,
 ) -> AlertsPublic:
     principal.require("alerts:read")
     found = scoped_alerts(
@@ -49,7 +49,7 @@ def list_alerts(
 
 @router.get("/{alert_id}", response_model=AlertPublic, responses=_responses)
 def get_alert(
-    alert_id: int,
+    alert_id: AlertId,
     alerts: AlertsDep,
     registry: RegistryDep,
     risk: RiskStoreDep,
@@ -88,9 +88,10 @@ def _transition(
         403: {"model": ErrorBody, "description": "the caller's role may not"},
         409: {"model": ErrorBody, "description": "already resolved"},
     },
+    dependencies=[Depends(no_body)],
 )
 def acknowledge_alert(
-    alert_id: int,
+    alert_id: AlertId,
     alerts: AlertsDep,
     registry: RegistryDep,
     risk: RiskStoreDep,
@@ -103,9 +104,10 @@ def acknowledge_alert(
     "/{alert_id}/resolve",
     response_model=AlertPublic,
     responses={**_responses, 403: {"model": ErrorBody, "description": "the caller's role may not"}},
+    dependencies=[Depends(no_body)],
 )
 def resolve_alert(
-    alert_id: int,
+    alert_id: AlertId,
     alerts: AlertsDep,
     registry: RegistryDep,
     risk: RiskStoreDep,

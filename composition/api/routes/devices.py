@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Response, status
 
 from composition.api.auth import PrincipalDep
 from composition.api.deps import RegistryDep
 from composition.api.models import DeviceCreate, DevicePublic, DevicesPublic, ErrorBody
+from composition.api.params import Limit, Offset
 from composition.api.scoping import scoped_devices, visible_device
 from sealscope.errors import Forbidden
 
 router = APIRouter(prefix="/devices", tags=["devices"])
-
-Limit = Annotated[int, Query(ge=1, le=1000)]
-Offset = Annotated[int, Query(ge=0)]
 
 
 @router.get("", response_model=DevicesPublic)
@@ -46,6 +42,8 @@ def list_devices(
     responses={
         403: {"model": ErrorBody, "description": "not the caller's manufacturer code"},
         409: {"model": ErrorBody, "description": "the device id is taken"},
+        413: {"model": ErrorBody, "description": "the body is over the size limit"},
+        415: {"model": ErrorBody, "description": "the body is not JSON"},
     },
 )
 def create_device(
