@@ -2,6 +2,7 @@
 
 Every route but ``/healthz``, sign-in and the page shell needs an API key or a session
 (``composition/api/auth.py``) and reads through the caller's scope (docs/access.md).
+``api_allowed_hosts`` lists the names clients use (a foreign Host header answers 400).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from fastapi import FastAPI
 from composition.api.body import DEFAULT_MAX_BODY_BYTES, BodyGuard
 from composition.api.docs import install_docs
 from composition.api.handlers import install_handlers
+from composition.api.hosts import TrustedHosts
 from composition.api.routes import api_router, root_router
 from sealscope.accounts import AccountStore, Authenticator, SqliteAccountStore
 from sealscope.alerts import AlertStore, SqliteAlertStore
@@ -95,6 +97,8 @@ def create_app(
     app.state.risk_store = risk_store or JsonFileRiskStore(settings.risk_table_path)
     install_handlers(app)
     app.add_middleware(BodyGuard, max_bytes=max_body_bytes)
+    # added last, so it runs first: a foreign Host is refused before anything reads the body
+    app.add_middleware(TrustedHosts, allowed_hosts=settings.api_allowed_hosts)
     app.include_router(api_router)
     app.include_router(root_router)
     install_docs(app)
