@@ -136,17 +136,25 @@ class BrokenRegistry:
         pass
 
 
-def test_config_error_is_500_json(
-    settings: Settings, assert_error: Any, authenticator: Any, admin_key: str
-) -> None:
-    registry = BrokenRegistry(ConfigError("state_db", "schema is newer than this build"))
+def _broken_client(
+    settings: Settings, exc: Exception, authenticator: Any, admin_key: str
+) -> TestClient:
+    """The admin's client on an app whose registry raises ``exc`` on every call."""
     app = create_app(
         settings,
         telemetry_store=MemoryTelemetryStore(),
-        registry=registry,  # type: ignore[arg-type]
+        registry=BrokenRegistry(exc),  # type: ignore[arg-type]
         authenticator=authenticator,
     )
-    with TestClient(app, headers={"Authorization": f"Bearer {admin_key}"}) as client:
+    headers = {"Authorization": f"Bearer {admin_key}"}
+    return TestClient(app, raise_server_exceptions=False, headers=headers)
+
+
+def test_config_error_is_500_json(
+    settings: Settings, assert_error: Any, authenticator: Any, admin_key: str
+) -> None:
+    exc = ConfigError("state_db", "schema is newer than this build")
+    with _broken_client(settings, exc, authenticator, admin_key) as client:
         body = assert_error(client.get("/api/v1/devices"), 500, "config_error")
     assert "state_db" in body["message"]
 
@@ -154,15 +162,8 @@ def test_config_error_is_500_json(
 def test_unexpected_error_is_500_json_without_internals(
     settings: Settings, assert_error: Any, authenticator: Any, admin_key: str
 ) -> None:
-    registry = BrokenRegistry(RuntimeError("secret internals"))
-    app = create_app(
-        settings,
-        telemetry_store=MemoryTelemetryStore(),
-        registry=registry,  # type: ignore[arg-type]
-        authenticator=authenticator,
-    )
-    headers = {"Authorization": f"Bearer {admin_key}"}
-    with TestClient(app, raise_server_exceptions=False, headers=headers) as client:
+    exc = RuntimeError("secret internals")
+    with _broken_client(settings, exc, authenticator, admin_key) as client:
         body = assert_error(client.get("/api/v1/devices"), 500, "internal_error")
     assert "secret" not in body["message"]
 
@@ -182,13 +183,5 @@ def test_store_numeric_or_text_error_is_422_not_500(
     authenticator: Any,
     admin_key: str,
 ) -> None:
-    registry = BrokenRegistry(exc)
-    app = create_app(
-        settings,
-        telemetry_store=MemoryTelemetryStore(),
-        registry=registry,  # type: ignore[arg-type]
-        authenticator=authenticator,
-    )
-    headers = {"Authorization": f"Bearer {admin_key}"}
-    with TestClient(app, raise_server_exceptions=False, headers=headers) as client:
+    with _broken_client(settings, exc, authenticator, admin_key) as client:
         assert_error(client.get("/api/v1/devices"), 422, error)
