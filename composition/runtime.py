@@ -29,11 +29,12 @@ from composition.embedded import (
     broker_credentials,
     pick_port,
 )
-from sealscope.alerts import AlertStore, SqliteAlertStore
+from sealscope.alerts import AlertStore, SqlAlertStore
 from sealscope.config import Settings
-from sealscope.deadletters import DeadLetterStore, SqliteDeadLetterStore
+from sealscope.db import open_migrated
+from sealscope.deadletters import DeadLetterStore, SqlDeadLetterStore
 from sealscope.errors import ConfigError, NotFound, SealscopeError
-from sealscope.registry import DeviceRegistry, SqliteDeviceRegistry
+from sealscope.registry import DeviceRegistry, SqlDeviceRegistry
 from sealscope.risk import RiskTable
 from sealscope.storage import TelemetryStore
 from sealscope.storage.factory import open_telemetry_store
@@ -71,16 +72,18 @@ class Core:
 @contextlib.asynccontextmanager
 async def open_core(settings: Settings) -> AsyncIterator[Core]:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    registry = SqliteDeviceRegistry(settings.state_db)
-    alerts = SqliteAlertStore(settings.state_db)
-    dead_letters = SqliteDeadLetterStore(settings.state_db)
-    store = await open_telemetry_store(settings)
+    engine = open_migrated(settings.database_url)
+    registry = SqlDeviceRegistry(engine)
+    alerts = SqlAlertStore(engine)
+    dead_letters = SqlDeadLetterStore(engine)
     try:
-        yield Core(settings, registry, alerts, dead_letters, store)
+        store = await open_telemetry_store(settings)
+        try:
+            yield Core(settings, registry, alerts, dead_letters, store)
+        finally:
+            await store.close()
     finally:
-        await store.close()
-        for closable in (dead_letters, alerts, registry):
-            closable.close()
+        engine.dispose()
 
 
 ADMIN_ORG = "platform admin"
@@ -316,7 +319,11 @@ async def run_sim(
         coap_host=coap_host,
         coap_port=coap_port,
     )
-    registry = SqliteDeviceRegistry(settings.state_db) if register else None
+    registry = (
+        SqlDeviceRegistry(open_migrated(settings.database_url), owns_engine=True)
+        if register
+        else None
+    )
 
     def progress(report: Any) -> None:
         if not progress_bar and report.rounds % 10 == 0:
@@ -388,7 +395,7 @@ def _push_app_factory(settings: Settings) -> Callable[[Any], Any]:
         raise ConfigError("push", str(exc)) from exc
 
     def factory(gateway: Any) -> Any:
-        registry = SqliteDeviceRegistry(settings.state_db)
+        registry = SqlDeviceRegistry(open_migrated(settings.database_url), owns_engine=True)
 
         def resolve(platform: str, ref: str) -> str | None:
             # a platform's device is registered under its IMEI / node id or platform id

@@ -1,22 +1,32 @@
 """Alerts: one open alert per device and cause, raised and cleared by the detectors.
 
-Port: ``AlertStore``. Adapter: ``SqliteAlertStore``. Categories are NAMUR NE 107.
+Port: ``AlertStore``. Adapter: ``SqlAlertStore`` on the state database (SQLite or
+PostgreSQL); ``SqliteAlertStore`` opens one on a file. Categories are NAMUR NE 107.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from sealscope.errors import NotFound
-from sealscope.sqlitedb import Database, Migration
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
 
-__all__ = ["Alert", "AlertStatus", "AlertStore", "Category", "SqliteAlertStore"]
+from sealscope.db import insert_for, open_migrated, read, sqlite_url, tables, write
+from sealscope.errors import NotFound
+
+__all__ = [
+    "Alert",
+    "AlertStatus",
+    "AlertStore",
+    "Category",
+    "SqlAlertStore",
+    "SqliteAlertStore",
+]
 
 Category = Literal["failure", "function_check", "out_of_specification", "maintenance_required"]
 AlertStatus = Literal["open", "acknowledged", "resolved"]
@@ -76,55 +86,12 @@ class AlertStore(Protocol):
     def close(self) -> None: ...
 
 
-_MIGRATIONS: tuple[Migration, ...] = (
-    (
-        """CREATE TABLE IF NOT EXISTS alerts (
-            id          INTEGER PRIMARY KEY AUTOINCREMENT,
-            device_id   TEXT NOT NULL,
-            cause       TEXT NOT NULL,
-            category    TEXT NOT NULL CHECK (category IN
-                            ('failure', 'function_check', 'out_of_specification',
-                             'maintenance_required')),
-            severity    INTEGER NOT NULL CHECK (severity BETWEEN 1 AND 5),
-            status      TEXT NOT NULL DEFAULT 'open'
-                            CHECK (status IN ('open', 'acknowledged', 'resolved')),
-            summary     TEXT NOT NULL,
-            evidence    TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(evidence)),
-            opened_at   REAL NOT NULL,
-            updated_at  REAL NOT NULL,
-            resolved_at REAL,
-            CHECK ((status = 'resolved') = (resolved_at IS NOT NULL))
-        )""",
-        # The invariant itself: at most one unresolved alert per device and cause, whoever
-        # writes the table (two ingest workers, a script, a future migration).
-        """CREATE UNIQUE INDEX IF NOT EXISTS alerts_one_active
-            ON alerts (device_id, cause) WHERE status != 'resolved'""",
-        "CREATE INDEX IF NOT EXISTS alerts_by_status ON alerts (status, id)",
-        "CREATE INDEX IF NOT EXISTS alerts_by_device ON alerts (device_id, id)",
-    ),
-)
+_ALERTS = tables.alerts
 
-_COLUMNS = (
-    "id, device_id, cause, category, severity, status, summary, evidence,"
-    " opened_at, updated_at, resolved_at"
-)
 
-# One statement, so the check-then-insert race cannot exist. The conflict target repeats the
-# partial index's WHERE so SQLite resolves the conflict against that index. Re-raising keeps
-# opened_at and the status (acknowledged stays acknowledged); updated_at never moves back
-# when a late batch from a sleeping device is judged after a newer one.
-_RAISE = f"""
-    INSERT INTO alerts
-        (device_id, cause, category, severity, status, summary, evidence, opened_at, updated_at)
-    VALUES (?, ?, ?, ?, 'open', ?, ?, ?, ?)
-    ON CONFLICT (device_id, cause) WHERE status != 'resolved' DO UPDATE SET
-        category = excluded.category,
-        severity = excluded.severity,
-        summary = excluded.summary,
-        evidence = excluded.evidence,
-        updated_at = max(updated_at, excluded.updated_at)
-    RETURNING {_COLUMNS}
-"""
+def _later(current: sa.ColumnElement[float], new: sa.ColumnElement[float]) -> sa.Case[float]:
+    # max(current, new) on both dialects (SQLite has max(a, b), PostgreSQL GREATEST)
+    return sa.case((new > current, new), else_=current)
 
 
 def _scalar(value: Any) -> Any:
@@ -135,7 +102,7 @@ def _scalar(value: Any) -> Any:
     raise TypeError(f"evidence value {value!r} is not JSON serialisable")
 
 
-def _row_to_alert(row: sqlite3.Row) -> Alert:
+def _row_to_alert(row: Mapping[str, Any]) -> Alert:
     return Alert(
         id=row["id"],
         device_id=row["device_id"],
@@ -144,24 +111,46 @@ def _row_to_alert(row: sqlite3.Row) -> Alert:
         severity=row["severity"],
         status=row["status"],
         summary=row["summary"],
-        evidence=json.loads(row["evidence"]),
+        evidence=row["evidence"],
         opened_at=float(row["opened_at"]),
         updated_at=float(row["updated_at"]),
         resolved_at=None if row["resolved_at"] is None else float(row["resolved_at"]),
     )
 
 
-class SqliteAlertStore:
-    """``AlertStore`` on a SQLite file (may be shared with the registry and dead letters).
+class SqlAlertStore:
+    """``AlertStore`` on the state database (SQLite or PostgreSQL), shared with the
+    registry and dead letters. ``engine`` must be migrated (``sealscope.db.migrate``).
 
     ``raise_alert`` and ``clear`` take device event times; ``set_status`` is a person acting
     now, so it stamps wall-clock time from ``clock``.
     """
 
-    def __init__(self, path: str | Path, *, clock: Callable[[], float] = time.time) -> None:
-        self._db = Database(path)
+    def __init__(
+        self, engine: Engine, *, clock: Callable[[], float] = time.time, owns_engine: bool = False
+    ) -> None:
+        self._engine = engine
         self._clock = clock
-        self._db.migrate("alerts", _MIGRATIONS)
+        self._owns_engine = owns_engine
+        # One statement, so the check-then-insert race cannot exist. The conflict target
+        # repeats the partial unique index's WHERE so the database resolves the conflict
+        # against that index. Re-raising keeps opened_at and the status (acknowledged stays
+        # acknowledged); updated_at never moves back when a late batch from a sleeping
+        # device is judged after a newer one.
+        insert = insert_for(engine)(_ALERTS)
+        self._raise = insert.on_conflict_do_update(
+            index_elements=[_ALERTS.c.device_id, _ALERTS.c.cause],
+            # literal, not a bound parameter: PostgreSQL must match it to the index's
+            # predicate even in a prepared statement (psycopg prepares repeated ones)
+            index_where=sa.text("status != 'resolved'"),
+            set_={
+                "category": insert.excluded.category,
+                "severity": insert.excluded.severity,
+                "summary": insert.excluded.summary,
+                "evidence": insert.excluded.evidence,
+                "updated_at": _later(_ALERTS.c.updated_at, insert.excluded.updated_at),
+            },
+        ).returning(*_ALERTS.c)
 
     def raise_alert(
         self,
@@ -176,34 +165,64 @@ class SqliteAlertStore:
     ) -> Alert:
         if not 1 <= severity <= 5:
             raise ValueError(f"severity {severity} is outside 1..5")
-        # allow_nan=False: the column must stay valid JSON for every reader
-        evidence_json = json.dumps(evidence, allow_nan=False, sort_keys=True, default=_scalar)
-        with self._db.write() as conn:
-            row = conn.execute(
-                _RAISE,
-                (device_id, cause, category, severity, summary, evidence_json, float(t), float(t)),
-            ).fetchone()
+        # through JSON and back: numpy scalars unwrapped, and allow_nan=False because the
+        # column must stay valid JSON for every reader (PostgreSQL's jsonb refuses NaN)
+        plain = json.loads(json.dumps(evidence, allow_nan=False, default=_scalar))
+        with write(self._engine) as conn:
+            row = (
+                conn.execute(
+                    self._raise,
+                    {
+                        "device_id": device_id,
+                        "cause": cause,
+                        "category": category,
+                        "severity": severity,
+                        "status": "open",
+                        "summary": summary,
+                        "evidence": plain,
+                        "opened_at": float(t),
+                        "updated_at": float(t),
+                    },
+                )
+                .mappings()
+                .one()
+            )
         return _row_to_alert(row)
 
     def clear(self, *, device_id: str, cause: str, t: float) -> Alert | None:
-        with self._db.write() as conn:
-            row = conn.execute(
-                f"""UPDATE alerts
-                    SET status = 'resolved', resolved_at = ?, updated_at = max(updated_at, ?)
-                    WHERE device_id = ? AND cause = ? AND status != 'resolved'
-                    RETURNING {_COLUMNS}""",
-                (float(t), float(t), device_id, cause),
-            ).fetchone()
+        t = float(t)
+        with write(self._engine) as conn:
+            row = (
+                conn.execute(
+                    sa.update(_ALERTS)
+                    .where(
+                        _ALERTS.c.device_id == device_id,
+                        _ALERTS.c.cause == cause,
+                        _ALERTS.c.status != "resolved",
+                    )
+                    .values(
+                        status="resolved",
+                        resolved_at=t,
+                        updated_at=_later(_ALERTS.c.updated_at, sa.literal(t, sa.Double)),
+                    )
+                    .returning(*_ALERTS.c)
+                )
+                .mappings()
+                .first()
+            )
         return _row_to_alert(row) if row else None
 
     def get(self, alert_id: int) -> Alert:
-        with self._db.read() as conn:
-            row = conn.execute(
-                f"SELECT {_COLUMNS} FROM alerts WHERE id = ?", (alert_id,)
-            ).fetchone()
+        with read(self._engine) as conn:
+            row = self._get(conn, alert_id)
         if row is None:
             raise NotFound("alert", str(alert_id))
         return _row_to_alert(row)
+
+    @staticmethod
+    def _get(conn: Connection, alert_id: int) -> Mapping[str, Any] | None:
+        query = sa.select(_ALERTS).where(_ALERTS.c.id == alert_id)
+        return conn.execute(query).mappings().first()
 
     def list(
         self,
@@ -213,20 +232,17 @@ class SqliteAlertStore:
         limit: int = 100,
         offset: int = 0,
     ) -> list[Alert]:
-        where, args = [], []
+        query = sa.select(_ALERTS)
         if status is not None:
-            where.append("status = ?")
-            args.append(status)
+            query = query.where(_ALERTS.c.status == status)
         if device_id is not None:
-            where.append("device_id = ?")
-            args.append(device_id)
-        sql = f"SELECT {_COLUMNS} FROM alerts"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
+            if "\x00" in device_id:  # PostgreSQL text cannot hold NUL: no alert has it
+                return []
+            query = query.where(_ALERTS.c.device_id == device_id)
         # ids grow with every new alert, so id order is opening order, without clock ties
-        sql += " ORDER BY id DESC LIMIT ? OFFSET ?"
-        with self._db.read() as conn:
-            rows = conn.execute(sql, (*args, limit, offset)).fetchall()
+        query = query.order_by(_ALERTS.c.id.desc()).limit(limit).offset(offset)
+        with read(self._engine) as conn:
+            rows = conn.execute(query).mappings().all()
         return [_row_to_alert(r) for r in rows]
 
     def set_status(self, alert_id: int, status: AlertStatus) -> Alert:
@@ -238,26 +254,30 @@ class SqliteAlertStore:
         if status == "open":
             raise ValueError("an alert is opened by raise_alert, not by hand")
         now = self._clock()
-        with self._db.write() as conn:
-            if status == "acknowledged":
-                row = conn.execute(
-                    f"""UPDATE alerts SET status = 'acknowledged', updated_at = ?
-                        WHERE id = ? AND status = 'open' RETURNING {_COLUMNS}""",
-                    (now, alert_id),
-                ).fetchone()
-            else:
-                row = conn.execute(
-                    f"""UPDATE alerts SET status = 'resolved', resolved_at = ?, updated_at = ?
-                        WHERE id = ? AND status != 'resolved' RETURNING {_COLUMNS}""",
-                    (now, now, alert_id),
-                ).fetchone()
+        update = sa.update(_ALERTS).where(_ALERTS.c.id == alert_id)
+        if status == "acknowledged":
+            update = update.where(_ALERTS.c.status == "open").values(
+                status="acknowledged", updated_at=now
+            )
+        else:
+            update = update.where(_ALERTS.c.status != "resolved").values(
+                status="resolved", resolved_at=now, updated_at=now
+            )
+        with write(self._engine) as conn:
+            row = conn.execute(update.returning(*_ALERTS.c)).mappings().first()
             if row is None:
-                row = conn.execute(
-                    f"SELECT {_COLUMNS} FROM alerts WHERE id = ?", (alert_id,)
-                ).fetchone()
+                row = self._get(conn, alert_id)
         if row is None:
             raise NotFound("alert", str(alert_id))
         return _row_to_alert(row)
 
     def close(self) -> None:
-        self._db.close()
+        if self._owns_engine:
+            self._engine.dispose()
+
+
+class SqliteAlertStore(SqlAlertStore):
+    """``SqlAlertStore`` on a SQLite file of its own engine, migrated on opening."""
+
+    def __init__(self, path: str | Path, *, clock: Callable[[], float] = time.time) -> None:
+        super().__init__(open_migrated(sqlite_url(path)), clock=clock, owns_engine=True)

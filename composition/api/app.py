@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI
+from sqlalchemy import make_url
 
 from composition.api.body import DEFAULT_MAX_BODY_BYTES, BodyGuard
 from composition.api.docs import install_docs
@@ -19,10 +20,11 @@ from composition.api.handlers import install_handlers
 from composition.api.hosts import TrustedHosts
 from composition.api.routes import api_router, root_router
 from sealscope.accounts import AccountStore, Authenticator, SqliteAccountStore
-from sealscope.alerts import AlertStore, SqliteAlertStore
+from sealscope.alerts import AlertStore, SqlAlertStore
 from sealscope.config import Settings
-from sealscope.deadletters import DeadLetterStore, SqliteDeadLetterStore
-from sealscope.registry import DeviceRegistry, SqliteDeviceRegistry
+from sealscope.db import open_migrated
+from sealscope.deadletters import DeadLetterStore, SqlDeadLetterStore
+from sealscope.registry import DeviceRegistry, SqlDeviceRegistry
 from sealscope.risk import JsonFileRiskStore, RiskStore
 from sealscope.storage import TelemetryStore
 
@@ -51,15 +53,15 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
             reg, alr, dls = registry, alerts, dead_letters
-            if reg is None:
-                reg = SqliteDeviceRegistry(settings.state_db)
-                stack.callback(reg.close)
-            if alr is None:
-                alr = SqliteAlertStore(settings.state_db)
-                stack.callback(alr.close)
-            if dls is None:
-                dls = SqliteDeadLetterStore(settings.state_db)
-                stack.callback(dls.close)
+            if reg is None or alr is None or dls is None:
+                engine = open_migrated(settings.database_url)
+                stack.callback(engine.dispose)
+                if reg is None:
+                    reg = SqlDeviceRegistry(engine)
+                if alr is None:
+                    alr = SqlAlertStore(engine)
+                if dls is None:
+                    dls = SqlDeadLetterStore(engine)
             store = telemetry_store
             if store is None:
                 # imported here so an app with an injected store never loads store drivers
@@ -79,7 +81,11 @@ def create_app(
             app.state.alerts = alr
             app.state.dead_letters = dls
             app.state.telemetry_store = store
-            log.info("API ready (state %s, telemetry store %s)", settings.state_db, settings.store)
+            log.info(
+                "API ready (state %s, telemetry store %s)",
+                make_url(settings.database_url).render_as_string(hide_password=True),
+                settings.store,
+            )
             yield
 
     app = FastAPI(

@@ -1,20 +1,20 @@
-"""The SQLite registry, alert and dead-letter stores, on a real database file."""
+"""Store contract: the registry, alert and dead-letter stores behave the same on SQLite and
+on a real PostgreSQL (the ``db_engine`` fixture runs every test on both)."""
 
 from __future__ import annotations
 
 import hashlib
-import sqlite3
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
-from sealscope.alerts import SqliteAlertStore
-from sealscope.deadletters import SqliteDeadLetterStore
-from sealscope.errors import Conflict, NotFound, StoreUnavailable
-from sealscope.registry import Device, SqliteDeviceRegistry
-from sealscope.sqlitedb import Database
+from sealscope.alerts import SqlAlertStore
+from sealscope.db import open_engine, read, tables, write
+from sealscope.deadletters import SqlDeadLetterStore
+from sealscope.errors import Conflict, NotFound
+from sealscope.registry import Device, SqlDeviceRegistry, SqliteDeviceRegistry
 
 
 class FakeClock:
@@ -36,24 +36,23 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def registry(db_path: Path, clock: FakeClock) -> Iterator[SqliteDeviceRegistry]:
-    reg = SqliteDeviceRegistry(db_path, clock=clock)
-    yield reg
-    reg.close()
+def registry(db_engine: sa.Engine, clock: FakeClock) -> SqlDeviceRegistry:
+    return SqlDeviceRegistry(db_engine, clock=clock)
 
 
 @pytest.fixture
-def alerts(db_path: Path, clock: FakeClock) -> Iterator[SqliteAlertStore]:
-    store = SqliteAlertStore(db_path, clock=clock)
-    yield store
-    store.close()
+def alerts(db_engine: sa.Engine, clock: FakeClock) -> SqlAlertStore:
+    return SqlAlertStore(db_engine, clock=clock)
+
+
+def _second_engine(engine: sa.Engine) -> sa.Engine:
+    """Another engine on the same database, as another process would have."""
+    return open_engine(engine.url.render_as_string(hide_password=False))
 
 
 @pytest.fixture
-def dead_letters(db_path: Path, clock: FakeClock) -> Iterator[SqliteDeadLetterStore]:
-    store = SqliteDeadLetterStore(db_path, clock=clock)
-    yield store
-    store.close()
+def dead_letters(db_engine: sa.Engine, clock: FakeClock) -> SqlDeadLetterStore:
+    return SqlDeadLetterStore(db_engine, clock=clock)
 
 
 def _device(device_id: str, **kw: object) -> Device:
@@ -62,7 +61,7 @@ def _device(device_id: str, **kw: object) -> Device:
     return Device(device_id=device_id, **fields)  # type: ignore[arg-type]
 
 
-def _raise(store: SqliteAlertStore, t: float, **kw: object) -> object:
+def _raise(store: SqlAlertStore, t: float, **kw: object) -> object:
     args: dict[str, object] = {
         "device_id": "ACME-001",
         "cause": "seat_leak",
@@ -76,70 +75,11 @@ def _raise(store: SqliteAlertStore, t: float, **kw: object) -> object:
     return store.raise_alert(**args)  # type: ignore[arg-type]
 
 
-# --- shared database -------------------------------------------------------------------
-
-
-def test_database_wal_pragmas_and_schema_versions(db_path: Path) -> None:
-    for store in (
-        SqliteDeviceRegistry(db_path),
-        SqliteAlertStore(db_path),
-        SqliteDeadLetterStore(db_path),
-    ):
-        store.close()
-    db = Database(db_path)
-    with db.read() as conn:
-        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
-        assert conn.execute("PRAGMA busy_timeout").fetchone()[0] == 5000
-        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    assert {"devices", "alerts", "dead_letters", "schema_version"} <= tables
-    assert [db.schema_version(c) for c in ("registry", "alerts", "dead_letters")] == [1, 1, 2]
-    db.close()
-
-
-def test_database_migrate_applies_only_new_steps(db_path: Path) -> None:
-    db = Database(db_path)
-    assert db.migrate("demo", [["CREATE TABLE demo (a INTEGER)"]]) == 1
-    # running the same step again would fail (no IF NOT EXISTS): it must be skipped
-    assert db.migrate("demo", [["CREATE TABLE demo (a INTEGER)"], ["ALTER TABLE demo ADD b"]]) == 2
-    with db.read() as conn:
-        columns = [r[1] for r in conn.execute("PRAGMA table_info(demo)")]
-    assert columns == ["a", "b"]
-    db.close()
-
-
-def test_database_locked_past_timeout_is_store_unavailable(db_path: Path) -> None:
-    db = Database(db_path, busy_timeout_ms=50)
-    other = sqlite3.connect(db_path, isolation_level=None)
-    other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
-    try:
-        with pytest.raises(StoreUnavailable), db.write() as conn:
-            conn.execute("CREATE TABLE t (a)")
-    finally:
-        other.execute("ROLLBACK")
-        other.close()
-    with db.write() as conn:  # usable again once the lock is gone
-        conn.execute("CREATE TABLE t (a)")
-    db.close()
-
-
-def test_database_failed_migration_rolls_back(db_path: Path) -> None:
-    db = Database(db_path)
-    with pytest.raises(sqlite3.OperationalError, match="already exists"):
-        db.migrate("demo", [["CREATE TABLE demo (a)", "CREATE TABLE demo (a)"]])
-    assert db.schema_version("demo") == 0
-    with db.read() as conn:
-        assert (
-            conn.execute("SELECT count(*) FROM sqlite_master WHERE name='demo'").fetchone()[0] == 0
-        )
-    db.close()
-
-
 # --- registry --------------------------------------------------------------------------
 
 
 def test_registry_add_sets_created_at_and_get_round_trips(
-    registry: SqliteDeviceRegistry, clock: FakeClock
+    registry: SqlDeviceRegistry, clock: FakeClock
 ) -> None:
     device = _device(
         "ACME-001",
@@ -158,7 +98,7 @@ def test_registry_add_sets_created_at_and_get_round_trips(
     assert registry.get("ACME-001") == added
 
 
-def test_registry_add_twice_raises_conflict(registry: SqliteDeviceRegistry) -> None:
+def test_registry_add_twice_raises_conflict(registry: SqlDeviceRegistry) -> None:
     registry.add(_device("ACME-001"))
     with pytest.raises(Conflict) as info:
         registry.add(_device("ACME-001", model="other"))
@@ -166,13 +106,29 @@ def test_registry_add_twice_raises_conflict(registry: SqliteDeviceRegistry) -> N
     assert registry.get("ACME-001").model == "BV-50"
 
 
-def test_registry_get_unknown_raises_not_found(registry: SqliteDeviceRegistry) -> None:
+def test_registry_get_unknown_raises_not_found(registry: SqlDeviceRegistry) -> None:
     with pytest.raises(NotFound) as info:
         registry.get("NOPE-1")
     assert info.value.key == "NOPE-1"
 
 
-def test_registry_list_filters_orders_and_pages(registry: SqliteDeviceRegistry) -> None:
+def test_registry_nul_in_a_key_is_not_found(registry: SqlDeviceRegistry) -> None:
+    registry.add(_device("ACME-001"))
+    with pytest.raises(NotFound):
+        registry.get("ACME-001\x00")
+    assert registry.list(manufacturer="acme\x00") == []
+
+
+def test_registry_list_orders_ids_bytewise_whatever_the_locale(
+    registry: SqlDeviceRegistry,
+) -> None:
+    for device_id in ["acme-1", "ACME1X", "ACME-2"]:
+        registry.add(_device(device_id))
+    # a locale collation would ignore "-" and case: ACME1X, ACME-2, acme-1
+    assert [d.device_id for d in registry.list()] == ["ACME-2", "ACME1X", "acme-1"]
+
+
+def test_registry_list_filters_orders_and_pages(registry: SqlDeviceRegistry) -> None:
     for device_id, manufacturer, site in [
         ("ZED-003", "zed", "s1"),
         ("ACME-002", "acme", "s2"),
@@ -190,7 +146,7 @@ def test_registry_list_filters_orders_and_pages(registry: SqliteDeviceRegistry) 
 
 
 def test_registry_upsert_many_updates_and_keeps_created_at(
-    registry: SqliteDeviceRegistry, clock: FakeClock
+    registry: SqlDeviceRegistry, clock: FakeClock
 ) -> None:
     registry.add(_device("ACME-001", firmware="1.0"))
     first_seen = clock.t
@@ -203,14 +159,14 @@ def test_registry_upsert_many_updates_and_keeps_created_at(
     assert registry.get("ACME-002").created_at == clock.t
 
 
-def test_registry_upsert_many_is_all_or_nothing(registry: SqliteDeviceRegistry) -> None:
+def test_registry_upsert_many_is_all_or_nothing(registry: SqlDeviceRegistry) -> None:
     bad = _device("ACME-002", kind="boiler")  # the schema's CHECK refuses it
     with pytest.raises(ValueError, match="#1"):
         registry.upsert_many([_device("ACME-001"), bad, _device("ACME-003")])
     assert registry.list() == []
 
 
-def test_registry_survives_reopen(db_path: Path) -> None:
+def test_sqlite_registry_survives_reopen(db_path: Path) -> None:
     reg = SqliteDeviceRegistry(db_path)
     reg.add(_device("ACME-001"))
     reg.close()
@@ -222,7 +178,7 @@ def test_registry_survives_reopen(db_path: Path) -> None:
 # --- alerts ----------------------------------------------------------------------------
 
 
-def test_alert_raise_opens_then_updates_the_same_alert(alerts: SqliteAlertStore) -> None:
+def test_alert_raise_opens_then_updates_the_same_alert(alerts: SqlAlertStore) -> None:
     first = _raise(alerts, 100.0)
     again = _raise(
         alerts,
@@ -245,7 +201,7 @@ def test_alert_raise_opens_then_updates_the_same_alert(alerts: SqliteAlertStore)
     }
 
 
-def test_alert_late_verdict_does_not_move_updated_at_back(alerts: SqliteAlertStore) -> None:
+def test_alert_late_verdict_does_not_move_updated_at_back(alerts: SqlAlertStore) -> None:
     _raise(alerts, 200.0)
     late = _raise(alerts, 150.0, severity=3)
     assert late.updated_at == 200.0
@@ -253,7 +209,7 @@ def test_alert_late_verdict_does_not_move_updated_at_back(alerts: SqliteAlertSto
 
 
 def test_alert_acknowledged_stays_acknowledged_when_raised_again(
-    alerts: SqliteAlertStore,
+    alerts: SqlAlertStore,
 ) -> None:
     alert = _raise(alerts, 100.0)
     assert alerts.set_status(alert.id, "acknowledged").status == "acknowledged"
@@ -261,7 +217,7 @@ def test_alert_acknowledged_stays_acknowledged_when_raised_again(
     assert (again.id, again.status, again.severity) == (alert.id, "acknowledged", 5)
 
 
-def test_alert_clear_resolves_and_next_raise_opens_a_new_one(alerts: SqliteAlertStore) -> None:
+def test_alert_clear_resolves_and_next_raise_opens_a_new_one(alerts: SqlAlertStore) -> None:
     first = _raise(alerts, 100.0)
     cleared = alerts.clear(device_id="ACME-001", cause="seat_leak", t=300.0)
     assert cleared is not None
@@ -274,14 +230,14 @@ def test_alert_clear_resolves_and_next_raise_opens_a_new_one(alerts: SqliteAlert
     assert alerts.get(first.id).status == "resolved"
 
 
-def test_alert_clear_touches_only_its_cause(alerts: SqliteAlertStore) -> None:
+def test_alert_clear_touches_only_its_cause(alerts: SqlAlertStore) -> None:
     _raise(alerts, 100.0)
     other = _raise(alerts, 100.0, cause="actuation_wear")
     alerts.clear(device_id="ACME-001", cause="seat_leak", t=200.0)
     assert alerts.get(other.id).status == "open"
 
 
-def test_alert_set_status_by_hand(alerts: SqliteAlertStore, clock: FakeClock) -> None:
+def test_alert_set_status_by_hand(alerts: SqlAlertStore, clock: FakeClock) -> None:
     alert = _raise(alerts, 100.0)
     clock.t = 1_700_000_500.0
     acked = alerts.set_status(alert.id, "acknowledged")
@@ -298,7 +254,7 @@ def test_alert_set_status_by_hand(alerts: SqliteAlertStore, clock: FakeClock) ->
         alerts.get(999)
 
 
-def test_alert_list_newest_first_with_filters(alerts: SqliteAlertStore) -> None:
+def test_alert_list_newest_first_with_filters(alerts: SqlAlertStore) -> None:
     a1 = _raise(alerts, 100.0, device_id="ACME-001")
     a2 = _raise(alerts, 110.0, device_id="ACME-002")
     a3 = _raise(alerts, 120.0, device_id="ACME-001", cause="actuation_wear")
@@ -310,32 +266,37 @@ def test_alert_list_newest_first_with_filters(alerts: SqliteAlertStore) -> None:
     assert [a.id for a in alerts.list(limit=1, offset=1)] == [a2.id]
 
 
+def test_alert_list_by_a_nul_device_id_is_empty(alerts: SqlAlertStore) -> None:
+    _raise(alerts, 100.0)
+    assert alerts.list(device_id="ACME-001\x00") == []
+
+
 def test_alert_schema_refuses_a_second_unresolved_row(
-    alerts: SqliteAlertStore, db_path: Path
+    alerts: SqlAlertStore, db_engine: sa.Engine
 ) -> None:
     _raise(alerts, 100.0)
-    conn = sqlite3.connect(db_path)
-    insert = (
-        "INSERT INTO alerts (device_id, cause, category, severity, status, summary,"
-        " opened_at, updated_at, resolved_at) VALUES (?, ?, 'failure', 3, ?, 's', 1, 1, ?)"
-    )
-    with pytest.raises(sqlite3.IntegrityError, match="UNIQUE"):
-        conn.execute(insert, ("ACME-001", "seat_leak", "acknowledged", None))
+    row = {"device_id": "ACME-001", "cause": "seat_leak", "category": "failure"}
+    row |= {"severity": 3, "summary": "s", "opened_at": 1.0, "updated_at": 1.0}
+    insert = tables.alerts.insert()
+    # written behind the store's back, the index itself refuses it
+    with pytest.raises(Conflict), write(db_engine, conflict=("alert", "x")) as conn:
+        conn.execute(insert, {**row, "status": "acknowledged"})
     # resolved history rows are not limited
-    conn.execute(insert, ("ACME-001", "seat_leak", "resolved", 2.0))
-    conn.execute(insert, ("ACME-001", "seat_leak", "resolved", 3.0))
-    conn.commit()
-    conn.close()
+    with write(db_engine) as conn:
+        conn.execute(insert, {**row, "status": "resolved", "resolved_at": 2.0})
+        conn.execute(insert, {**row, "status": "resolved", "resolved_at": 3.0})
+    assert len(alerts.list(device_id="ACME-001")) == 3
 
 
-def test_alert_one_open_per_cause_under_concurrent_writers(db_path: Path) -> None:
-    # two store instances = two connections, as ingest and a second worker would have
-    stores = [SqliteAlertStore(db_path), SqliteAlertStore(db_path)]
+def test_alert_one_open_per_cause_under_concurrent_writers(db_engine: sa.Engine) -> None:
+    # two engines, as ingest and a second worker would have
+    other = _second_engine(db_engine)
+    stores = [SqlAlertStore(db_engine), SqlAlertStore(other)]
     barrier = threading.Barrier(4)
     ids: list[int] = []
     errors: list[BaseException] = []
 
-    def hammer(store: SqliteAlertStore, worker: int) -> None:
+    def hammer(store: SqlAlertStore, worker: int) -> None:
         try:
             barrier.wait()
             for i in range(50):
@@ -343,7 +304,7 @@ def test_alert_one_open_per_cause_under_concurrent_writers(db_path: Path) -> Non
         except BaseException as exc:  # surfaced by the assertion below
             errors.append(exc)
 
-    # two threads per instance too, so the per-connection lock is exercised as well
+    # two threads per engine too, so pooled connections race each other as well
     threads = [threading.Thread(target=hammer, args=(stores[i % 2], i)) for i in range(4)]
     for t in threads:
         t.start()
@@ -355,8 +316,7 @@ def test_alert_one_open_per_cause_under_concurrent_writers(db_path: Path) -> Non
     unresolved = [a for a in stores[0].list(limit=1000) if a.status != "resolved"]
     assert len(unresolved) == 1
     assert unresolved[0].updated_at == 149.0
-    for store in stores:
-        store.close()
+    other.dispose()
 
 
 # --- dead letters ----------------------------------------------------------------------
@@ -373,7 +333,7 @@ def test_alert_one_open_per_cause_under_concurrent_writers(db_path: Path) -> Non
     ],
 )
 def test_dead_letter_payload_round_trips_byte_for_byte(
-    dead_letters: SqliteDeadLetterStore, payload: bytes
+    dead_letters: SqlDeadLetterStore, payload: bytes
 ) -> None:
     new_id = dead_letters.add(
         topic="sealscope/v1/dev/ACME-001/telemetry",
@@ -388,19 +348,29 @@ def test_dead_letter_payload_round_trips_byte_for_byte(
     assert letter.payload == payload
 
 
-def test_dead_letter_stores_bytearray_as_blob(
-    dead_letters: SqliteDeadLetterStore, db_path: Path
+def test_dead_letter_stores_bytearray_as_bytes(
+    dead_letters: SqlDeadLetterStore, db_engine: sa.Engine
 ) -> None:
     dead_letters.add(
         topic="t", payload=bytearray(b"\x00ab"), code="malformed", reason="r", device_id=None
     )
-    conn = sqlite3.connect(db_path)
-    assert conn.execute("SELECT typeof(payload) FROM dead_letters").fetchone()[0] == "blob"
-    conn.close()
+    type_of = "typeof(payload)" if db_engine.dialect.name == "sqlite" else "pg_typeof(payload)"
+    with read(db_engine) as conn:
+        assert conn.scalar(sa.text(f"SELECT {type_of} FROM dead_letters")) in ("blob", "bytea")
+    assert dead_letters.list()[0].payload == b"\x00ab"
+
+
+def test_dead_letter_nul_in_text_fields_is_kept_replaced(dead_letters: SqlDeadLetterStore) -> None:
+    dead_letters.add(
+        topic="a\x00b", payload=b"x", code="malformed", reason="r\x00", device_id="D\x00"
+    )
+    (letter,) = dead_letters.list(device_id="D\x00")
+    assert (letter.topic, letter.reason, letter.device_id) == ("a\ufffdb", "r\ufffd", "D\ufffd")
+    assert dead_letters.count(device_id="D\x00") == 1
 
 
 def test_dead_letter_list_newest_first_filter_and_count(
-    dead_letters: SqliteDeadLetterStore, clock: FakeClock
+    dead_letters: SqlDeadLetterStore, clock: FakeClock
 ) -> None:
     for i, device_id in enumerate(["ACME-001", None, "ACME-002", "ACME-001"]):
         clock.t = 1000.0 + i
@@ -420,7 +390,7 @@ def test_dead_letter_list_newest_first_filter_and_count(
 
 
 def test_dead_letter_keeps_a_prefix_of_a_huge_payload_with_its_size_and_digest(
-    dead_letters: SqliteDeadLetterStore,
+    dead_letters: SqlDeadLetterStore,
 ) -> None:
     payload = bytes(range(256)) * 4000  # 1,024,000 bytes
     dead_letters.add(
@@ -434,7 +404,7 @@ def test_dead_letter_keeps_a_prefix_of_a_huge_payload_with_its_size_and_digest(
 
 
 def test_dead_letter_once_per_scope_keeps_a_repeat_once(
-    dead_letters: SqliteDeadLetterStore,
+    dead_letters: SqlDeadLetterStore,
 ) -> None:
     def add(topic: str, payload: bytes, once_per: str | None) -> int | None:
         return dead_letters.add(
@@ -458,9 +428,9 @@ def test_dead_letter_once_per_scope_keeps_a_repeat_once(
 
 
 def test_dead_letter_retention_prunes_by_count_and_age_on_insert(
-    db_path: Path, clock: FakeClock
+    db_engine: sa.Engine, clock: FakeClock
 ) -> None:
-    store = SqliteDeadLetterStore(db_path, clock=clock, max_count=5, max_age_s=100.0)
+    store = SqlDeadLetterStore(db_engine, clock=clock, max_count=5, max_age_s=100.0)
     try:
         for i in range(8):
             clock.t += 1
