@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,6 +15,7 @@ from sealscope import wire
 from sealscope.deadletters import SqliteDeadLetterStore
 from sealscope.errors import SpoolFull
 from tests.gateway.helpers import Received, Subscriber, cbor_pack, device_id, post_uplink
+from tests.ingest.conftest import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -91,10 +90,7 @@ async def test_forwarder_backlog_survives_a_gateway_restart(
         await sub.wait_for(lambda m: set(seqs(m)) >= set(range(20)), timeout_s=15)
         assert await gw.forwarder.wait_drained(5)
         # the checkpoint is committed a moment after the last PUBACK, not with it
-        deadline = time.monotonic() + 5
-        while gw.forwarder.backlog() and time.monotonic() < deadline:
-            await asyncio.sleep(0.02)
-        assert gw.forwarder.backlog() == 0
+        await wait_until(lambda: gw.forwarder.backlog() == 0, 5, "the checkpoint to catch up")
     assert first_seen(sub.snapshot()) == list(range(20))
     assert len(sub.snapshot()) == 20
 
