@@ -1,19 +1,45 @@
-"""Alerts: list and look up, acknowledge and resolve by hand."""
+"""Alerts: list and look up; acknowledge, assign and resolve by hand; the audit trail."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+from typing import Annotated
 
-from composition.api.body import no_body
+from fastapi import APIRouter, Depends, Request
+
 from composition.api.deps import AlertsDep
 from composition.api.handlers import ApiError
-from composition.api.models import AlertPublic, AlertsPublic, ErrorBody
+from composition.api.models import (
+    AlertAcknowledge,
+    AlertAssign,
+    AlertEventPublic,
+    AlertEventsPublic,
+    AlertPublic,
+    AlertResolve,
+    AlertsPublic,
+    ErrorBody,
+)
 from composition.api.params import AlertId, Limit, Offset
-from sealscope.alerts import AlertStatus, AlertStore
+from sealscope.alerts import Alert, AlertStatus
 
 router = APIRouter(prefix="/alerts", tags=["alerts"])
 
 _responses: dict[int | str, dict[str, object]] = {404: {"model": ErrorBody}}
+_acts: dict[int | str, dict[str, object]] = {
+    **_responses,
+    409: {"model": ErrorBody, "description": "already resolved"},
+}
+
+
+def current_actor(request: Request) -> str:
+    """Who is acting, for the audit trail.
+
+    PLACEHOLDER until the accounts work lands: then the authenticated principal's user or
+    key name. Every alert act takes its actor from here and nowhere else.
+    """
+    return "anonymous"
+
+
+ActorDep = Annotated[str, Depends(current_actor)]
 
 
 @router.get("", response_model=AlertsPublic)
@@ -33,33 +59,52 @@ def get_alert(alert_id: AlertId, alerts: AlertsDep) -> AlertPublic:
     return AlertPublic.of(alerts.get(alert_id))
 
 
-def _transition(alerts: AlertStore, alert_id: int, to: AlertStatus) -> AlertPublic:
-    alert = alerts.set_status(alert_id, to)
+@router.get("/{alert_id}/events", response_model=AlertEventsPublic, responses=_responses)
+def list_alert_events(
+    alert_id: AlertId, alerts: AlertsDep, limit: Limit = 100, offset: Offset = 0
+) -> AlertEventsPublic:
+    events = alerts.events(alert_id, limit=limit, offset=offset)
+    return AlertEventsPublic(
+        data=[AlertEventPublic.of(e) for e in events], limit=limit, offset=offset
+    )
+
+
+def _unless_resolved(alert: Alert, act: str) -> AlertPublic:
     # the store never reopens: a resolved alert stays resolved, and saying so beats a 200
-    if alert.status == "resolved" and to != "resolved":
+    if alert.status == "resolved":
         raise ApiError(
             409,
             "alert_resolved",
-            f"Alert {alert_id} is already resolved; it cannot be {to}.",
+            f"Alert {alert.id} is already resolved; it cannot be {act}.",
         )
     return AlertPublic.of(alert)
 
 
-@router.post(
-    "/{alert_id}/acknowledge",
-    response_model=AlertPublic,
-    responses={**_responses, 409: {"model": ErrorBody, "description": "already resolved"}},
-    dependencies=[Depends(no_body)],
-)
-def acknowledge_alert(alert_id: AlertId, alerts: AlertsDep) -> AlertPublic:
-    return _transition(alerts, alert_id, "acknowledged")
+# The bodies are optional: no body acts as {} does (the web page sends {}).
 
 
-@router.post(
-    "/{alert_id}/resolve",
-    response_model=AlertPublic,
-    responses=_responses,
-    dependencies=[Depends(no_body)],
-)
-def resolve_alert(alert_id: AlertId, alerts: AlertsDep) -> AlertPublic:
-    return _transition(alerts, alert_id, "resolved")
+@router.post("/{alert_id}/acknowledge", response_model=AlertPublic, responses=_acts)
+def acknowledge_alert(
+    alert_id: AlertId, alerts: AlertsDep, actor: ActorDep, body: AlertAcknowledge | None = None
+) -> AlertPublic:
+    comment = body.comment if body is not None else ""
+    return _unless_resolved(
+        alerts.acknowledge(alert_id, actor=actor, comment=comment), "acknowledged"
+    )
+
+
+@router.post("/{alert_id}/assign", response_model=AlertPublic, responses=_acts)
+def assign_alert(
+    alert_id: AlertId, alerts: AlertsDep, actor: ActorDep, body: AlertAssign
+) -> AlertPublic:
+    return _unless_resolved(
+        alerts.assign(alert_id, actor=actor, assignee=body.assignee), "assigned"
+    )
+
+
+@router.post("/{alert_id}/resolve", response_model=AlertPublic, responses=_responses)
+def resolve_alert(
+    alert_id: AlertId, alerts: AlertsDep, actor: ActorDep, body: AlertResolve | None = None
+) -> AlertPublic:
+    note = body.note if body is not None else ""
+    return AlertPublic.of(alerts.resolve(alert_id, actor=actor, note=note))
