@@ -29,7 +29,7 @@ from composition.embedded import (
     broker_credentials,
     pick_port,
 )
-from sealscope.alerts import AlertStore, SqlAlertStore
+from sealscope.alerts import AlertStore, SqlAlertStore, renotify_due
 from sealscope.config import Settings
 from sealscope.db import open_migrated
 from sealscope.deadletters import DeadLetterStore, SqlDeadLetterStore
@@ -74,7 +74,7 @@ async def open_core(settings: Settings) -> AsyncIterator[Core]:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = open_migrated(settings.database_url)
     registry = SqlDeviceRegistry(engine)
-    alerts = SqlAlertStore(engine)
+    alerts = SqlAlertStore(engine, renotify_after_s=settings.renotify_after_s)
     dead_letters = SqlDeadLetterStore(engine)
     try:
         store = await open_telemetry_store(settings)
@@ -198,6 +198,44 @@ async def _serve_until_started(server: _ApiServer, tg: asyncio.TaskGroup) -> Non
         await asyncio.sleep(0.05)
 
 
+# -- alert re-notification: the periodic sweep `up` and `ingest` run --------------------
+
+# how often the sweep looks, at most: a reminder is late by no more than this
+RENOTIFY_SWEEP_MAX_S = 60.0
+
+
+async def _renotify_sweeps(alerts: AlertStore, every_s: float) -> None:
+    while True:
+        try:
+            count = await asyncio.to_thread(renotify_due, alerts, time.time())
+            if count:
+                log.info("alerts: re-notified %d unacknowledged alert(s)", count)
+        except SealscopeError as exc:  # the store is away; the next sweep catches up
+            log.warning("alerts: re-notify sweep failed: %s", exc)
+        await asyncio.sleep(every_s)
+
+
+@contextlib.asynccontextmanager
+async def _renotifier(settings: Settings, alerts: AlertStore) -> AsyncIterator[None]:
+    """Re-notify open alerts nobody acknowledged while the block runs (off at 0)."""
+    period_s = settings.renotify_after_s
+    if not period_s:
+        yield
+        return
+    task = asyncio.create_task(
+        _renotify_sweeps(alerts, min(RENOTIFY_SWEEP_MAX_S, period_s / 4)), name="renotify"
+    )
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+# -------------------------------------------------------------------------------------
+
+
 async def run_ingest(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
     from ingest import IngestService
 
@@ -212,6 +250,7 @@ async def run_ingest(settings: Settings, *, stop: asyncio.Event | None = None) -
             alerts=core.alerts,
             detection=_detection(core),
         ),
+        _renotifier(settings, core.alerts),
     ):
         log.info("ingest: consuming from %s:%d", settings.mqtt_host, settings.mqtt_port)
         await stop.wait()
@@ -545,7 +584,7 @@ async def run_up(
                     "ingest": "connected" if ingest.wait_connected(0) else "reconnecting",
                 }
 
-            async with ingest, asyncio.TaskGroup() as tg:
+            async with ingest, _renotifier(settings, core.alerts), asyncio.TaskGroup() as tg:
                 if not await asyncio.to_thread(ingest.wait_connected, 10.0):
                     raise SealscopeError(
                         f"ingest could not connect to the embedded broker on port {broker.port}"
