@@ -133,10 +133,10 @@ def _device(suffix: str = "") -> Build:
     )
 
 
-def _alert(suffix: str = "") -> Build:
+def _alert(suffix: str = "", body: Any = None) -> Build:
     return lambda w, role, inside: (
         f"/api/v1/alerts/{w.in_alert if inside else w.out_alert}{suffix}",
-        None,
+        body,
     )
 
 
@@ -195,6 +195,16 @@ MATRIX: dict[tuple[str, str], tuple[Build, dict[str, int], dict[str, int] | None
     ("GET", "/api/v1/alerts/{alert_id}"): (_alert(), _all(200), NOT_FOUND_OUTSIDE),
     ("POST", "/api/v1/alerts/{alert_id}/acknowledge"): (
         _alert("/acknowledge"),
+        _only(200, OP, D),
+        {A: 401, OP: 404, M: 403, P: 403, D: 200},
+    ),
+    ("GET", "/api/v1/alerts/{alert_id}/events"): (
+        _alert("/events"),
+        _all(200),
+        NOT_FOUND_OUTSIDE,
+    ),
+    ("POST", "/api/v1/alerts/{alert_id}/assign"): (
+        _alert("/assign", {"assignee": "tech-1"}),
         _only(200, OP, D),
         {A: 401, OP: 404, M: 403, P: 403, D: 200},
     ),

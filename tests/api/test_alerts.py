@@ -182,9 +182,10 @@ def test_alert_lifecycle_over_the_api_lists_events_in_order(
     url = f"/api/v1/alerts/{alert.id}"
     acked = client.post(f"{url}/acknowledge", json={"comment": "Looking at it — 现场"})
     assert acked.status_code == 200, acked.text
+    # the actor is the name of the key the test client calls with
     assert (acked.json()["status"], acked.json()["acknowledged_by"]) == (
         "acknowledged",
-        "anonymous",
+        "tests",
     )
     assert acked.json()["acknowledged_at"] is not None
     assigned = client.post(f"{url}/assign", json={"assignee": "li.wei"})
@@ -198,9 +199,9 @@ def test_alert_lifecycle_over_the_api_lists_events_in_order(
         for e in trail
     ] == [
         ("raised", "detector", None, "open", "", None),
-        ("acknowledged", "anonymous", "open", "acknowledged", "Looking at it — 现场", None),
-        ("assigned", "anonymous", "acknowledged", "acknowledged", "", "li.wei"),
-        ("resolved", "anonymous", "acknowledged", "resolved", "Seat replaced.", None),
+        ("acknowledged", "tests", "open", "acknowledged", "Looking at it — 现场", None),
+        ("assigned", "tests", "acknowledged", "acknowledged", "", "li.wei"),
+        ("resolved", "tests", "acknowledged", "resolved", "Seat replaced.", None),
     ]
     assert [e["id"] for e in trail] == sorted(e["id"] for e in trail)
     assert {e["alert_id"] for e in trail} == {alert.id}
