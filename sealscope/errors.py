@@ -16,12 +16,16 @@ sqlite3 exception types::
     │   └── PointsRejected            permanent: the store refused the data itself
     ├── SpoolFull                     the on-disk spool reached its byte bound
     ├── NotFound                      a registry/alert lookup found nothing
-    └── Conflict                      a create collided with an existing record
+    ├── Conflict                      a create collided with an existing record
+    └── BrokerAdminError              the broker's dynamic-security API refused a command
+        └── BrokerAdminUnavailable    transient: no connection or no answer in time
 """
 
 from __future__ import annotations
 
 __all__ = [
+    "BrokerAdminError",
+    "BrokerAdminUnavailable",
     "ConfigError",
     "Conflict",
     "MalformedMessage",
@@ -123,3 +127,20 @@ class Conflict(SealscopeError):
         super().__init__(f"{kind} {key!r} already exists")
         self.kind = kind
         self.key = key
+
+
+class BrokerAdminError(SealscopeError):
+    """A dynamic-security command failed; ``command``/``target`` say which, ``error`` why."""
+
+    def __init__(
+        self, error: str, *, command: str | None = None, target: str | None = None
+    ) -> None:
+        where = f"{command} {target!r}" if target else command
+        super().__init__(f"{where}: {error}" if where else error)
+        self.error = error
+        self.command = command
+        self.target = target
+
+
+class BrokerAdminUnavailable(BrokerAdminError):
+    """No connection to the broker, or no answer in time; commands may have been applied."""
