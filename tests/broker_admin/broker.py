@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import queue
 import threading
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -13,29 +12,12 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from composition.servers import MosquittoServer, find_mosquitto
+from composition.bench.dynsec import DynsecBroker
+from composition.bench.dynsec import start_dynsec_broker as start_bench_broker
+from composition.servers import find_mosquitto
 from composition.servers.mosquitto import find_dynsec_plugin
-from sealscope.broker_admin import DEVICE_ACL_PATTERNS, DynsecControl, write_initial_config
 
 WAIT_S = 10.0
-ADMIN_USERNAME = "sealscope-broker-admin"
-ADMIN_PASSWORD = "test-admin-password-0123"
-
-
-@dataclass(frozen=True)
-class DynsecBroker:
-    server: MosquittoServer
-    admin_username: str
-    admin_password: str = field(repr=False)
-
-    def control(self, **kwargs: Any) -> DynsecControl:
-        return DynsecControl(
-            host=self.server.host,
-            port=self.server.port,
-            username=self.admin_username,
-            password=self.admin_password,
-            **kwargs,
-        )
 
 
 def start_dynsec_broker(workdir: Path) -> DynsecBroker:
@@ -44,17 +26,7 @@ def start_dynsec_broker(workdir: Path) -> DynsecBroker:
             if os.environ.get("CI"):
                 pytest.fail(f"{name} is not installed; CI requires it")
             pytest.skip(f"{name} is not installed")
-    workdir.mkdir(parents=True, exist_ok=True)
-    config = workdir / "dynamic-security.json"
-    write_initial_config(config, admin_username=ADMIN_USERNAME, admin_password=ADMIN_PASSWORD)
-    server = MosquittoServer(
-        workdir=workdir,
-        allow_anonymous=False,
-        acl_lines=list(DEVICE_ACL_PATTERNS),
-        dynsec_config_file=config,
-    )
-    server.start()
-    return DynsecBroker(server, ADMIN_USERNAME, ADMIN_PASSWORD)
+    return start_bench_broker(workdir)
 
 
 class Session:
