@@ -15,8 +15,10 @@ API for bulk provisioning (``BrokerAdmin``):
 - ``provision_devices(device_ids) -> dict[device_id, password]``: idempotent; an existing
   device gets a new password, its client id bound again, its role restored, and is
   enabled. Username = client id = device id (other client ids are refused at CONNECT).
+- ``ensure_roles()``: default deny and the fixed roles, on a config that
+  ``write_initial_config`` did not write (``mosquitto_ctrl dynsec init``); idempotent.
 - ``rotate_device_password``, ``disable_device``, ``enable_device``, ``revoke_devices``.
-- ``provision_service(kind)`` (ingest, gateway, api), ``provision_monitoring_point``.
+- ``provision_service(kind)`` (ingest, gateway, api, health), ``provision_monitoring_point``.
 - Errors: ``BrokerAdminError`` (a command refused), ``BrokerAdminUnavailable`` (no
   connection or no answer: commands may have been applied; re-running is safe),
   ``TopicRejected`` for an invalid device id (before anything is sent).

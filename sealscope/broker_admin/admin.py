@@ -13,6 +13,7 @@ from typing import Any
 
 from sealscope.broker_admin.control import Command, DynsecControl, Response
 from sealscope.broker_admin.roles import (
+    DEFAULT_ACL_ACCESS,
     DEVICE_ROLE,
     SERVICE_ROLES,
     ServiceKind,
@@ -83,7 +84,16 @@ class BrokerAdmin:
             )
 
     def ensure_roles(self) -> None:
-        """The device and service roles (``write_initial_config`` creates them too)."""
+        """Default deny, the device and service roles (as ``write_initial_config`` writes
+        them), for a config made otherwise, e.g. by ``mosquitto_ctrl dynsec init``."""
+        self.run(
+            [
+                {
+                    "command": "setDefaultACLAccess",
+                    "acls": [{"acltype": k, "allow": v} for k, v in DEFAULT_ACL_ACCESS.items()],
+                }
+            ]
+        )
         for name, acls in initial_roles().items():
             self.ensure_role(name, acls)
 

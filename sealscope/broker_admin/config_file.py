@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from sealscope.broker_admin.control import CONTROL_TOPIC
-from sealscope.broker_admin.roles import initial_roles
+from sealscope.broker_admin.roles import DEFAULT_ACL_ACCESS, initial_roles
 
 __all__ = ["ADMIN_ROLE", "hashed_password", "write_initial_config"]
 
@@ -56,13 +56,7 @@ def write_initial_config(path: Path, *, admin_username: str, admin_password: str
         ],
         "groups": [],
         "roles": roles,
-        # "deny" here makes dynsec defer to the acl_file, which holds the device patterns
-        "defaultACLAccess": {
-            "publishClientSend": False,
-            "publishClientReceive": False,
-            "subscribe": False,
-            "unsubscribe": True,
-        },
+        "defaultACLAccess": DEFAULT_ACL_ACCESS,
     }
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as f:

@@ -18,6 +18,7 @@ from typing import Any, Final, Literal
 from sealscope.topics import PREFIX
 
 __all__ = [
+    "DEFAULT_ACL_ACCESS",
     "DEVICE_ACL_PATTERNS",
     "DEVICE_ROLE",
     "SERVICE_ROLES",
@@ -27,7 +28,7 @@ __all__ = [
     "service_role_name",
 ]
 
-ServiceKind = Literal["ingest", "gateway", "api"]
+ServiceKind = Literal["ingest", "gateway", "api", "health"]
 DEVICE_ROLE: Final = "sealscope-device"
 DEV: Final = f"{PREFIX}/dev"
 
@@ -87,6 +88,12 @@ SERVICE_ROLES: Final[dict[ServiceKind, list[Acl]]] = {
     + _DENY_REST,
     # queues commands and publishes alerts (the delivery dispatcher's MQTT channel)
     "api": _subscribe(f"{DEV}/#") + _publish(f"{DEV}/+/cmd", f"{PREFIX}/alerts/#") + _DENY_REST,
+    # the broker's healthcheck: one $SYS topic, nothing else
+    "health": [
+        _acl("subscribeLiteral", "$SYS/broker/uptime"),
+        _acl("publishClientReceive", "$SYS/broker/uptime"),
+        *_DENY_REST,
+    ],
 }
 
 
@@ -103,6 +110,16 @@ def monitoring_point_role(scope: str) -> tuple[str, list[Acl]]:
     acls += [_acl("subscribePattern", f"{topic}/#"), _acl("publishClientReceive", f"{topic}/#")]
     acls += _DENY_REST
     return f"sealscope-alerts:{scope}", acls
+
+
+# everything a role does not grant is refused: dynsec defers it to the acl_file (which
+# holds only the device patterns); unsubscribing is always harmless
+DEFAULT_ACL_ACCESS: Final = {
+    "publishClientSend": False,
+    "publishClientReceive": False,
+    "subscribe": False,
+    "unsubscribe": True,
+}
 
 
 def initial_roles() -> dict[str, list[Acl]]:

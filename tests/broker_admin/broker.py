@@ -59,6 +59,10 @@ class Session:
     def close(self) -> None:
         self._client.disconnect()
         self._client.loop_stop()
+        # a connection the broker refused or kicked can leave paho's socket open
+        sock = self._client.socket()
+        if sock is not None:
+            sock.close()
 
     def __enter__(self) -> Session:
         return self
