@@ -244,7 +244,7 @@ def _bench(broker: DynsecBroker, *, devices: int, chunk_commands: int, workers: 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--devices", type=int, default=10_000)
-    parser.add_argument("--chunk", type=int, default=100, help="dynsec commands per message")
+    parser.add_argument("--chunk", type=int, default=25, help="dynsec commands per message")
     parser.add_argument("--workers", type=int, default=16, help="connections at a time")
     args = parser.parse_args()
     run_bench_dynsec(devices=args.devices, chunk_commands=args.chunk, workers=args.workers)

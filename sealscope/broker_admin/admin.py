@@ -7,6 +7,7 @@ device deleted, disabled or given a new password is disconnected by the plugin.
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -26,6 +27,7 @@ from sealscope.topics import check_device_id
 
 __all__ = ["BrokerAdmin", "new_password"]
 
+_USERNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{2,99}")
 _CLIENT_EXISTS = "Client already exists"
 _CLIENT_NOT_FOUND = "Client not found"
 _ROLE_EXISTS = "Role already exists"
@@ -180,9 +182,9 @@ class BrokerAdmin:
 
     def provision_monitoring_point(self, username: str, scope: str) -> str:
         """A read-only identity for ``sealscope/v1/alerts/{scope}``; returns its password."""
-        if not username.startswith("mp:"):
+        if not username.startswith("mp:") or username == "mp:":
             # ':' never occurs in a device id, so no device pattern can name this user
-            raise ConfigError("username", "monitoring point usernames start with 'mp:'")
+            raise ConfigError("username", "monitoring point usernames are 'mp:<name>'")
         role, acls = monitoring_point_role(scope)
         self.ensure_role(role, acls)
         return self._upsert_client(username, role)
@@ -191,6 +193,8 @@ class BrokerAdmin:
         self.run([{"command": "deleteClient", "username": username}], tolerated={_CLIENT_NOT_FOUND})
 
     def _upsert_client(self, username: str, role: str) -> str:
+        if not _USERNAME.fullmatch(username):
+            raise ConfigError("username", f"{username!r} must match {_USERNAME.pattern}")
         password = new_password()
         (created,) = self.run(
             [

@@ -48,7 +48,7 @@ class DynsecControl:
         password: str,
         client_id: str | None = None,
         timeout_s: float = 120.0,
-        chunk_commands: int = 100,
+        chunk_commands: int = 25,
         keepalive_s: int = 300,
     ) -> None:
         if chunk_commands < 1:

@@ -8,7 +8,8 @@ import uuid
 import pytest
 
 from sealscope.broker_admin import BrokerAdmin, DynsecControl
-from sealscope.errors import BrokerAdminError, BrokerAdminUnavailable, TopicRejected
+from sealscope.broker_admin.roles import DEFAULT_ACL_ACCESS, SERVICE_ROLES
+from sealscope.errors import BrokerAdminError, BrokerAdminUnavailable, ConfigError, TopicRejected
 from sealscope.topics import alerts_topic, device_topic
 from tests.broker_admin.broker import WAIT_S, DynsecBroker, Session
 
@@ -205,3 +206,25 @@ def test_device_cannot_use_the_control_api(dynsec_broker: DynsecBroker, admin: B
         admin.get_client(device_id)  # a response the device must not see
         with pytest.raises(queue.Empty):
             device.messages.get(timeout=0.5)
+
+
+def test_ensure_roles_is_idempotent_and_denies_by_default(admin: BrokerAdmin) -> None:
+    admin.ensure_roles()
+    admin.ensure_roles()
+    (answer,) = admin.run([{"command": "getDefaultACLAccess"}])
+    defaults = {acl["acltype"]: acl["allow"] for acl in answer["data"]["acls"]}
+    assert defaults == DEFAULT_ACL_ACCESS
+    (role,) = admin.run([{"command": "getRole", "rolename": "sealscope-gateway"}])
+    topics = [(acl["acltype"], acl["topic"]) for acl in role["data"]["role"]["acls"]]
+    assert len(topics) == len(set(topics)) == len(SERVICE_ROLES["gateway"])
+
+
+@pytest.mark.parametrize("username", ["mp:", "mp:a\nb", "mp:x/#", "sealscope-a b"])
+def test_provision_rejects_unusable_usernames(admin: BrokerAdmin, username: str) -> None:
+    with pytest.raises(ConfigError):
+        if username.startswith("mp:"):
+            admin.provision_monitoring_point(username, "region/x")
+        else:
+            admin.provision_service("api", username)
+    with pytest.raises(ValueError):
+        admin.provision_monitoring_point("mp:fine", "region/+")
