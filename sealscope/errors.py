@@ -25,10 +25,12 @@ sqlite3 exception types::
     │   ├── ConnectFailed             the broker refused or could not be reached
     │   └── AckTimeout                publishes still unacknowledged after the timeout
     ├── ServerFailed                  a managed child service did not start or died (``log_tail``)
-    └── AccessDenied                  the caller may not do this (accounts, scopes)
-        ├── Unauthenticated           no credentials, or wrong/expired/revoked ones (HTTP 401)
-        ├── Forbidden                 the caller's role may not do this at all (HTTP 403)
-        └── SignInThrottled           too many failed sign-ins (HTTP 429, ``retry_after_s``)
+    ├── AccessDenied                  the caller may not do this (accounts, scopes)
+    │   ├── Unauthenticated           no credentials, or wrong/expired/revoked ones (HTTP 401)
+    │   ├── Forbidden                 the caller's role may not do this at all (HTTP 403)
+    │   └── SignInThrottled           too many failed sign-ins (HTTP 429, ``retry_after_s``)
+    └── BrokerAdminError              the broker's dynamic-security API refused a command
+        └── BrokerAdminUnavailable    transient: no connection or no answer in time
 
 An id outside the caller's scope raises ``NotFound``, never ``Forbidden``: it must answer
 exactly as a missing id does.
@@ -40,6 +42,8 @@ __all__ = [
     "AccessDenied",
     "AckTimeout",
     "BadSenml",
+    "BrokerAdminError",
+    "BrokerAdminUnavailable",
     "ConfigError",
     "Conflict",
     "ConnectFailed",
@@ -232,3 +236,20 @@ class SignInThrottled(AccessDenied):
     def __init__(self, retry_after_s: float) -> None:
         super().__init__(f"too many failed sign-ins; retry in {retry_after_s:.0f} s")
         self.retry_after_s = retry_after_s
+
+
+class BrokerAdminError(SealscopeError):
+    """A dynamic-security command failed; ``command``/``target`` say which, ``error`` why."""
+
+    def __init__(
+        self, error: str, *, command: str | None = None, target: str | None = None
+    ) -> None:
+        where = f"{command} {target!r}" if target else command
+        super().__init__(f"{where}: {error}" if where else error)
+        self.error = error
+        self.command = command
+        self.target = target
+
+
+class BrokerAdminUnavailable(BrokerAdminError):
+    """No connection to the broker, or no answer in time; commands may have been applied."""
