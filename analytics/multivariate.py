@@ -52,6 +52,7 @@ from analytics.base import (
     step_groups,
 )
 from analytics.changepoint import ChangeTest
+from analytics.evidence import tidy_evidence
 
 __all__ = ["MultivariateDetector", "MultivariateScores", "RobustMahalanobis", "chi2_quantile"]
 
@@ -406,7 +407,7 @@ class MultivariateDetector(Detector):
         out = super().evidence(v, i)
         top = v.evidence["top_feature"][i]
         out["top_feature"] = self.features[int(top)] if math.isfinite(top) else None
-        return out
+        return tidy_evidence(out)
 
     def summary(self, v: Verdicts, i: int) -> str:
         if v.category[i] != CategoryCode.MAINTENANCE_REQUIRED:
