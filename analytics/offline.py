@@ -381,7 +381,16 @@ def _training_window(
     rows = np.flatnonzero(in_train)
     summary.train_rows = len(rows)
     if summary.train_rows < 10:
-        raise ConfigError("train", f"the training window holds {summary.train_rows} rows (< 10)")
+        hint = ""
+        if train is not None:
+            span = f"{rec.t[np.isfinite(rec.t)].min() * rec.divisor:.10g}"
+            hint = (
+                f"; the file's times start at {span} ({rec.time_format}), "
+                "for row numbers use --train-rows FIRST:LAST"
+            )
+        raise ConfigError(
+            "train", f"the training window holds {summary.train_rows} rows (< 10){hint}"
+        )
     summary.train_start, summary.train_stop = float(t[rows[0]]), float(t[rows[-1]])
     return in_train
 
