@@ -337,7 +337,9 @@ def _warmup(
     names = list(dict.fromkeys(feats))
     chans = {**{f: rec.columns[f] for f in names}, **{w: v for w, v in sig.items()}}
     if chans:
-        found = detect_warmup(np.column_stack(list(chans.values())), list(chans))
+        head = max(1, len(t) // 2 + 1)  # warm-up is looked for in the first half only
+        stacked = np.column_stack([v[:head] for v in chans.values()])
+        found = detect_warmup(stacked, list(chans), total_rows=len(t))
         summary.warmup_rows, summary.warmup_by_channel = found.rows, found.by_channel
     if rows is not None:
         summary.warmup_rows, summary.warmup_by_channel = rows, {"given": rows}
@@ -512,7 +514,7 @@ def _score_multivariate(
     """Fit on the training rows the features that vary there; score block by block with
     a drifting location; flag persistent excess."""
     keep = []
-    for f in feats:
+    for f in dict.fromkeys(feats):
         col = rec.columns[f][in_train]
         col = col[np.isfinite(col)]
         if len(col) < 3:
@@ -528,7 +530,7 @@ def _score_multivariate(
     n = len(in_train)
     x = np.empty((n, len(keep)))
     for j, f in enumerate(keep):
-        x[:, j] = rec.columns[f]
+        x[:, j] = rec.columns.pop(f)  # the matrix replaces the columns
     try:
         model = RobustMahalanobis().fit(x[in_train], feature_names=keep)
     except ValueError as exc:

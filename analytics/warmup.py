@@ -31,14 +31,21 @@ class Warmup:
 
 
 def detect_warmup(
-    x: F64, names: list[str], *, max_share: float = 0.25, blocks: int = 400
+    x: F64,
+    names: list[str],
+    *,
+    max_share: float = 0.25,
+    blocks: int = 400,
+    total_rows: int | None = None,
 ) -> Warmup:
-    """Warm-up rows of ``x`` (rows in time order, one column per channel)."""
-    n, p = x.shape
+    """Warm-up rows of ``x`` (rows in time order, one column per channel); ``x`` may be
+    the head of a recording of ``total_rows`` rows that covers ``2 * max_share`` of it."""
+    p = x.shape[1]
+    n = x.shape[0] if total_rows is None else total_rows
     size = max(5, n // blocks)
     nb = n // size
     b_max = int(max_share * nb)
-    if b_max < 2 or nb < 2 * b_max:
+    if b_max < 2 or len(x) < 2 * b_max * size:
         return Warmup(0, {})
     head = x[: 2 * b_max * size].reshape(2 * b_max, size, p)
     with warnings.catch_warnings():
