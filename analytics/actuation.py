@@ -14,12 +14,13 @@ one number; NaN covariates count as 0 consistently.
 from __future__ import annotations
 
 import math
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
 from analytics.base import F64, CategoryCode, SampleBatch, Verdicts, fmt_time
 from analytics.changepoint import change_test_params
+from analytics.evidence import tidy_evidence
 from analytics.params import Param, check_params
 from analytics.residual import ResidualDetector
 
@@ -84,6 +85,9 @@ class ActuationWearDetector(ResidualDetector):
         cov = np.stack([p_in / 1000.0, dp / 1000.0], axis=1)
         ok = np.isfinite(y).any(axis=1) & (np.nan_to_num(y, nan=1.0) > 0).all(axis=1)
         return ok, cov, y
+
+    def evidence(self, v: Verdicts, i: int) -> dict[str, Any]:
+        return tidy_evidence(super().evidence(v, i))
 
     def summary(self, v: Verdicts, i: int) -> str:
         if v.category[i] != CategoryCode.MAINTENANCE_REQUIRED:

@@ -221,14 +221,42 @@ def _detect_parser(sub: Any) -> None:
         dest="columns",
         metavar="SIGNAL=COLUMN[:UNIT],...",
         help="e.g. leak=Leak:mlmin,pin=P1:bar,pout=P2:bar,pos=Position "
-        "(signals: leak, pin, pout, dp, pos, stroke, torque, current, temp, vib, flow, speed)",
+        "(signals: leak, pin, pout, dp, pos, stroke, torque, current, temp, vib, flow, speed; "
+        "units: pressures kpa/pa/bar/mbar/mpa/psi, leak mm3s/mlmin/mls/lh/lmin, "
+        "flow m3h/lmin/ls/lh/gpm/m3s)",
     )
     d.add_argument(
         "--features",
         help="comma-separated columns for the multivariate detector, or * for every numeric "
         "column (default: every numeric column not mapped)",
     )
-    d.add_argument("--train", metavar="START,STOP", help="training window, in the file's times")
+    d.add_argument(
+        "--train", metavar="START,STOP", help="training window, in the file's times (ISO or epoch)"
+    )
+    d.add_argument(
+        "--train-rows",
+        metavar="FIRST:LAST",
+        help="training window as data row numbers, 0-based and inclusive (0:399 or 0,399)",
+    )
+    d.add_argument(
+        "--skip-warmup",
+        action="store_true",
+        help="leave the detected warm-up at the start out of training and scoring",
+    )
+    d.add_argument("--warmup-rows", type=int, metavar="N", help="the first N rows are warm-up")
+    d.add_argument(
+        "--adapt-rows",
+        type=int,
+        default=1000,
+        metavar="N",
+        help="time constant, in rows, of the baseline that follows slow normal drifts "
+        "(0: a fixed baseline)",
+    )
+    d.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        help="progress bar on stderr (default: on a terminal for files over 32 MB)",
+    )
     d.add_argument(
         "--train-fraction",
         type=float,
@@ -269,6 +297,17 @@ def _pair(text: str, what: str, cast: Callable[[str], Any] = str) -> tuple[Any, 
         raise ConfigError(what, f"{text!r}: {exc}") from exc
 
 
+def _row_range(text: str) -> tuple[int, int]:
+    parts = [p.strip() for p in text.replace(":", ",").split(",")]
+    try:
+        first, last = (int(p) for p in parts)
+    except ValueError:
+        raise ConfigError(
+            "--train-rows", f"expected FIRST:LAST row numbers (e.g. 0:399), got {text!r}"
+        ) from None
+    return first, last
+
+
 def _run_detect(args: argparse.Namespace) -> int:
     from analytics.offline import run_detect
 
@@ -281,6 +320,11 @@ def _run_detect(args: argparse.Namespace) -> int:
         time_column=args.time_column,
         columns=args.columns,
         train=_pair(args.train, "--train") if args.train else None,
+        train_rows=_row_range(args.train_rows) if args.train_rows else None,
+        skip_warmup=args.skip_warmup,
+        warmup_rows=args.warmup_rows,
+        adapt_rows=args.adapt_rows,
+        progress=args.progress,
         features=features,
         delimiter=args.delimiter,
         kind=args.kind,
