@@ -16,7 +16,9 @@ sqlite3 exception types::
     │   └── PointsRejected            permanent: the store refused the data itself
     ├── SpoolFull                     the on-disk spool reached its byte bound
     ├── NotFound                      a registry/alert lookup found nothing
-    └── Conflict                      a create collided with an existing record
+    ├── Conflict                      a create collided with an existing record
+    ├── DeliveryFailed                one send of an alert delivery failed (retried later)
+    └── WebhookVerificationError      a webhook's signature, id or timestamp does not hold
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from __future__ import annotations
 __all__ = [
     "ConfigError",
     "Conflict",
+    "DeliveryFailed",
     "MalformedMessage",
     "MessageRejected",
     "NotFound",
@@ -35,6 +38,7 @@ __all__ = [
     "TopicRejected",
     "UnknownDevice",
     "UnknownSchemaVersion",
+    "WebhookVerificationError",
 ]
 
 
@@ -123,3 +127,18 @@ class Conflict(SealscopeError):
         super().__init__(f"{kind} {key!r} already exists")
         self.kind = kind
         self.key = key
+
+
+class DeliveryFailed(SealscopeError):
+    """``status_code``: HTTP status, SMTP reply or MQTT reason code when the peer answered."""
+
+    def __init__(self, reason: str, *, status_code: int | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status_code = status_code
+
+
+class WebhookVerificationError(SealscopeError):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
