@@ -8,6 +8,8 @@ past the sender's timeout, or hold a request until the test has killed the sende
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -70,6 +72,7 @@ class WebhookReceiver:
     async def start(self) -> None:
         app = web.Application()
         app.router.add_post("/hook", self._hook)
+        app.router.add_get("/received", self._list)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
         await web.TCPSite(self._runner, self.host, self.port).start()
@@ -78,6 +81,10 @@ class WebhookReceiver:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+
+    async def _list(self, _: web.Request) -> web.Response:
+        arrivals = [[r.webhook_id, r.arrived_at, r.verified] for r in self.received]
+        return web.json_response(arrivals)
 
     async def _hook(self, request: web.Request) -> web.Response:
         body = await request.read()
@@ -100,3 +107,17 @@ class WebhookReceiver:
             return web.Response(status=await self.respond(received))
         finally:
             self.in_flight[key] -= 1
+
+
+async def _serve(port: int) -> None:
+    receiver = WebhookReceiver(secret=os.environ.get("SEALSCOPE_BENCH_WEBHOOK_SECRET"), port=port)
+    await receiver.start()
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await receiver.stop()
+
+
+if __name__ == "__main__":
+    # run alone (the bench does, in its own process): python -m ... PORT; secret from the env
+    asyncio.run(_serve(int(sys.argv[1])))
