@@ -24,13 +24,14 @@ from typing import Self
 
 from sealscope.delivery.backoff import RetryPolicy
 from sealscope.delivery.channel import Channel
-from sealscope.delivery.outbox import Attempt, Delivery, Outbox, Outcome
+from sealscope.delivery.outbox import Attempt, Delivery, Outbox, Outcome, Result
 from sealscope.errors import DeliveryFailed
 
 __all__ = ["Dispatcher"]
 
 log = logging.getLogger(__name__)
 
+_MAX_RECORD_BATCH = 500
 _LEASE_PER_TIMEOUT = 2.0  # the send takes at most half the lease; the record fits in the rest
 
 
@@ -94,20 +95,26 @@ class Dispatcher:
         self._wake.set()
 
     async def _run(self) -> None:
-        async with asyncio.TaskGroup() as sends:
-            while not self._stopping:
-                self._wake.clear()
-                limit = min(self._batch, self._max_in_flight - self._in_flight)
-                claimed: list[Delivery] = []
-                if limit > 0:
-                    claimed = await self._claim(limit)
-                for delivery in claimed:
-                    self._in_flight += 1
-                    sends.create_task(self._deliver(delivery))
-                if claimed and len(claimed) == limit:
-                    continue  # more may be due
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self._poll_interval_s)
+        results: asyncio.Queue[Result | None] = asyncio.Queue()
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(self._record_loop(results), name=f"recorder-{self.name}")
+            try:
+                async with asyncio.TaskGroup() as sends:
+                    while not self._stopping:
+                        self._wake.clear()
+                        limit = min(self._batch, self._max_in_flight - self._in_flight)
+                        claimed: list[Delivery] = []
+                        if limit > 0:
+                            claimed = await self._claim(limit)
+                        for delivery in claimed:
+                            self._in_flight += 1
+                            sends.create_task(self._deliver(delivery, results))
+                        if claimed and len(claimed) == limit:
+                            continue  # more may be due
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(self._wake.wait(), self._poll_interval_s)
+            finally:
+                results.put_nowait(None)  # after every send's result: the recorder may stop
 
     async def _claim(self, limit: int) -> list[Delivery]:
         try:
@@ -119,22 +126,36 @@ class Dispatcher:
             log.exception("claiming deliveries failed")
             return []
 
-    async def _deliver(self, delivery: Delivery) -> None:
-        try:
-            attempt, next_at = await self._attempt(delivery)
-            applied = await asyncio.to_thread(
-                self._outbox.record, delivery, self.name, attempt, next_attempt_at=next_at
-            )
-            if not applied:
-                log.warning("delivery %s: lease lost before the record", delivery.id)
-        except Exception:
-            # the row stays leased and comes back when the lease ends
-            log.exception("delivery %s: could not record the attempt", delivery.id)
-        finally:
-            self._in_flight -= 1
-            self._wake.set()  # a slot is free
+    async def _deliver(self, delivery: Delivery, results: asyncio.Queue[Result | None]) -> None:
+        results.put_nowait(await self._attempt(delivery))
 
-    async def _attempt(self, delivery: Delivery) -> tuple[Attempt, float]:
+    async def _record_loop(self, results: asyncio.Queue[Result | None]) -> None:
+        """Record finished sends, as many per transaction as have finished meanwhile."""
+        stopping = False
+        while not stopping:
+            first = await results.get()
+            if first is None:
+                return
+            batch = [first]
+            while not results.empty() and len(batch) < _MAX_RECORD_BATCH:
+                item = results.get_nowait()
+                if item is None:
+                    stopping = True
+                    break
+                batch.append(item)
+            try:
+                applied = await asyncio.to_thread(self._outbox.record_many, self.name, batch)
+                if applied < len(batch):
+                    log.warning(
+                        "%d deliveries lost their lease before the record", len(batch) - applied
+                    )
+            except Exception:
+                # the rows stay leased and come back when their lease ends
+                log.exception("could not record %d attempts", len(batch))
+            self._in_flight -= len(batch)
+            self._wake.set()  # slots are free
+
+    async def _attempt(self, delivery: Delivery) -> Result:
         channel = self._channels.get(delivery.channel)
         started_at = time.time()
         t0 = time.perf_counter()
@@ -146,6 +167,10 @@ class Dispatcher:
             status_code = await channel.send(delivery)
         except DeliveryFailed as exc:
             status_code, error = exc.status_code, exc.reason
+        except Exception as exc:
+            # a channel bug fails this attempt, never the loop
+            log.exception("delivery %s: channel %s raised", delivery.id, delivery.channel)
+            error = f"unexpected {type(exc).__name__}"
         duration_s = time.perf_counter() - t0
         self.sent += 1
         outcome: Outcome = "delivered"
@@ -176,4 +201,4 @@ class Dispatcher:
             error=error,
             dispatcher=self.name,
         )
-        return attempt, next_at
+        return delivery, attempt, next_at

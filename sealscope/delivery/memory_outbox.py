@@ -10,12 +10,18 @@ import dataclasses
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from sealscope.delivery.change import AlertChange
-from sealscope.delivery.outbox import Attempt, Delivery, DeliveryStatus, iter_matches
+from sealscope.delivery.outbox import (
+    Attempt,
+    Delivery,
+    DeliveryStatus,
+    Result,
+    iter_matches,
+)
 from sealscope.delivery.subscription import InScope, RiskInScope, Subscription, deny_all_risk
 from sealscope.errors import Conflict, NotFound
 
@@ -126,6 +132,13 @@ class MemoryOutbox:
                 last_error=attempt.error,
             )
             return True
+
+    def record_many(self, owner: str, results: Sequence[Result]) -> int:
+        with self._lock:
+            return sum(
+                self.record(delivery, owner, attempt, next_attempt_at=next_at)
+                for delivery, attempt, next_at in results
+            )
 
     def redeliver(self, delivery_id: str) -> Delivery:
         with self._lock:

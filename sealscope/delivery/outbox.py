@@ -13,7 +13,7 @@ lease owner: a dispatcher whose lease was taken over cannot overwrite the new ow
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal, Protocol
@@ -28,6 +28,7 @@ __all__ = [
     "DeliveryStatus",
     "Outbox",
     "Outcome",
+    "Result",
 ]
 
 DeliveryStatus = Literal["pending", "delivered", "dead"]
@@ -67,6 +68,10 @@ class Attempt:
     dispatcher: str = ""
 
 
+# what one send produced: the delivery, its attempt, when to try next if it is retried
+Result = tuple[Delivery, Attempt, float]
+
+
 class Outbox(Protocol):
     def transaction(self) -> AbstractContextManager[Any]:
         """A transaction to pass to ``enqueue`` (SQL adapters: ``engine.begin()``)."""
@@ -85,6 +90,10 @@ class Outbox(Protocol):
     ) -> bool:
         """Log ``attempt`` and, if ``owner`` still holds the lease, apply its outcome and
         release the lease. Returns whether the state was applied."""
+        ...
+
+    def record_many(self, owner: str, results: Sequence[Result]) -> int:
+        """``record`` for several attempts in one transaction; returns how many applied."""
         ...
 
     def redeliver(self, delivery_id: str) -> Delivery:

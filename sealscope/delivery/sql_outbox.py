@@ -3,17 +3,17 @@
 ``enqueue(conn, change)`` takes the caller's ``Connection`` inside its ``engine.begin()``
 block, so the alert change and its deliveries commit or roll back together.
 
-Claiming is one ``UPDATE ... WHERE id IN (due rows) RETURNING``. On PostgreSQL the inner
-select locks with ``FOR UPDATE SKIP LOCKED`` so concurrent claimers take disjoint rows
-without waiting; the outer WHERE repeats the lease test so a row re-checked after a lock
-wait is skipped once another claimer holds it. SQLite has one writer at a time, so the
-statement is atomic there as it stands.
+Claiming is one ``WITH due AS MATERIALIZED (...) UPDATE ... WHERE id IN due RETURNING``.
+On PostgreSQL the due select locks with ``FOR UPDATE SKIP LOCKED`` so concurrent claimers
+take disjoint rows without waiting; the outer WHERE repeats the lease test so a row
+re-checked after a lock wait is skipped once another claimer holds it. SQLite has one
+writer at a time, so the statement is atomic there as it stands.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -22,7 +22,13 @@ from sqlalchemy.engine import Connection, Engine
 
 from sealscope.delivery.change import AlertChange
 from sealscope.delivery.memory_outbox import new_delivery_id
-from sealscope.delivery.outbox import Attempt, Delivery, DeliveryStatus, iter_matches
+from sealscope.delivery.outbox import (
+    Attempt,
+    Delivery,
+    DeliveryStatus,
+    Result,
+    iter_matches,
+)
 from sealscope.delivery.subscription import InScope, RiskInScope, Subscription, deny_all_risk
 from sealscope.delivery.tables import attempts, deliveries, subscriptions
 from sealscope.errors import Conflict, NotFound
@@ -42,6 +48,25 @@ _DELIVERY_COLUMNS = (
     deliveries.c.created_at,
     deliveries.c.delivered_at,
     deliveries.c.last_error,
+)
+
+_RECORD = (
+    sa.update(deliveries)
+    .where(
+        deliveries.c.id == sa.bindparam("b_id"),
+        deliveries.c.lease_owner == sa.bindparam("b_owner"),
+    )
+    .values(
+        status=sa.bindparam("b_status"),
+        attempts=deliveries.c.attempts + 1,
+        next_attempt_at=sa.bindparam("b_next"),
+        last_error=sa.bindparam("b_error"),
+        delivered_at=sa.func.coalesce(
+            sa.bindparam("b_delivered", type_=sa.Double), deliveries.c.delivered_at
+        ),
+        lease_owner=None,
+        lease_until=None,
+    )
 )
 
 
@@ -157,11 +182,14 @@ class SqlOutbox:
         )
         if self._skip_locked:
             due = due.with_for_update(skip_locked=True, of=deliveries)
+        # MATERIALIZED: evaluated once. A plain IN (subquery with LIMIT and SKIP LOCKED) may
+        # be re-run by PostgreSQL's plan and lease more rows than ``limit``.
+        due_ids = sa.select(due.cte("due").prefix_with("MATERIALIZED").c.id)
         with self._engine.begin() as conn:
             claimed = (
                 conn.execute(
                     sa.update(deliveries)
-                    .where(deliveries.c.id.in_(due), deliveries.c.status == "pending", free)
+                    .where(deliveries.c.id.in_(due_ids), deliveries.c.status == "pending", free)
                     .values(lease_owner=owner, lease_until=now + lease_s)
                     .returning(deliveries.c.id)
                 )
@@ -177,36 +205,44 @@ class SqlOutbox:
     def record(
         self, delivery: Delivery, owner: str, attempt: Attempt, *, next_attempt_at: float
     ) -> bool:
-        status: DeliveryStatus = "pending" if attempt.outcome == "retry" else attempt.outcome
-        values: dict[str, Any] = {
-            "status": status,
-            "attempts": deliveries.c.attempts + 1,
-            "next_attempt_at": next_attempt_at,
-            "last_error": attempt.error,
-            "lease_owner": None,
-            "lease_until": None,
-        }
-        if status == "delivered":
-            values["delivered_at"] = attempt.started_at + attempt.duration_s
+        return self.record_many(owner, [(delivery, attempt, next_attempt_at)]) == 1
+
+    def record_many(self, owner: str, results: Sequence[Result]) -> int:
+        if not results:
+            return 0
+        logged = []
+        updates = []
+        for delivery, attempt, next_at in results:
+            status: DeliveryStatus = "pending" if attempt.outcome == "retry" else attempt.outcome
+            logged.append(
+                {
+                    "delivery_id": attempt.delivery_id,
+                    "subscription_id": attempt.subscription_id,
+                    "started_at": attempt.started_at,
+                    "duration_s": attempt.duration_s,
+                    "outcome": attempt.outcome,
+                    "status_code": attempt.status_code,
+                    "error": attempt.error,
+                    "dispatcher": attempt.dispatcher,
+                }
+            )
+            updates.append(
+                {
+                    "b_id": delivery.id,
+                    "b_owner": owner,
+                    "b_status": status,
+                    "b_next": next_at,
+                    "b_error": attempt.error,
+                    "b_delivered": attempt.started_at + attempt.duration_s
+                    if status == "delivered"
+                    else None,
+                }
+            )
         with self._engine.begin() as conn:
-            conn.execute(
-                sa.insert(attempts).values(
-                    delivery_id=attempt.delivery_id,
-                    subscription_id=attempt.subscription_id,
-                    started_at=attempt.started_at,
-                    duration_s=attempt.duration_s,
-                    outcome=attempt.outcome,
-                    status_code=attempt.status_code,
-                    error=attempt.error,
-                    dispatcher=attempt.dispatcher,
-                )
-            )
-            result = conn.execute(
-                sa.update(deliveries)
-                .where(deliveries.c.id == delivery.id, deliveries.c.lease_owner == owner)
-                .values(**values)
-            )
-        return result.rowcount == 1
+            conn.execute(sa.insert(attempts), logged)
+            # fenced per row: a lease taken over by another dispatcher is not overwritten
+            result = conn.execute(_RECORD, updates)
+        return result.rowcount
 
     def redeliver(self, delivery_id: str) -> Delivery:
         # a lease, if any, stays: its holder's record still lands, never a second send

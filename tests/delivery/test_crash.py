@@ -23,7 +23,7 @@ from tests.delivery.changes import change, webhook_sub
 
 ROOT = Path(__file__).resolve().parents[2]
 CHANGES = 20
-LEASE_S = 2.0
+LEASE_S = 2.0  # the restarted dispatcher's
 WAIT_S = 30.0
 
 # The dispatcher as its own process, as `sealscope up` would run it; it runs until killed.
@@ -33,8 +33,9 @@ from sealscope.delivery import Dispatcher, SqlOutbox, WebhookChannel, sqlite_eng
 
 async def main():
     outbox = SqlOutbox(sqlite_engine(sys.argv[1]), in_scope=lambda org, device: True)
-    channel = WebhookChannel(timeout_s=1.0)
-    async with Dispatcher(outbox=outbox, channels=[channel], lease_s=2.0, poll_interval_s=0.05):
+    # the held requests must not time out before the kill, even on a loaded machine
+    channel = WebhookChannel(timeout_s=3.0)
+    async with Dispatcher(outbox=outbox, channels=[channel], lease_s=6.0, poll_interval_s=0.05):
         await asyncio.Event().wait()
 
 asyncio.run(main())

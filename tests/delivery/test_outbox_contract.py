@@ -172,11 +172,13 @@ def test_outbox_concurrent_claimers_never_share_a_row(sql_engine, clock) -> None
         for _ in range(200):
             outbox.enqueue(txn, change())
     claimed: Counter[str] = Counter()
+    sizes: list[int] = []
     lock = threading.Lock()
 
     def claimer(owner: str) -> None:
         while batch := outbox.claim(owner, limit=7, lease_s=600):
             with lock:
+                sizes.append(len(batch))
                 claimed.update(d.id for d in batch)
 
     threads = [threading.Thread(target=claimer, args=(f"d{i}",)) for i in range(4)]
@@ -186,8 +188,29 @@ def test_outbox_concurrent_claimers_never_share_a_row(sql_engine, clock) -> None
         t.join(timeout=60)
     assert len(claimed) == 200
     assert set(claimed.values()) == {1}
+    assert max(sizes) <= 7
 
 
 def test_outbox_tables_create_on_both_databases(sql_engine) -> None:
     names = set(sa.inspect(sql_engine).get_table_names())
     assert {t.name for t in metadata.sorted_tables} <= names
+
+
+def test_outbox_record_many_applies_only_rows_whose_lease_is_held(make_outbox, clock) -> None:
+    outbox = make_outbox()
+    outbox.add_subscription(webhook_sub("all", URL))
+    kept, lost = (_enqueue(outbox, change())[0] for _ in range(2))
+    claimed = {d.id: d for d in outbox.claim("d1", limit=2, lease_s=10)}
+    clock.now += 11
+    [taken] = outbox.claim("d2", limit=1, lease_s=10)  # the older one, by due time
+    assert taken.id == kept
+    kept, lost = lost, kept  # d1 still holds only the one d2 did not take
+
+    results = [
+        (claimed[kept], _attempt(claimed[kept], "delivered"), clock.now),
+        (claimed[lost], _attempt(claimed[lost], "retry", error="x"), clock.now + 5),
+    ]
+    assert outbox.record_many("d1", results) == 1
+    assert outbox.get(kept).status == "delivered"
+    assert outbox.get(lost).attempts == 0  # d2's lease stands
+    assert len(outbox.log("all")) == 2
