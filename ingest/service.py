@@ -9,6 +9,13 @@ Three named tasks in one TaskGroup:
   checkpoint; detectors see a batch after it is stored.
 - ``reporter``: logs progress.
 
+Poison messages: whatever a message makes decoding or translating raise, it is dead-lettered
+with the exception's type and message and the loop carries on. One that kills the process
+outright (a crash in C code, the OOM killer) is caught by the spool's in-flight marker: after
+``crash_limit`` crashes with it in processing it is dead-lettered on replay without being
+touched again. Dead letters are kept once per spool position, and a bad ``state`` (retained,
+so redelivered on every reconnect) once per topic and content.
+
 Back-pressure instead of drops: when the spool reaches its byte bound the spooler stops
 draining, the in-memory inbox fills, and the MQTT thread blocks in its callback, so the
 broker holds the rest. A store outage only grows the spool; it never loses a message.
@@ -33,11 +40,11 @@ from sealscope import wire
 from sealscope.alerts import AlertStore, Category
 from sealscope.config import Settings
 from sealscope.deadletters import DeadLetterStore
-from sealscope.errors import MessageRejected, PointsRejected, StoreUnavailable
+from sealscope.errors import MessageRejected, PointsRejected, PoisonMessage, StoreUnavailable
 from sealscope.registry import Device, DeviceRegistry
 from sealscope.spool import Spool, SpoolPosition, SpoolRecord
 from sealscope.storage import Point, TelemetryStore
-from sealscope.topics import UPLINK_KINDS, device_filter
+from sealscope.topics import UPLINK_KINDS, device_filter, parse_device_topic
 
 __all__ = ["Detection", "IngestService", "IngestStats"]
 
@@ -71,6 +78,7 @@ class IngestStats:
     processed: int = 0
     points_stored: int = 0
     dead_letters: int = 0
+    poison: int = 0  # of dead_letters: messages whose handling raised or crashed the process
     store_retries: int = 0
     backpressure_waits: int = 0
 
@@ -89,7 +97,12 @@ class IngestService:
         report_every_s: float = 10.0,
         detection_save_every_s: float = 60.0,
         drain_timeout_s: float = 30.0,
+        crash_limit: int = 2,
     ) -> None:
+        if crash_limit < 1:
+            raise ValueError("crash_limit must be at least 1")
+        # 2, not 1: a SIGKILL from outside often lands while some good message is in flight
+        self.crash_limit = crash_limit
         self.drain_timeout_s = drain_timeout_s
         self.settings = settings
         self.store = store
@@ -304,16 +317,40 @@ class IngestService:
 
     async def _translate(self, record: SpoolRecord) -> Translated | None:
         self.stats.processed += 1
+        crashes = self.spool.begin(record)
         try:
-            result = translate(record.topic, record.payload, self._devices)
-        except MessageRejected as exc:
-            await self._dead_letter(record, exc.code, exc.reason, exc.device_id)
-            return None
-        if result is None:
-            return None
-        if result.event is not None and self.alerts is not None:
-            await asyncio.to_thread(self._raise_event_alert, result.device, result.event)
-        return result
+            if crashes >= self.crash_limit:
+                reason = f"crashed the ingest during processing ({crashes} times)"
+                poison = PoisonMessage(reason, device_id=_device_of(record))
+                # once per content: a copy the broker redelivers (no PUBACK before the
+                # crash) comes at another spool position
+                await self._reject(record, poison, once_per="crashed")
+                return None
+            try:
+                result = translate(
+                    record.topic,
+                    record.payload,
+                    self._devices,
+                    max_payload_bytes=self.settings.payload_max_bytes,
+                )
+            except MessageRejected as exc:
+                await self._reject(record, exc)
+                return None
+            except Exception as exc:  # one message must never stop the loop
+                log.warning("ingest: a message on %s raised", record.topic, exc_info=True)
+                reason = f"{type(exc).__name__}: {str(exc)[:200]}"
+                await self._reject(record, PoisonMessage(reason, device_id=_device_of(record)))
+                return None
+            if result is None:
+                return None
+            if result.no_readings is not None:
+                device_id = result.device.device_id
+                await self._dead_letter(record, "no_readings", result.no_readings, device_id)
+            if result.event is not None and self.alerts is not None:
+                await asyncio.to_thread(self._raise_event_alert, result.device, result.event)
+            return result
+        finally:
+            self.spool.finish()
 
     def _raise_event_alert(self, device: Device, event: wire.Event) -> None:
         assert self.alerts is not None
@@ -329,19 +366,42 @@ class IngestService:
             t=wire.time_to_ns(event.t) / 1e9,
         )
 
-    async def _dead_letter(
-        self, record: SpoolRecord, code: str, reason: str, device_id: str | None
+    async def _reject(
+        self, record: SpoolRecord, exc: MessageRejected, *, once_per: str | None = None
     ) -> None:
-        await asyncio.to_thread(
+        added = await self._dead_letter(record, exc.code, exc.reason, exc.device_id, once_per)
+        if added and isinstance(exc, PoisonMessage):
+            self.stats.poison += 1
+
+    async def _dead_letter(
+        self,
+        record: SpoolRecord,
+        code: str,
+        reason: str,
+        device_id: str | None,
+        once_per: str | None = None,
+    ) -> bool:
+        """Keep the record as a dead letter; False if it was kept before (a replay)."""
+        # a retained state comes again on every reconnect; anything else only on a replay
+        if once_per is None and record.topic.endswith("/state"):
+            once_per = f"retained:{code}"
+        elif once_per is None:
+            once_per = f"spool:{record.end.segment}:{record.end.offset}:{code}"
+        added = await asyncio.to_thread(
             self.dead_letters.add,
             topic=record.topic,
             payload=record.payload,
             code=code,
             reason=reason,
             device_id=device_id,
+            once_per=once_per,
         )
+        if added is None:
+            log.debug("ingest: %s on %s was dead-lettered before", code, record.topic)
+            return False
         self.stats.dead_letters += 1
-        log.info("ingest: dead-lettered a message on %s: %s", record.topic, reason)
+        log.info("ingest: dead-lettered a message on %s: %s", record.topic, reason[:200])
+        return True
 
     async def _flush(
         self, pending: list[tuple[SpoolRecord, Translated]], position: SpoolPosition
@@ -410,16 +470,24 @@ class IngestService:
         s = self.stats
         spool = self._spool
         log.info(
-            "ingest %s: received=%d acked=%d stored_points=%d dead_letters=%d "
+            "ingest %s: received=%d acked=%d stored_points=%d dead_letters=%d poison=%d "
             "store_retries=%d spool_bytes=%d",
             what,
             s.received,
             s.acked,
             s.points_stored,
             s.dead_letters,
+            s.poison,
             s.store_retries,
             spool.used_bytes() if spool else 0,
         )
+
+
+def _device_of(record: SpoolRecord) -> str | None:
+    try:
+        return parse_device_topic(record.topic).device_id
+    except MessageRejected:
+        return None
 
 
 async def _wait_any(event: asyncio.Event, timeout_s: float) -> None:

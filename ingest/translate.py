@@ -1,4 +1,10 @@
-"""From a spooled MQTT message to points: route by topic, decode, enrich from the registry."""
+"""From a spooled MQTT message to points: route by topic, decode, enrich from the registry.
+
+A sample with only ``t`` carries nothing to store. A telemetry message whose samples all
+are like that is rejected ("sample 0 has no readings"); in a message that also has readings
+the readings are stored and ``Translated.no_readings`` says which samples were empty, for a
+dead letter of its own. An event's empty ``reading`` likewise: the event is kept.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +14,7 @@ from dataclasses import dataclass, field
 import msgspec
 
 from sealscope import wire
-from sealscope.errors import NotFound, UnknownDevice
+from sealscope.errors import MalformedMessage, NotFound, UnknownDevice
 from sealscope.registry import Device, DeviceRegistry
 from sealscope.storage import Point, Series
 from sealscope.topics import DeviceTopic, parse_device_topic
@@ -25,6 +31,7 @@ class Translated:
     telemetry: wire.Telemetry | None = None
     event: wire.Event | None = None
     state: wire.State | None = None
+    no_readings: str | None = None  # which samples carried only ``t`` (nothing stored of them)
 
 
 @dataclass(slots=True)
@@ -59,15 +66,28 @@ class DeviceCache:
         return entry.device, entry.series
 
 
-def _sample_points(series: Series, samples: list[wire.Sample]) -> list[Point]:
+def _sample_points(
+    series: Series, readings: list[dict[str, float]]
+) -> tuple[list[Point], list[int]]:
+    """Points of the samples with readings, and the indices of those with only ``t``."""
     points = []
+    empty = []
     time_to_ns = wire.time_to_ns
-    for s in samples:
-        fields = _to_builtins(s)  # omits absent (None) readings
+    for i, fields in enumerate(readings):
         t = fields.pop("t")
         if fields:
             points.append(Point(series, time_to_ns(t), fields))
-    return points
+        else:
+            empty.append(i)
+    return points, empty
+
+
+def _samples_phrase(indices: list[int]) -> str:
+    if len(indices) == 1:
+        return f"sample {indices[0]} has"
+    shown = ", ".join(map(str, indices[:10]))
+    more = f" and {len(indices) - 10} more" if len(indices) > 10 else ""
+    return f"samples {shown}{more} have"
 
 
 _known_topics: dict[str, DeviceTopic] = {}
@@ -84,7 +104,13 @@ def _parse_topic(topic: str) -> DeviceTopic:
     return where
 
 
-def translate(topic: str, payload: bytes, devices: DeviceCache) -> Translated | None:
+def translate(
+    topic: str,
+    payload: bytes,
+    devices: DeviceCache,
+    *,
+    max_payload_bytes: int = wire.MAX_PAYLOAD_BYTES,
+) -> Translated | None:
     """Points for one message, or None for kinds ingest does not store (``cmd``).
 
     Raises a ``MessageRejected`` subclass for anything unusable.
@@ -95,13 +121,26 @@ def translate(topic: str, payload: bytes, devices: DeviceCache) -> Translated | 
         return None
     device, series = devices.lookup(device_id)
     if where.kind == "telemetry":
-        telemetry = wire.decode_telemetry(payload, device_id=device_id)
-        return Translated(device, _sample_points(series, telemetry.samples), telemetry=telemetry)
+        telemetry, readings = wire.decode_telemetry_readings(
+            payload, device_id=device_id, max_bytes=max_payload_bytes
+        )
+        points, empty = _sample_points(series, readings)
+        no_readings = None
+        if empty:
+            no_readings = f"{_samples_phrase(empty)} no readings"
+            if not points:
+                raise MalformedMessage(no_readings, device_id=device_id, field="samples")
+            stored = len(readings) - len(empty)
+            no_readings += f"; the other {stored} " + ("are stored" if stored > 1 else "is stored")
+        return Translated(device, points, telemetry=telemetry, no_readings=no_readings)
     if where.kind == "event":
-        event = wire.decode_event(payload, device_id=device_id)
-        readings = [event.reading] if event.reading is not None else []
-        return Translated(device, _sample_points(series, readings), event=event)
-    state = wire.decode_state(payload, device_id=device_id)
+        event = wire.decode_event(payload, device_id=device_id, max_bytes=max_payload_bytes)
+        if event.reading is None:
+            return Translated(device, [], event=event)
+        points, empty = _sample_points(series, [_to_builtins(event.reading)])
+        no_readings = "reading has no values besides t; the event is kept" if empty else None
+        return Translated(device, points, event=event, no_readings=no_readings)
+    state = wire.decode_state(payload, device_id=device_id, max_bytes=max_payload_bytes)
     fields = {
         name: value
         for name in ("battery_v", "rsrp_dbm", "sinr_db")

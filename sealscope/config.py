@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     spool_max_bytes: int = Field(1 << 30, ge=1 << 20)
     batch_max_points: int = Field(5000, ge=1)
     batch_max_age_s: float = Field(0.2, gt=0)
+    payload_max_bytes: int = Field(
+        256 * 1024, ge=1024, description="larger MQTT payloads are dead-lettered unparsed"
+    )
     detect: bool = True
     risk_every_s: float = Field(3600.0, gt=0, description="fleet risk re-evaluation period")
 

@@ -8,9 +8,11 @@ sqlite3 exception types::
     ├── ConfigError                   settings that cannot work (placeholder secret, bad URL)
     ├── MessageRejected               one message is unusable; it goes to the dead-letter store
     │   ├── MalformedMessage          not JSON, wrong type, missing or unknown field
+    │   │   └── PayloadTooLarge       over the byte bound, refused before parsing
     │   ├── UnknownSchemaVersion      ``v`` is not a version this build speaks
     │   ├── TopicRejected             topic outside the v1 scheme or device id invalid
-    │   └── UnknownDevice             the device is not in the registry
+    │   ├── UnknownDevice             the device is not in the registry
+    │   └── PoisonMessage             processing it raised or crashed the process
     ├── StoreError                    the telemetry store failed
     │   ├── StoreUnavailable          transient: retry later (``retry_after_s`` may say when)
     │   └── PointsRejected            permanent: the store refused the data itself
@@ -30,7 +32,9 @@ __all__ = [
     "MalformedMessage",
     "MessageRejected",
     "NotFound",
+    "PayloadTooLarge",
     "PointsRejected",
+    "PoisonMessage",
     "SealscopeError",
     "SpoolFull",
     "StoreError",
@@ -69,6 +73,15 @@ class MalformedMessage(MessageRejected):
     code = "malformed"
 
 
+class PayloadTooLarge(MalformedMessage):
+    code = "too_large"
+
+    def __init__(self, size_bytes: int, max_bytes: int, *, device_id: str | None = None) -> None:
+        super().__init__(f"payload {size_bytes} bytes > {max_bytes}", device_id=device_id)
+        self.size_bytes = size_bytes
+        self.max_bytes = max_bytes
+
+
 class UnknownSchemaVersion(MessageRejected):
     code = "unknown_version"
 
@@ -90,6 +103,12 @@ class UnknownDevice(MessageRejected):
 
     def __init__(self, device_id: str) -> None:
         super().__init__(f"device {device_id!r} is not registered", device_id=device_id)
+
+
+class PoisonMessage(MessageRejected):
+    """Not a fault of the message's form: handling it raised, or killed the process."""
+
+    code = "poison"
 
 
 class StoreError(SealscopeError):

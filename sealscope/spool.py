@@ -9,12 +9,21 @@ A torn record at the tail (crash mid-write) was never acknowledged, so it is cut
 The spool is bounded by ``max_bytes``: ``is_full`` tells the caller to stop taking messages
 (back-pressure) instead of dropping anything.
 
+Poison messages: ``begin(record)`` marks the record being processed in a small memory-mapped
+``inflight`` file (a store to shared memory, no syscall; the kernel keeps it when the process
+dies) and ``finish()`` clears it. A marker still set on open names the record that was in
+processing when the process died, and ``begin`` then says how many crashes it has seen, so
+the caller can dead-letter a message that keeps killing the process instead of replaying it
+forever. A copy of that record with the same topic and payload counts as the same record:
+a message that killed the process before its PUBACK comes again from the broker.
+
 Thread use: one thread appends, one reads and commits; they share only ``end`` under a lock.
 """
 
 from __future__ import annotations
 
 import logging
+import mmap
 import os
 import struct
 import threading
@@ -31,6 +40,10 @@ log = logging.getLogger(__name__)
 _HEADER = struct.Struct("<II")  # body length, crc32(body)
 _BODY_HEAD = struct.Struct("<dH")  # arrival time (Unix s), topic length
 _MAX_BODY = 64 << 20
+# record start and end (segment, offset), crashes seen before this try
+_INFLIGHT = struct.Struct("<QQQQI")
+_INFLIGHT_FILE = "inflight"
+_INFLIGHT_SIZE = _INFLIGHT.size + 4  # + crc32, so a marker torn by the kill is ignored
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -45,6 +58,17 @@ class SpoolRecord:
     payload: bytes
     arrival_s: float
     end: SpoolPosition  # position just after this record: commit it once the record is stored
+    start: SpoolPosition
+
+
+@dataclass(frozen=True, slots=True)
+class _Crashed:
+    """The record that was in processing when the process died, and how often it was."""
+
+    end: SpoolPosition
+    topic: str
+    payload: bytes
+    crashes: int
 
 
 def _segment_name(n: int) -> str:
@@ -64,7 +88,10 @@ class Spool:
         self._segment_sizes: dict[int, int] = {}
         self._checkpoint = SpoolPosition(1, 0)
         self._end = SpoolPosition(1, 0)
+        self._inflight: mmap.mmap | None = None
+        self._crashed: _Crashed | None = None
         self._open()
+        self._load_inflight()
 
     # -- opening and repair ------------------------------------------------------------
     def _open(self) -> None:
@@ -123,6 +150,57 @@ class Spool:
                 if len(body) != length or zlib.crc32(body) != crc:
                     return offset
                 offset += _HEADER.size + length
+
+    def _load_inflight(self) -> None:
+        try:
+            data = (self.directory / _INFLIGHT_FILE).read_bytes()
+        except FileNotFoundError:
+            return
+        if len(data) != _INFLIGHT_SIZE or not any(data):
+            return
+        body, (crc,) = data[: _INFLIGHT.size], struct.unpack("<I", data[_INFLIGHT.size :])
+        if zlib.crc32(body) != crc:
+            log.warning("spool: ignoring a torn in-flight marker")
+            return
+        start_seg, start_off, end_seg, end_off, crashes = _INFLIGHT.unpack(body)
+        end = SpoolPosition(end_seg, end_off)
+        if not (self._checkpoint <= SpoolPosition(start_seg, start_off) < end <= self._end):
+            return  # outside what is spooled: it was stored after all
+        records, _ = self.read(SpoolPosition(start_seg, start_off), max_records=1)
+        if not records or records[0].end != end:
+            return
+        record = records[0]
+        self._crashed = _Crashed(end, record.topic, record.payload, crashes + 1)
+        log.warning(
+            "spool: the last run died while processing a message on %s (crash %d with it)",
+            record.topic,
+            crashes + 1,
+        )
+
+    # -- processing marker ---------------------------------------------------------------
+    def begin(self, record: SpoolRecord) -> int:
+        """Mark ``record`` as in processing; returns how many crashes it was in flight for."""
+        if self._inflight is None:
+            path = self.directory / _INFLIGHT_FILE
+            with open(path, "a+b") as f:
+                f.truncate(_INFLIGHT_SIZE)
+                self._inflight = mmap.mmap(f.fileno(), _INFLIGHT_SIZE)
+        crashes = 0
+        crashed = self._crashed
+        if crashed is not None and (
+            record.end == crashed.end
+            or (record.payload == crashed.payload and record.topic == crashed.topic)
+        ):
+            crashes = crashed.crashes
+        start, end = record.start, record.end
+        body = _INFLIGHT.pack(start.segment, start.offset, end.segment, end.offset, crashes)
+        self._inflight[:] = body + struct.pack("<I", zlib.crc32(body))
+        return crashes
+
+    def finish(self) -> None:
+        """The record from ``begin`` is handled (stored, pending, or dead-lettered)."""
+        if self._inflight is not None:
+            self._inflight[:] = bytes(_INFLIGHT_SIZE)
 
     # -- state -------------------------------------------------------------------------
     @property
@@ -207,6 +285,7 @@ class Spool:
             f.seek(pos.offset)
             offset = pos.offset
             while offset < limit and len(out) < max_records:
+                start_offset = offset
                 length, crc = _HEADER.unpack(f.read(_HEADER.size))
                 body = f.read(length)
                 if zlib.crc32(body) != crc:
@@ -220,6 +299,7 @@ class Spool:
                         payload=body[head + topic_len :],
                         arrival_s=arrival_s,
                         end=SpoolPosition(n, offset),
+                        start=SpoolPosition(n, start_offset),
                     )
                 )
             pos = SpoolPosition(n, offset)
@@ -264,6 +344,9 @@ class Spool:
         self.close()
 
     def close(self) -> None:
+        if self._inflight is not None:
+            self._inflight.close()
+            self._inflight = None
         if self._writer is not None:
             self._writer.close()
             self._writer = None

@@ -5,21 +5,32 @@ milliseconds (integer-valued, >= 1e11), never arrival times; they are normalised
 nanoseconds at millisecond resolution so that a replayed sample has the same identity.
 
 ``decode_telemetry`` / ``decode_event`` / ``decode_state`` are the only way bytes become
-these types; each raises a ``MessageRejected`` subclass whose ``reason`` names the field
-and what was wrong. The JSON Schema published in ``sealscope/schema/`` is generated from
-these types by ``json_schema()`` and tested against the decoder.
+these types; each raises a ``MessageRejected`` subclass (and nothing else, whatever the
+bytes) whose ``reason`` names the field and what was wrong. Size is bounded before parsing;
+depth is bounded by the types (msgspec fails a container where a number belongs at once)
+and, before any untyped parse, by a byte scan. The untyped parse (``lint``) names faults of
+the JSON itself: truncation, duplicate keys, NaN/Infinity, numbers out of range.
+
+The JSON Schema published in ``sealscope/schema/`` is generated from these types by
+``json_schema()`` and tested against the decoder.
 """
 
 from __future__ import annotations
 
+import json
+import math
+import re
+from itertools import accumulate
 from typing import Annotated, Any, Final, Literal
 
 import msgspec
 
-from sealscope.errors import MalformedMessage, UnknownSchemaVersion
+from sealscope.errors import MalformedMessage, PayloadTooLarge, UnknownSchemaVersion
 
 __all__ = [
     "EVENT_KINDS",
+    "MAX_DEPTH",
+    "MAX_PAYLOAD_BYTES",
     "SAMPLE_FIELDS",
     "SCHEMA_VERSION",
     "Event",
@@ -29,12 +40,17 @@ __all__ = [
     "decode_event",
     "decode_state",
     "decode_telemetry",
+    "decode_telemetry_readings",
     "encode",
     "json_schema",
+    "lint",
+    "nesting_depth",
     "time_to_ns",
 ]
 
 SCHEMA_VERSION: Final = 1
+MAX_PAYLOAD_BYTES: Final = 256 * 1024  # default bound; ingest takes its own from settings
+MAX_DEPTH: Final = 8  # v1 nests 3 deep at most; anything near Python's recursion limit is hostile
 
 # Event times must fall in 2000-01-01 .. 2100-01-01, in seconds or in milliseconds.
 _T_MIN_S: Final = 946_684_800
@@ -56,7 +72,11 @@ def _reading(lo: float, hi: float, unit: str) -> Any:
 
 
 class Sample(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
-    """One reading set at one event time. Absent fields were not measured."""
+    """One reading set at one event time. Absent fields were not measured.
+
+    A sample with only ``t`` has nothing to store: ingest stores the other samples and
+    dead-letters a message whose samples all are like that.
+    """
 
     t: EventTime
     p_in_kpa: _reading(-101.325, 100_000, "inlet/line pressure, kPa gauge") | None = None
@@ -125,15 +145,11 @@ class State(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     last_wake_t: EventTime | None = None
 
 
-class _Envelope(msgspec.Struct):
-    v: Any = None
-
-
-_envelope = msgspec.json.Decoder(_Envelope)
 _decoders: dict[type, msgspec.json.Decoder[Any]] = {
     cls: msgspec.json.Decoder(cls) for cls in (Telemetry, Event, State)
 }
 _encoder = msgspec.json.Encoder()
+_to_builtins = msgspec.to_builtins
 
 
 def time_to_ns(t: float) -> int:
@@ -153,25 +169,26 @@ def _check_time(t: float, where: str, device_id: str | None) -> None:
         )
 
 
-def _decode(cls: type, payload: bytes, device_id: str | None) -> Any:
+def _decode(cls: type, payload: bytes, device_id: str | None, max_bytes: int) -> Any:
+    if len(payload) > max_bytes:
+        raise PayloadTooLarge(len(payload), max_bytes, device_id=device_id)
+    # The typed decoder cannot nest deeper than the schema (3): a container where a number or
+    # a struct belongs fails at once. Only the diagnosis below parses untyped, after a depth check.
     try:
-        msg = _decoders[cls].decode(payload)
-    except msgspec.ValidationError as exc:
-        version = _peek_version(payload)
+        return _decoders[cls].decode(payload)
+    except msgspec.MsgspecError as exc:
+        doc = lint(payload, device_id=device_id)  # raises for faults of JSON itself
+        version = doc.get("v") if isinstance(doc, dict) else None
         if version is not None and version != SCHEMA_VERSION:
             raise UnknownSchemaVersion(version, device_id=device_id) from exc
+        if not isinstance(exc, msgspec.ValidationError):  # json took what msgspec did not
+            # msgspec calls a lone surrogate "truncated"; Python's json accepts it
+            detail = str(exc).removeprefix("JSON is malformed: ")
+            if _LONE_SURROGATE.search(payload):
+                detail = "lone UTF-16 surrogate in a \\u escape"
+            raise MalformedMessage(f"malformed JSON: {detail}", device_id=device_id) from exc
         field = _field_from_error(str(exc))
         raise MalformedMessage(f"{exc}", device_id=device_id, field=field) from exc
-    except msgspec.DecodeError as exc:
-        raise MalformedMessage(f"not valid JSON: {exc}", device_id=device_id) from exc
-    return msg
-
-
-def _peek_version(payload: bytes) -> Any:
-    try:
-        return _envelope.decode(payload).v
-    except msgspec.MsgspecError:
-        return None
 
 
 def _field_from_error(text: str) -> str | None:
@@ -185,27 +202,173 @@ def _field_from_error(text: str) -> str | None:
     return path or None
 
 
-def decode_telemetry(payload: bytes, *, device_id: str | None = None) -> Telemetry:
-    msg: Telemetry = _decode(Telemetry, payload, device_id)
+def decode_telemetry(
+    payload: bytes, *, device_id: str | None = None, max_bytes: int = MAX_PAYLOAD_BYTES
+) -> Telemetry:
+    return decode_telemetry_readings(payload, device_id=device_id, max_bytes=max_bytes)[0]
+
+
+def decode_telemetry_readings(
+    payload: bytes, *, device_id: str | None = None, max_bytes: int = MAX_PAYLOAD_BYTES
+) -> tuple[Telemetry, list[dict[str, float]]]:
+    """The message and each sample as a dict of its present fields (``t`` included).
+
+    The dicts come for free with the duplicate-key check, and ingest stores them as they are.
+    """
+    msg: Telemetry = _decode(Telemetry, payload, device_id, max_bytes)
+    readings: list[dict[str, float]] = _to_builtins(msg.samples)  # omits absent (None) fields
+    # Duplicate keys collapse silently in msgspec. Every key brings one colon, so when the
+    # colons number exactly the keys decoded, no key can repeat; nulls or colons inside
+    # strings send the message to the exact (slower) check.
+    if payload.count(b":") != 3 + sum(map(len, readings)):
+        lint(payload, device_id=device_id)
     for i, sample in enumerate(msg.samples):
         _check_time(sample.t, f"samples[{i}].t", device_id)
-    return msg
+    return msg, readings
 
 
-def decode_event(payload: bytes, *, device_id: str | None = None) -> Event:
-    msg: Event = _decode(Event, payload, device_id)
+def decode_event(
+    payload: bytes, *, device_id: str | None = None, max_bytes: int = MAX_PAYLOAD_BYTES
+) -> Event:
+    msg: Event = _decode(Event, payload, device_id, max_bytes)
+    lint(payload, device_id=device_id)  # events are rare: always the exact duplicate-key check
     _check_time(msg.t, "t", device_id)
     if msg.reading is not None:
         _check_time(msg.reading.t, "reading.t", device_id)
     return msg
 
 
-def decode_state(payload: bytes, *, device_id: str | None = None) -> State:
-    msg: State = _decode(State, payload, device_id)
+def decode_state(
+    payload: bytes, *, device_id: str | None = None, max_bytes: int = MAX_PAYLOAD_BYTES
+) -> State:
+    msg: State = _decode(State, payload, device_id, max_bytes)
+    lint(payload, device_id=device_id)  # config is a free dict: duplicates hide there too
     _check_time(msg.t, "t", device_id)
     if msg.last_wake_t is not None:
         _check_time(msg.last_wake_t, "last_wake_t", device_id)
     return msg
+
+
+# -- the JSON itself: what msgspec either accepts silently or names misleadingly ----------
+
+# a JSON string, or an unterminated one running to the end of the input
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*(?:"|\Z)', re.DOTALL)
+_NOT_BRACKET = bytes(b for b in range(256) if b not in b"[]{}")
+_DEPTH_STEP = [0] * 256
+_DEPTH_STEP[ord("[")] = _DEPTH_STEP[ord("{")] = 1
+_DEPTH_STEP[ord("]")] = _DEPTH_STEP[ord("}")] = -1
+_LONE_SURROGATE = re.compile(
+    rb"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F])"
+    rb"|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2}"
+)
+_MAX_INT_DIGITS: Final = 20  # past any v1 range (t in ms is 13 digits), and past int() limits
+
+
+def nesting_depth(payload: bytes) -> int:
+    """How deep brackets nest outside strings, by a byte scan that parses nothing."""
+    brackets = _STRING.sub(b"", payload).translate(None, _NOT_BRACKET)
+    return max(0, max(accumulate(_DEPTH_STEP[b] for b in brackets), default=0))
+
+
+class _JsonFault(Exception):
+    pass
+
+
+class _Duplicated(dict[str, Any]):
+    """An object that had a key twice (kept so the walk can say where)."""
+
+    key: str
+
+
+def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) == len(pairs):
+        return obj
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if key in seen:
+            break
+        seen.add(key)
+    dup = _Duplicated(obj)
+    dup.key = key
+    return dup
+
+
+def _clip(text: str, n: int = 40) -> str:
+    return text if len(text) <= n else f"{text[:n]}... ({len(text)} chars)"
+
+
+def _constant(name: str) -> Any:
+    raise _JsonFault(f"non-finite number {name}: JSON numbers must be finite")
+
+
+def _float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise _JsonFault(f"number out of range: {_clip(text)}")
+    return value
+
+
+def _int(text: str) -> int:
+    if len(text.lstrip("-")) > _MAX_INT_DIGITS:
+        raise _JsonFault(f"number out of range: {_clip(text)}")
+    return int(text)
+
+
+def _first_duplicate(node: Any, path: str) -> tuple[str, str] | None:
+    if isinstance(node, _Duplicated):
+        return node.key, path
+    children = (
+        ((f"{path}.{_clip(k)}", v) for k, v in node.items())
+        if isinstance(node, dict)
+        else ((f"{path}[{i}]", v) for i, v in enumerate(node))
+        if isinstance(node, list)
+        else ()
+    )
+    for child_path, child in children:
+        if (found := _first_duplicate(child, child_path)) is not None:
+            return found
+    return None
+
+
+def lint(payload: bytes, *, device_id: str | None = None) -> Any:
+    """Parse untyped and reject faults of the JSON itself, each by its name.
+
+    Depth first (by a byte scan), then encoding, syntax ("truncated at byte N" rather than
+    whatever field validation tripped over first), NaN/Infinity, numbers out of range and
+    duplicate keys. Returns the parsed document. The slow path: about 10x the typed decode.
+    """
+
+    def fault(reason: str, field: str | None = None) -> MalformedMessage:
+        return MalformedMessage(reason, device_id=device_id, field=field)
+
+    if nesting_depth(payload) > MAX_DEPTH:
+        raise fault(f"nesting deeper than {MAX_DEPTH}")
+    try:
+        text = payload.decode()
+    except UnicodeDecodeError as exc:
+        raise fault(f"not UTF-8: byte 0x{payload[exc.start]:02x} at byte {exc.start}") from None
+    if not text.strip():
+        raise fault("malformed JSON: empty payload")
+    try:
+        doc = json.loads(
+            text,
+            object_pairs_hook=_pairs,
+            parse_constant=_constant,
+            parse_float=_float,
+            parse_int=_int,
+        )
+    except _JsonFault as exc:
+        raise fault(str(exc)) from None
+    except json.JSONDecodeError as exc:
+        if exc.pos >= len(text.rstrip()) or exc.msg.startswith("Unterminated string"):
+            raise fault(f"malformed JSON: truncated at byte {len(payload)}") from None
+        at = len(text[: exc.pos].encode())
+        raise fault(f"malformed JSON: {exc.msg[0].lower()}{exc.msg[1:]} at byte {at}") from None
+    if (dup := _first_duplicate(doc, "$")) is not None:
+        key, path = dup
+        raise fault(f"duplicate key {_clip(key)!r} at {path}", path[2:] or None)
+    return doc
 
 
 def encode(msg: Telemetry | Event | State) -> bytes:

@@ -11,6 +11,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI
 
+from composition.api.body import DEFAULT_MAX_BODY_BYTES, BodyGuard
 from composition.api.handlers import install_handlers
 from composition.api.routes import api_router, root_router
 from sealscope.alerts import AlertStore, SqliteAlertStore
@@ -33,9 +34,11 @@ def create_app(
     alerts: AlertStore | None = None,
     dead_letters: DeadLetterStore | None = None,
     risk_store: RiskStore | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
 ) -> FastAPI:
     """Build the API. Stores passed in belong to the caller and are left open at shutdown;
-    the ones the lifespan opens from ``settings`` it also closes."""
+    the ones the lifespan opens from ``settings`` it also closes. A request body over
+    ``max_body_bytes`` answers 413 before any route reads it."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -74,6 +77,7 @@ def create_app(
     # a separate API process serves the table the detection process last saved
     app.state.risk_store = risk_store or JsonFileRiskStore(settings.risk_table_path)
     install_handlers(app)
+    app.add_middleware(BodyGuard, max_bytes=max_body_bytes)
     app.include_router(api_router)
     app.include_router(root_router)
     return app

@@ -72,8 +72,9 @@ class _DeviceFields(BaseModel):
 
 
 class DeviceCreate(_DeviceFields):
-    # a typo in a field name should fail loudly, not provision a device without it
-    model_config = ConfigDict(extra="forbid")
+    # a typo in a field name should fail loudly, not provision a device without it; strict,
+    # so `"dn": true` or `"dn": "50"` is refused rather than read as a size
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     # pydantic searches rather than matches, hence the anchors
     device_id: str = Field(pattern=f"^{DEVICE_ID_PATTERN}$", examples=["ACME-DN50-000123"])

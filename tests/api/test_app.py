@@ -147,3 +147,19 @@ def test_unexpected_error_is_500_json_without_internals(
     with TestClient(app, raise_server_exceptions=False) as client:
         body = assert_error(client.get("/api/v1/devices"), 500, "internal_error")
     assert "secret" not in body["message"]
+
+
+@pytest.mark.parametrize(
+    ("exc", "error"),
+    [
+        (OverflowError("Python int too large to convert to SQLite INTEGER"), "out_of_range"),
+        (UnicodeEncodeError("utf-8", "\ud800", 0, 1, "surrogates not allowed"), "invalid_text"),
+    ],
+)
+def test_store_numeric_or_text_error_is_422_not_500(
+    settings: Settings, assert_error: Any, exc: Exception, error: str
+) -> None:
+    registry = BrokenRegistry(exc)
+    app = create_app(settings, telemetry_store=MemoryTelemetryStore(), registry=registry)  # type: ignore[arg-type]
+    with TestClient(app, raise_server_exceptions=False) as client:
+        assert_error(client.get("/api/v1/devices"), 422, error)

@@ -12,17 +12,16 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
+from fastapi import FastAPI
 from selenium import webdriver
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
@@ -92,7 +91,10 @@ class Site:
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+def site(
+    tmp_path_factory: pytest.TempPathFactory,
+    serve: Callable[[FastAPI], AbstractContextManager[str]],
+) -> Iterator[Site]:
     _require_browser()
     settings = Settings(data_dir=tmp_path_factory.mktemp("page") / "data", store="sqlite")
     now_s = time.time()
@@ -122,31 +124,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     alerts.close()
     asyncio.run(_seed_telemetry(settings.telemetry_db, now_s))
 
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    # ws="none": no websockets import, whose deprecation warnings would be errors here
-    config = uvicorn.Config(
-        create_app(settings), log_level="warning", access_log=False, ws="none", lifespan="on"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(
-        target=server.run, kwargs={"sockets": [sock]}, name="uvicorn", daemon=True
-    )
-    thread.start()
-    try:
-        deadline = time.monotonic() + WAIT_S
-        while not server.started:
-            assert thread.is_alive(), "uvicorn stopped during start-up"
-            assert time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.01)
-        yield Site(f"http://127.0.0.1:{port}", watched, to_acknowledge)
-    finally:
-        server.should_exit = True
-        thread.join(WAIT_S)
-        sock.close()
-    assert not thread.is_alive(), "uvicorn did not stop"
+    with serve(create_app(settings)) as url:
+        yield Site(url, watched, to_acknowledge)
 
 
 @pytest.fixture(scope="module")

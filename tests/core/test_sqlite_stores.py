@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -92,7 +93,7 @@ def test_database_wal_pragmas_and_schema_versions(db_path: Path) -> None:
         assert conn.execute("PRAGMA busy_timeout").fetchone()[0] == 5000
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert {"devices", "alerts", "dead_letters", "schema_version"} <= tables
-    assert [db.schema_version(c) for c in ("registry", "alerts", "dead_letters")] == [1, 1, 1]
+    assert [db.schema_version(c) for c in ("registry", "alerts", "dead_letters")] == [1, 1, 2]
     db.close()
 
 
@@ -416,3 +417,57 @@ def test_dead_letter_list_newest_first_filter_and_count(
     assert [d.topic for d in dead_letters.list(limit=1, offset=2)] == ["topic/1"]
     assert dead_letters.count() == 4
     assert dead_letters.count(device_id="ACME-001") == 2
+
+
+def test_dead_letter_keeps_a_prefix_of_a_huge_payload_with_its_size_and_digest(
+    dead_letters: SqliteDeadLetterStore,
+) -> None:
+    payload = bytes(range(256)) * 4000  # 1,024,000 bytes
+    dead_letters.add(
+        topic="t", payload=payload, code="too_large", reason="r" * 5000, device_id=None
+    )
+    (letter,) = dead_letters.list()
+    assert letter.payload == payload[:4096]
+    assert letter.payload_bytes == len(payload)
+    assert letter.payload_sha256 == hashlib.sha256(payload).hexdigest()
+    assert len(letter.reason) == 1000
+
+
+def test_dead_letter_once_per_scope_keeps_a_repeat_once(
+    dead_letters: SqliteDeadLetterStore,
+) -> None:
+    def add(topic: str, payload: bytes, once_per: str | None) -> int | None:
+        return dead_letters.add(
+            topic=topic,
+            payload=payload,
+            code="malformed",
+            reason="r",
+            device_id=None,
+            once_per=once_per,
+        )
+
+    first = add("dev/a/state", b"bad", "retained")
+    assert first is not None
+    assert add("dev/a/state", b"bad", "retained") is None  # redelivered: kept once
+    assert add("dev/b/state", b"bad", "retained") is not None  # another topic
+    assert add("dev/a/state", b"worse", "retained") is not None  # other content
+    assert add("dev/a/state", b"bad", "spool:1:40") is not None  # other scope
+    assert add("dev/a/state", b"bad", None) is not None  # no scope: always kept
+    assert add("dev/a/state", b"bad", None) is not None
+    assert dead_letters.count() == 6
+
+
+def test_dead_letter_retention_prunes_by_count_and_age_on_insert(
+    db_path: Path, clock: FakeClock
+) -> None:
+    store = SqliteDeadLetterStore(db_path, clock=clock, max_count=5, max_age_s=100.0)
+    try:
+        for i in range(8):
+            clock.t += 1
+            store.add(topic=f"topic/{i}", payload=b"x", code="c", reason="r", device_id=None)
+        assert [d.topic for d in store.list()] == [f"topic/{i}" for i in range(7, 2, -1)]
+        clock.t += 98.5  # topic/3..5 are over 100 s old now; 6 and 7 are not
+        store.add(topic="topic/8", payload=b"x", code="c", reason="r", device_id=None)
+        assert [d.topic for d in store.list()] == ["topic/8", "topic/7", "topic/6"]
+    finally:
+        store.close()

@@ -12,7 +12,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sealscope import wire
-from sealscope.errors import MalformedMessage, MessageRejected, UnknownSchemaVersion
+from sealscope.errors import (
+    MalformedMessage,
+    MessageRejected,
+    PayloadTooLarge,
+    UnknownSchemaVersion,
+)
+from tests.ingest.hostile import hostile_payloads
 
 SCHEMA_DIR = Path(wire.__file__).parent / "schema"
 T0 = 1_763_800_000.0
@@ -130,3 +136,103 @@ def test_decoder_and_schema_agree_on_generated_messages(
     except MessageRejected:
         decoder_ok = False
     assert decoder_ok == schema_ok, doc
+
+
+def _sample_with(value: bytes) -> bytes:
+    return b'{"v":1,"seq":1,"samples":[{"t":1763800000,"p_in_kpa":' + value + b"}]}"
+
+
+FAULTS: list[tuple[bytes, str]] = [
+    # the issue's payload: RecursionError in the version peek used to kill ingest
+    (b'{"v":1,"seq":1,"samples":[' + b"[" * 1000 + b"]" * 1000 + b"]}", "nesting deeper than 8"),
+    (
+        b'{"v":1,"seq":1,"samples":[' + b'{"a":' * 50 + b"1" + b"}" * 50 + b"]}",
+        "nesting deeper than 8",
+    ),
+    # msgspec checks t against its bound before it notices the input ends
+    (b'{"v":1,"seq":1,"samples":[{"t":17', "malformed JSON: truncated at byte 33"),
+    (
+        b'{"v":1,"seq":1,"samples":[{"t":1763800000,"p_in_kpa":"hi',
+        "malformed JSON: truncated at byte 56",
+    ),
+    (
+        b'{"v":1,"seq":1,"samples":[{"t":1763800000,"p_in_kpa":1,"p_in_kpa":2}]}',
+        "duplicate key 'p_in_kpa' at $.samples[0]",
+    ),
+    (b'{"v":1,"seq":1,"v":1,"samples":[{"t":1763800000,"p_in_kpa":1}]}', "duplicate key 'v' at $"),
+    (_sample_with(b"NaN"), "non-finite number NaN: JSON numbers must be finite"),
+    (_sample_with(b"-Infinity"), "non-finite number -Infinity: JSON numbers must be finite"),
+    (_sample_with(b"1e400"), "number out of range: 1e400"),
+    (_sample_with(b"1" + b"0" * 400), "number out of range: " + "1" + "0" * 39 + "... (401 chars)"),
+    (
+        b'{"v":1,"seq":1,"samples":[{"t":1763800000,"p_in_kpa":1}]} 7',
+        "malformed JSON: extra data at byte 58",
+    ),
+    (
+        b'{"v":1,"seq":1,"samples":[{"t":1763800000,"p_in_kpa":1,}]}',
+        "malformed JSON: expecting property name enclosed in double quotes at byte 55",
+    ),
+    (b"\xff\xfe{}", "not UTF-8: byte 0xff at byte 0"),
+    (b"   ", "malformed JSON: empty payload"),
+    (b'"\\ud800"', "malformed JSON: lone UTF-16 surrogate in a \\u escape"),
+    (b"x" * 300_000, "payload 300000 bytes > 262144"),
+]
+
+
+@pytest.mark.parametrize(("payload", "reason"), FAULTS)
+def test_decode_names_the_real_fault(payload: bytes, reason: str) -> None:
+    with pytest.raises(MalformedMessage) as info:
+        wire.decode_telemetry(payload, device_id="ACME-V-1")
+    assert info.value.reason == reason
+    assert info.value.device_id == "ACME-V-1"
+
+
+def test_decode_refuses_an_oversized_payload_before_parsing() -> None:
+    valid = json.dumps(VALID_TELEMETRY[3]).encode()
+    with pytest.raises(PayloadTooLarge) as info:
+        wire.decode_telemetry(valid, max_bytes=len(valid) - 1)
+    assert (info.value.code, info.value.size_bytes) == ("too_large", len(valid))
+    assert wire.decode_telemetry(valid, max_bytes=len(valid)).seq == 9
+
+
+def test_decode_state_rejects_duplicate_config_keys_and_infinite_values() -> None:
+    base = b'{"v":1,"t":1763800000,"fw":"1.0","config":{"a":1,X}}'
+    with pytest.raises(MalformedMessage, match=r"duplicate key 'a' at \$\.config"):
+        wire.decode_state(base.replace(b"X", b'"a":2'))
+    with pytest.raises(MalformedMessage, match="number out of range: 1e999"):
+        wire.decode_state(base.replace(b"X", b'"b":1e999'))
+    assert wire.decode_state(base.replace(b"X", b'"b":2')).config == {"a": 1, "b": 2}
+
+
+def test_decode_telemetry_accepts_nulls_and_colons_without_a_false_duplicate() -> None:
+    # nulls and colons in keys' whitespace make the fast count disagree: the exact check decides
+    payload = b'{"v":1, "seq" : 2, "samples":[{"t":1763800000,"p_in_kpa":null,"temp_c":4}]}'
+    msg, readings = wire.decode_telemetry_readings(payload)
+    assert msg.seq == 2
+    assert readings == [{"t": 1763800000.0, "temp_c": 4.0}]
+
+
+def test_nesting_depth_ignores_brackets_inside_strings() -> None:
+    assert wire.nesting_depth(b'{"detail":"[[[[[[[[[[[[{{{{\\"[[["}') == 1
+    assert wire.nesting_depth(b"[[[[") == 4  # truncated: as deep as it got
+    assert wire.nesting_depth(b"]]]") == 0
+    assert wire.nesting_depth(b'{"a":"unterminated [[[[[[[[[[') == 1
+
+
+@settings(max_examples=400, deadline=None)
+@given(payload=hostile_payloads)
+def test_decoders_raise_only_message_rejected_on_hostile_bytes(payload: bytes) -> None:
+    for decode in (wire.decode_telemetry, wire.decode_event, wire.decode_state):
+        try:
+            decode(payload)
+        except MessageRejected as exc:
+            assert exc.reason
+            assert len(exc.reason) < 400
+
+
+@settings(max_examples=300, deadline=None)
+@given(payload=st.binary(max_size=64).map(lambda b: b'{"v":1,"seq":1,"samples":[' + b))
+def test_decoders_raise_only_message_rejected_on_json_prefixed_garbage(payload: bytes) -> None:
+    for decode in (wire.decode_telemetry, wire.decode_event, wire.decode_state):
+        with pytest.raises(MessageRejected):
+            decode(payload)

@@ -3,12 +3,15 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from composition.servers import MosquittoServer, find_mosquitto
+from sealscope.config import Settings
 from sealscope.registry import SqliteDeviceRegistry
 
 
@@ -51,3 +54,36 @@ async def wait_until(predicate: Callable[[], bool], timeout_s: float, what: str)
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
         await asyncio.sleep(0.05)
+
+
+def ingest_settings(tmp_path: Path, broker: MosquittoServer, **extra: object) -> Settings:
+    """Settings for an ingest of this test's own: its data dir, broker and client id."""
+    values: dict[str, object] = {
+        "data_dir": tmp_path / "data",
+        "mqtt_host": broker.host,
+        "mqtt_port": broker.port,
+        "mqtt_client_id": f"ingest-{tmp_path.name}",
+        "batch_max_age_s": 0.05,
+    }
+    return Settings(**(values | extra))  # type: ignore[arg-type]
+
+
+def ingest_process(
+    settings: Settings, log: Path, *, module: str = "composition"
+) -> subprocess.Popen[bytes]:
+    """``python -m <module> --data-dir ... ingest`` with the test's broker and data dir."""
+    env = dict(
+        os.environ,
+        SEALSCOPE_MQTT_HOST=settings.mqtt_host,
+        SEALSCOPE_MQTT_PORT=str(settings.mqtt_port),
+        SEALSCOPE_MQTT_CLIENT_ID=settings.mqtt_client_id,
+        SEALSCOPE_BATCH_MAX_AGE_S="0.05",
+        SEALSCOPE_DETECT="false",
+    )
+    with open(log, "ab") as out:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(
+            [sys.executable, "-m", module, "--data-dir", str(settings.data_dir), "ingest"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )

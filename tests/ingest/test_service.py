@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
-import subprocess
-import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -17,27 +14,15 @@ import pytest
 
 from composition.servers import MosquittoServer
 from ingest import IngestService
-from sealscope.config import Settings
 from sealscope.deadletters import SqliteDeadLetterStore
 from sealscope.registry import SqliteDeviceRegistry
 from sealscope.storage.influxdb import InfluxStore
 from sealscope.storage.memory import MemoryTelemetryStore
 from sealscope.storage.sqlite import SqliteTelemetryStore
-from tests.ingest.conftest import telemetry_rows, wait_until
+from tests.ingest.conftest import ingest_process, ingest_settings, telemetry_rows, wait_until
 from tests.ingest.streams import Stream, fleet, publish_all
 
 pytestmark = pytest.mark.integration
-
-
-def _settings(tmp_path: Path, broker: MosquittoServer, **extra: object) -> Settings:
-    values: dict[str, object] = {
-        "data_dir": tmp_path / "data",
-        "mqtt_host": broker.host,
-        "mqtt_port": broker.port,
-        "mqtt_client_id": f"ingest-{tmp_path.name}",
-        "batch_max_age_s": 0.05,
-    }
-    return Settings(**(values | extra))  # type: ignore[arg-type]
 
 
 async def test_ingest_stores_every_sample_and_dead_letters_the_rest(
@@ -46,7 +31,7 @@ async def test_ingest_stores_every_sample_and_dead_letters_the_rest(
     devices = fleet(5)
     registry.upsert_many(devices)
     stream = Stream(devices, messages=200)
-    settings = _settings(tmp_path, broker)
+    settings = ingest_settings(tmp_path, broker)
     bad = [
         ("sealscope/v1/dev/TST-V-0001/telemetry", b'{"v": 1, "seq": 1, "samples": [{"t": "x"}]}'),
         ("sealscope/v1/dev/TST-V-0002/telemetry", b'{"v": 7, "seq": 1, "blob": true}'),
@@ -92,7 +77,7 @@ async def test_ingest_keeps_its_session_across_a_broker_restart(
     registry.upsert_many(devices)
     stream = Stream(devices, messages=600)
     messages = list(stream.payloads())
-    settings = _settings(tmp_path, broker)
+    settings = ingest_settings(tmp_path, broker)
     store = SqliteTelemetryStore(settings.telemetry_db)
     dead = SqliteDeadLetterStore(settings.state_db)
     try:
@@ -120,33 +105,15 @@ async def test_ingest_keeps_its_session_across_a_broker_restart(
         dead.close()
 
 
-def _ingest_process(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
-    env = dict(
-        os.environ,
-        SEALSCOPE_MQTT_HOST=settings.mqtt_host,
-        SEALSCOPE_MQTT_PORT=str(settings.mqtt_port),
-        SEALSCOPE_MQTT_CLIENT_ID=settings.mqtt_client_id,
-        SEALSCOPE_BATCH_MAX_AGE_S="0.05",
-        SEALSCOPE_DETECT="false",
-    )
-    with open(log, "ab") as out:  # the child keeps its own copy of the descriptor
-        return subprocess.Popen(
-            [sys.executable, "-m", "composition", "--data-dir", str(settings.data_dir), "ingest"],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-
-
 async def test_ingest_killed_with_sigkill_mid_stream_loses_and_duplicates_nothing(
     tmp_path: Path, broker: MosquittoServer, registry: SqliteDeviceRegistry
 ) -> None:
     devices = fleet(20)
     registry.upsert_many(devices)
     stream = Stream(devices, messages=3000)
-    settings = _settings(tmp_path, broker)
+    settings = ingest_settings(tmp_path, broker)
     log = tmp_path / "ingest.log"
-    proc = _ingest_process(settings, log)
+    proc = ingest_process(settings, log)
     killed = threading.Event()
 
     def kill_midway(i: int) -> None:
@@ -174,7 +141,7 @@ async def test_ingest_killed_with_sigkill_mid_stream_loses_and_duplicates_nothin
         assert killed.is_set()
         stored_at_kill = telemetry_rows(settings.telemetry_db)[0]
         assert 0 < stored_at_kill < stream.points
-        proc = _ingest_process(settings, log)
+        proc = ingest_process(settings, log)
         await wait_until(
             lambda: telemetry_rows(settings.telemetry_db)[0] == stream.points,
             60,
@@ -214,7 +181,7 @@ async def test_ingest_rides_out_an_influxdb_outage_with_backpressure_and_loses_n
     devices = fleet(10)
     registry.upsert_many(devices)
     stream = Stream(devices, messages=3000)
-    settings = _settings(
+    settings = ingest_settings(
         tmp_path,
         broker,
         store="influxdb",
@@ -265,7 +232,7 @@ async def test_ingest_flushes_batches_by_size_and_by_age(
 ) -> None:
     devices = fleet(4)
     registry.upsert_many(devices)
-    settings = _settings(tmp_path, broker, batch_max_points=60, batch_max_age_s=0.3)
+    settings = ingest_settings(tmp_path, broker, batch_max_points=60, batch_max_age_s=0.3)
     store = MemoryTelemetryStore()
     dead = SqliteDeadLetterStore(settings.state_db)
     try:

@@ -78,3 +78,53 @@ def test_spool_positions_order_across_segments() -> None:
 def test_spool_refuses_nonsense_bounds(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         Spool(tmp_path, max_bytes=0)
+
+
+def test_spool_counts_crashes_with_a_record_in_processing(tmp_path: Path) -> None:
+    with Spool(tmp_path, max_bytes=1 << 20) as spool:
+        spool.append(_records(3))
+        records, _ = spool.read(spool.checkpoint)
+        assert [spool.begin(r) for r in records[:2]] == [0, 0]
+        spool.finish()
+        assert spool.begin(records[2]) == 0
+        # the process dies here: the marker is never cleared
+    for crashes in (1, 2):
+        with Spool(tmp_path, max_bytes=1 << 20) as spool:
+            records, _ = spool.read(spool.checkpoint)
+            assert spool.begin(records[0]) == 0
+            spool.finish()
+            assert spool.begin(records[2]) == crashes  # and it dies again
+    with Spool(tmp_path, max_bytes=1 << 20) as spool:
+        records, _ = spool.read(spool.checkpoint)
+        assert spool.begin(records[2]) == 3
+        spool.finish()  # handled (dead-lettered) this time
+    with Spool(tmp_path, max_bytes=1 << 20) as spool:
+        records, _ = spool.read(spool.checkpoint)
+        assert spool.begin(records[2]) == 0
+
+
+def test_spool_ignores_a_torn_inflight_marker(tmp_path: Path) -> None:
+    with Spool(tmp_path, max_bytes=1 << 20) as spool:
+        spool.append(_records(1))
+        records, _ = spool.read(spool.checkpoint)
+        spool.begin(records[0])
+    marker = tmp_path / "inflight"
+    data = bytearray(marker.read_bytes())
+    data[0] ^= 0xFF
+    marker.write_bytes(bytes(data))
+    with Spool(tmp_path, max_bytes=1 << 20) as spool:
+        records, _ = spool.read(spool.checkpoint)
+        assert spool.begin(records[0]) == 0
+
+
+def test_spool_counts_a_redelivered_copy_as_the_crashed_record(tmp_path: Path) -> None:
+    poison = ("sealscope/v1/dev/D-001/telemetry", b"poison", 1.0)
+    with Spool(tmp_path, max_bytes=1 << 20) as spool:
+        spool.append([poison])
+        records, _ = spool.read(spool.checkpoint)
+        spool.begin(records[0])  # dies before its PUBACK went out
+    with Spool(tmp_path, max_bytes=1 << 20) as spool:
+        spool.append([(*poison[:2], 2.0), (poison[0], b"other", 3.0)])  # the broker again
+        records, _ = spool.read(spool.checkpoint)
+        assert [r.payload for r in records] == [b"poison", b"poison", b"other"]
+        assert [spool.begin(r) for r in records] == [1, 1, 0]

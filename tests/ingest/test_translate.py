@@ -8,6 +8,7 @@ from ingest.translate import DeviceCache, translate
 from sealscope.errors import (
     MalformedMessage,
     NotFound,
+    PayloadTooLarge,
     TopicRejected,
     UnknownDevice,
     UnknownSchemaVersion,
@@ -58,7 +59,8 @@ def test_translate_enriches_points_with_registry_tags() -> None:
         cache,
     )
     assert out is not None
-    assert len(out.points) == 1  # the sample with no readings yields no point
+    assert len(out.points) == 1  # the sample with no readings yields no point...
+    assert out.no_readings == "sample 1 has no readings; the other 1 is stored"
     point = out.points[0]
     assert point.series.measurement == "valve"
     assert dict(point.series.tags)["batch"] == "B7"
@@ -70,7 +72,9 @@ def test_translate_caches_registry_lookups() -> None:
     registry = _Registry(VALVE)
     cache = DeviceCache(registry)  # type: ignore[arg-type]
     for _ in range(5):
-        translate("sealscope/v1/dev/ACME-V-000001/telemetry", _telemetry({"t": T0}), cache)
+        translate(
+            "sealscope/v1/dev/ACME-V-000001/telemetry", _telemetry({"t": T0, "temp_c": 9}), cache
+        )
     assert registry.lookups == 1
 
 
@@ -108,3 +112,36 @@ def test_translate_state_and_event() -> None:
     )
     assert event is not None and event.event is not None
     assert event.points[0].fields == {"leak_mm3s": 40.0}
+
+
+def test_translate_rejects_telemetry_without_any_reading() -> None:
+    cache = DeviceCache(_Registry(VALVE))  # type: ignore[arg-type]
+    topic = "sealscope/v1/dev/ACME-V-000001/telemetry"
+    with pytest.raises(MalformedMessage) as info:
+        translate(topic, _telemetry({"t": T0}), cache)
+    assert (info.value.reason, info.value.field) == ("sample 0 has no readings", "samples")
+    with pytest.raises(MalformedMessage, match=r"^samples 0, 1, 2 have no readings$"):
+        translate(topic, _telemetry(*({"t": T0 + i} for i in range(3))), cache)
+    many = _telemetry(*({"t": T0 + i} for i in range(12)), {"t": T0 + 20, "temp_c": 3})
+    out = translate(topic, many, cache)
+    assert out is not None and len(out.points) == 1
+    assert out.no_readings == (
+        "samples 0, 1, 2, 3, 4, 5, 6, 7, 8, 9 and 2 more have no readings; the other 1 is stored"
+    )
+
+
+def test_translate_keeps_an_event_whose_reading_is_empty() -> None:
+    cache = DeviceCache(_Registry(VALVE))  # type: ignore[arg-type]
+    event = {"v": 1, "seq": 4, "t": T0, "kind": "leak_alarm", "reading": {"t": T0}}
+    out = translate("sealscope/v1/dev/ACME-V-000001/event", json.dumps(event).encode(), cache)
+    assert out is not None and out.event is not None and out.points == []
+    assert out.no_readings == "reading has no values besides t; the event is kept"
+
+
+def test_translate_applies_the_payload_bound() -> None:
+    cache = DeviceCache(_Registry(VALVE))  # type: ignore[arg-type]
+    payload = _telemetry(*({"t": T0 + i, "temp_c": 1} for i in range(100)))
+    with pytest.raises(PayloadTooLarge, match=f"^payload {len(payload)} bytes > 1024$"):
+        translate(
+            "sealscope/v1/dev/ACME-V-000001/telemetry", payload, cache, max_payload_bytes=1024
+        )

@@ -2,11 +2,16 @@
 
 from fastapi import APIRouter
 
+from composition.api.models import ErrorBody
 from composition.api.routes import alerts, dead_letters, devices, health, page, risk, telemetry
 
 __all__ = ["api_router", "root_router"]
 
-api_router = APIRouter(prefix="/api/v1")
+# every refusal has the one error shape; the OpenAPI says so instead of FastAPI's default 422
+api_router = APIRouter(
+    prefix="/api/v1",
+    responses={422: {"model": ErrorBody, "description": "the request is invalid"}},
+)
 api_router.include_router(devices.router)
 api_router.include_router(telemetry.router)
 api_router.include_router(alerts.router)

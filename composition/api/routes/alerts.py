@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from fastapi import APIRouter, Depends
 
-from fastapi import APIRouter, Query
-
+from composition.api.body import no_body
 from composition.api.deps import AlertsDep
 from composition.api.handlers import ApiError
 from composition.api.models import AlertPublic, AlertsPublic, ErrorBody
+from composition.api.params import AlertId, Limit, Offset
 from sealscope.alerts import AlertStatus, AlertStore
 
 router = APIRouter(prefix="/alerts", tags=["alerts"])
@@ -21,15 +21,15 @@ def list_alerts(
     alerts: AlertsDep,
     status: AlertStatus | None = None,
     device_id: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Limit = 100,
+    offset: Offset = 0,
 ) -> AlertsPublic:
     found = alerts.list(status=status, device_id=device_id, limit=limit, offset=offset)
     return AlertsPublic(data=[AlertPublic.of(a) for a in found], limit=limit, offset=offset)
 
 
 @router.get("/{alert_id}", response_model=AlertPublic, responses=_responses)
-def get_alert(alert_id: int, alerts: AlertsDep) -> AlertPublic:
+def get_alert(alert_id: AlertId, alerts: AlertsDep) -> AlertPublic:
     return AlertPublic.of(alerts.get(alert_id))
 
 
@@ -49,11 +49,17 @@ def _transition(alerts: AlertStore, alert_id: int, to: AlertStatus) -> AlertPubl
     "/{alert_id}/acknowledge",
     response_model=AlertPublic,
     responses={**_responses, 409: {"model": ErrorBody, "description": "already resolved"}},
+    dependencies=[Depends(no_body)],
 )
-def acknowledge_alert(alert_id: int, alerts: AlertsDep) -> AlertPublic:
+def acknowledge_alert(alert_id: AlertId, alerts: AlertsDep) -> AlertPublic:
     return _transition(alerts, alert_id, "acknowledged")
 
 
-@router.post("/{alert_id}/resolve", response_model=AlertPublic, responses=_responses)
-def resolve_alert(alert_id: int, alerts: AlertsDep) -> AlertPublic:
+@router.post(
+    "/{alert_id}/resolve",
+    response_model=AlertPublic,
+    responses=_responses,
+    dependencies=[Depends(no_body)],
+)
+def resolve_alert(alert_id: AlertId, alerts: AlertsDep) -> AlertPublic:
     return _transition(alerts, alert_id, "resolved")

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 
 from composition.api.deps import DeadLettersDep
 from composition.api.models import DeadLetterPublic, DeadLettersPublic
+from composition.api.params import Limit, Offset
 
 router = APIRouter(prefix="/dead-letters", tags=["dead letters"])
 
@@ -16,8 +15,8 @@ router = APIRouter(prefix="/dead-letters", tags=["dead letters"])
 def list_dead_letters(
     dead_letters: DeadLettersDep,
     device_id: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Limit = 100,
+    offset: Offset = 0,
 ) -> DeadLettersPublic:
     letters = dead_letters.list(device_id=device_id, limit=limit, offset=offset)
     return DeadLettersPublic(

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Response, status
 
 from composition.api.deps import RegistryDep
 from composition.api.models import DeviceCreate, DevicePublic, DevicesPublic, ErrorBody
+from composition.api.params import Limit, Offset
 
 router = APIRouter(prefix="/devices", tags=["devices"])
-
-Limit = Annotated[int, Query(ge=1, le=1000)]
-Offset = Annotated[int, Query(ge=0)]
 
 
 @router.get("", response_model=DevicesPublic)
@@ -31,7 +27,11 @@ def list_devices(
     "",
     response_model=DevicePublic,
     status_code=status.HTTP_201_CREATED,
-    responses={409: {"model": ErrorBody, "description": "the device id is taken"}},
+    responses={
+        409: {"model": ErrorBody, "description": "the device id is taken"},
+        413: {"model": ErrorBody, "description": "the body is over the size limit"},
+        415: {"model": ErrorBody, "description": "the body is not JSON"},
+    },
 )
 def create_device(body: DeviceCreate, registry: RegistryDep, response: Response) -> DevicePublic:
     device = registry.add(body.to_device())

@@ -28,6 +28,10 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _UNIX_S = re.compile(r"-?\d+(\.\d+)?")
 _EVERY = re.compile(r"(\d+)([smhd]?)")
 _UNIT_S = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86_400}
+# stores keep event times as int64 ns: 1970-01-01 .. 2262-04-11
+_MIN_NS = 0
+_MAX_NS = 2**63 - 1
+_MAX_EVERY_S = 3650 * 86_400  # a bucket wider than ten years is a typo
 # "+08:00" arrives as " 08:00" when a client forgets to percent-encode the plus sign
 _LOST_PLUS = re.compile(r" (\d\d:?\d\d)$")
 
@@ -38,9 +42,7 @@ def _invalid(param: str, value: str, msg: str) -> RequestValidationError:
     )
 
 
-def parse_time_ns(param: str, value: str) -> int:
-    """ISO 8601 (naive means UTC) or Unix seconds -> Unix ns."""
-    value = value.strip()
+def _parse_ns(param: str, value: str) -> int:
     if _UNIX_S.fullmatch(value):
         try:
             return int(Decimal(value) * 1_000_000_000)
@@ -57,15 +59,31 @@ def parse_time_ns(param: str, value: str) -> int:
     return (dt - _EPOCH) // timedelta(microseconds=1) * 1000
 
 
+def parse_time_ns(param: str, value: str) -> int:
+    """ISO 8601 (naive means UTC) or Unix seconds -> Unix ns, within what a store keeps."""
+    value = value.strip()
+    t_ns = _parse_ns(param, value)
+    if not _MIN_NS <= t_ns <= _MAX_NS:
+        raise _invalid(
+            param,
+            value,
+            f"out of range: between {_iso_ms(_MIN_NS // 1_000_000)} and"
+            f" {_iso_ms(_MAX_NS // 1_000_000)} (Unix seconds 0 to {_MAX_NS // 10**9})",
+        )
+    return t_ns
+
+
 def parse_every_s(value: str) -> int:
     """ "30s", "5m", "1h", "1d" or plain seconds -> seconds (> 0)."""
     match = _EVERY.fullmatch(value.strip().lower())
-    seconds = int(match[1]) * _UNIT_S[match[2]] if match else 0
-    if seconds <= 0:
+    if match is None or not match[1].strip("0"):
         raise _invalid(
             "every", value, "expected a positive duration: 30s, 5m, 1h, 1d or integer seconds"
         )
-    return seconds
+    # int() refuses past 4,300 digits, and nothing that long is in range anyway
+    if len(match[1].lstrip("0")) > 12 or int(match[1]) * _UNIT_S[match[2]] > _MAX_EVERY_S:
+        raise _invalid("every", value, f"out of range: at most {_MAX_EVERY_S // 86_400}d")
+    return int(match[1]) * _UNIT_S[match[2]]
 
 
 def _iso_ms(t_ms: int) -> str:
@@ -88,11 +106,17 @@ async def device_telemetry(
     store: TelemetryDep,
     field: Annotated[SampleField, Query(description="a sample field of wire contract v1")],
     start: Annotated[
-        str | None, Query(description="ISO 8601 or Unix seconds; default: stop - 24 h")
+        str | None,
+        Query(description="ISO 8601 or Unix seconds, 1970 to 2262; default: stop - 24 h"),
     ] = None,
-    stop: Annotated[str | None, Query(description="ISO 8601 or Unix seconds; default: now")] = None,
+    stop: Annotated[
+        str | None, Query(description="ISO 8601 or Unix seconds, 1970 to 2262; default: now")
+    ] = None,
     every: Annotated[
-        str | None, Query(description="bucket width: 30s, 5m, 1h, 1d or seconds; omit for raw")
+        str | None,
+        Query(
+            description="bucket width: 30s, 5m, 1h, 1d or seconds, at most 3650d; omit for raw",
+        ),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=100_000)] = 10_000,
 ) -> dict[str, Any]:
@@ -100,7 +124,7 @@ async def device_telemetry(
     start_ns = (
         parse_time_ns("start", start)
         if start
-        else stop_ns - _DEFAULT_SPAN // timedelta(microseconds=1) * 1000
+        else max(_MIN_NS, stop_ns - _DEFAULT_SPAN // timedelta(microseconds=1) * 1000)
     )
     if stop_ns <= start_ns:
         raise _invalid("stop", stop or "now", "stop must be later than start")

@@ -1,0 +1,160 @@
+"""Arbitrary bytes and hostile JSON as the body of every POST route, over real HTTP.
+
+Each must be refused with a 4xx in the error shape, change nothing, and leave the server
+answering: a good request right after it still succeeds. Routes are read from the app, so a
+new POST route is fuzzed without touching this file.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from composition.api import create_app
+from composition.api.body import DEFAULT_MAX_BODY_BYTES
+from sealscope.config import Settings
+
+FUZZ_EXAMPLES = int(os.environ.get("SEALSCOPE_FUZZ_EXAMPLES", "25"))
+_ids = itertools.count(1)
+
+
+def _post_routes() -> list[str]:
+    # an app that is never started: its OpenAPI lists the routes without opening a store
+    app = create_app(Settings(data_dir=Path(tempfile.gettempdir()) / "sealscope-never-opened"))
+    return sorted(path for path, ops in app.openapi()["paths"].items() if "post" in ops)
+
+
+POST_ROUTES = _post_routes()
+assert POST_ROUTES, "no POST route found: the fuzz would pass by testing nothing"
+
+
+@pytest.fixture(scope="module")
+def http(live_api: Any) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=live_api.url, timeout=30) as client:
+        yield client
+
+
+def _url(route: str, live_api: Any) -> str:
+    # resolve acts on its own alert, so acknowledge's stays acknowledgeable
+    alert_id = live_api.alert_ids[0 if route.endswith("/acknowledge") else 1]
+    return route.replace("{alert_id}", str(alert_id))
+
+
+def _good_request(http: httpx.Client, route: str, live_api: Any) -> None:
+    url = _url(route, live_api)
+    if route == "/api/v1/devices":
+        device_id = f"FUZZ-{next(_ids):06d}"
+        payload = {"device_id": device_id, "kind": "valve", "manufacturer": "f", "model": "m"}
+        response = http.post(url, json=payload)
+        assert response.status_code == 201, response.text
+        assert http.get(f"{url}/{device_id}").status_code == 200
+    else:
+        response = http.post(url)
+        assert response.status_code == 200, response.text
+
+
+def _assert_refused(response: httpx.Response, sent: int) -> None:
+    assert 400 <= response.status_code < 500, (response.status_code, response.text[:500])
+    assert response.headers["content-type"] == "application/json"
+    body = response.json()
+    assert set(body) >= {"error", "message"}
+    # the answer is small whatever was sent: nothing comes back whole
+    assert len(response.content) < 12_000, (sent, len(response.content))
+
+
+def _devices_count(http: httpx.Client) -> int:
+    return len(http.get("/api/v1/devices", params={"limit": 1000}).json()["data"])
+
+
+def _deep(n: int) -> bytes:
+    return b'{"a":' * n + b"1" + b"}" * n
+
+
+HOSTILE = {
+    "truncated": b'{"device_id": "ACME-9',
+    "deep": _deep(5_000),
+    "deep_list": b"[" * 200_000,
+    "dup": b'{"device_id":"ACME-7777","kind":"valve","kind":"pump","manufacturer":"a","model":"m"}',
+    "nan": b'{"device_id":"ACME-7778","kind":"valve","manufacturer":"a","model":"m","dn":NaN}',
+    "huge_int": b'{"dn":' + b"9" * 100_000 + b"}",
+    "huge_float": b'{"dn":1e400}',
+    "surrogate": b'{"device_id":"ACME-7779","kind":"valve","manufacturer":"\\udc00","model":"m"}',
+    "giant_array": b"[" + b"0," * 500_000 + b"0]",
+    "over_cap": b'{"x":"' + b"y" * DEFAULT_MAX_BODY_BYTES + b'"}',
+    "not_utf8": b'{"device_id":"\xc3\x28"}',
+    "bom": b"\xef\xbb\xbf{}",
+    "utf16": '{"a":1}'.encode("utf-16"),
+    "null": b"null",
+    "number": b"1",
+    "string": b'"x"',
+    "empty_object": b"{}",
+    "bool_dn": b'{"device_id":"ACME-7780","kind":"valve","manufacturer":"a","model":"m","dn":true}',
+}
+
+
+@pytest.mark.parametrize("route", POST_ROUTES)
+@pytest.mark.parametrize("name", sorted(HOSTILE))
+def test_post_route_refuses_hostile_json_then_still_works(
+    http: httpx.Client, live_api: Any, route: str, name: str
+) -> None:
+    before = _devices_count(http)
+    body = HOSTILE[name]
+    _assert_refused(
+        http.post(
+            _url(route, live_api), content=body, headers={"content-type": "application/json"}
+        ),
+        len(body),
+    )
+    assert _devices_count(http) == before
+    _good_request(http, route, live_api)
+
+
+@pytest.mark.parametrize("route", POST_ROUTES)
+def test_post_route_refuses_arbitrary_bytes_then_still_works(
+    http: httpx.Client, live_api: Any, route: str
+) -> None:
+    content_types = st.sampled_from(
+        [
+            None,
+            "application/json",
+            "application/json; charset=utf-8",
+            "text/plain",
+            "application/octet-stream",
+            "application/x-www-form-urlencoded",
+            "multipart/form-data",
+        ]
+    )
+    json_values = st.recursive(
+        st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+        lambda inner: (
+            st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=10), inner, max_size=5)
+        ),
+        max_leaves=30,
+    )
+    bodies = st.binary(min_size=1, max_size=4096) | json_values.map(
+        lambda v: json.dumps(v).encode()
+    )
+
+    @settings(
+        max_examples=FUZZ_EXAMPLES,
+        deadline=None,
+        derandomize=True,
+        suppress_health_check=[HealthCheck.too_slow],
+    )
+    @given(body=bodies, content_type=content_types)
+    def fuzz(body: bytes, content_type: str | None) -> None:
+        headers = {} if content_type is None else {"content-type": content_type}
+        _assert_refused(http.post(_url(route, live_api), content=body, headers=headers), len(body))
+        _good_request(http, route, live_api)
+
+    fuzz()
