@@ -28,11 +28,15 @@ RUN groupadd --system --gid 10001 sealscope \
 
 COPY --from=build /opt/venv /opt/venv
 
+# The API listens on every interface of the container but answers only to the Host names
+# listed here (400 otherwise): the loopback names reached through a published port. Set
+# SEALSCOPE_API_ALLOWED_HOSTS to the names clients really use (compose passes it).
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     SEALSCOPE_DATA_DIR=/var/lib/sealscope \
-    SEALSCOPE_API_HOST=0.0.0.0
+    SEALSCOPE_API_HOST=0.0.0.0 \
+    SEALSCOPE_API_ALLOWED_HOSTS=localhost,127.0.0.1,[::1]
 
 # A named volume mounted here starts as a copy of this directory, owned by sealscope.
 VOLUME ["/var/lib/sealscope"]

@@ -19,6 +19,8 @@ from typing import ClassVar
 import numpy as np
 
 from analytics.base import F64, CategoryCode, SampleBatch, Verdicts, fmt_time
+from analytics.changepoint import change_test_params
+from analytics.params import Param, check_params
 from analytics.residual import ResidualDetector
 
 __all__ = ["ActuationWearDetector"]
@@ -40,6 +42,15 @@ class ActuationWearDetector(ResidualDetector):
         ("motor_a", True),
     )
     covariate_names: ClassVar[tuple[str, ...]] = ("p_in_kpa", "differential pressure")
+    PARAMS: ClassVar[tuple[Param, ...]] = (
+        Param("wear_ratio", 1.25, "(1, inf)", "x baseline",
+              "rise of stroke time, torque or current the CUSUM is tuned to"),
+        Param("sigma_floor", 0.02, "(0, inf)", "log",
+              "floor of the regression's residual spread"),
+        Param("baseline_samples", 12, "[5, inf)", "actuations",
+              "that fit the commissioning regression"),
+        *change_test_params(alpha=0.2, clear_samples=4, unit="actuations"),
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -52,8 +63,7 @@ class ActuationWearDetector(ResidualDetector):
         h_shifts: float = 2.5,
         h_sigmas: float = 8.0,
     ) -> None:
-        if wear_ratio <= 1:
-            raise ValueError("wear_ratio must be > 1")
+        check_params(type(self).__name__, self.PARAMS, locals())
         self.wear_ratio = wear_ratio
         self.sigma_floor = sigma_floor
         d = math.log(wear_ratio)

@@ -27,6 +27,7 @@ from typing import Any, ClassVar, Final, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from analytics.params import Param
 from sealscope import iso5208
 from sealscope.registry import Device
 from sealscope.wire import SAMPLE_FIELDS, Sample
@@ -316,6 +317,8 @@ class Detector:
     # judged faulty are withheld) and its verdicts are held while its signals are not
     # trusted, so a bad sensor is not a bad seal.
     gated: ClassVar[bool] = False
+    # one row per keyword of ``__init__``: default, range, unit, meaning (``params.py``)
+    PARAMS: ClassVar[tuple[Param, ...]] = ()
 
     def __init__(self) -> None:
         self._reset()

@@ -33,7 +33,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["ChangeTest", "StepResult", "confidence"]
+from analytics.params import Param
+
+__all__ = ["ChangeTest", "StepResult", "change_test_params", "confidence"]
 
 F64 = npt.NDArray[np.float64]
 Index = Any  # an index array, or a tuple of them for (slot, channel) state
@@ -44,6 +46,23 @@ class StepResult:
     on: npt.NDArray[np.bool_]
     rose: npt.NDArray[np.bool_]
     fell: npt.NDArray[np.bool_]
+
+
+def change_test_params(
+    *, alpha: float, clear_samples: int, unit: str = "samples"
+) -> tuple[Param, ...]:
+    """The ``PARAMS`` rows of a detector's change test, with that detector's defaults
+    (the ranges ``ChangeTest`` accepts)."""
+    return (
+        Param("alpha", alpha, "(0, 1]", "",
+              "EWMA weight of the level that clears and explains"),
+        Param("clear_samples", clear_samples, "[1, inf)", unit,
+              "in a row below the clear level to clear"),
+        Param("h_shifts", 2.5, "(0.5, inf)", "shifts",
+              "CUSUM decision interval, in relevant shifts"),
+        Param("h_sigmas", 8.0, "[0, inf)", "sigmas",
+              "CUSUM decision interval floor, in baseline spreads"),
+    )  # fmt: skip
 
 
 class ChangeTest:

@@ -22,8 +22,9 @@ from typing import Any
 from analytics.fleet_risk import FleetRisk
 from analytics.service import AlertChange, DetectionService
 from sealscope.alerts import AlertStore
+from sealscope.config import Settings
 from sealscope.registry import Device
-from sealscope.risk import RiskStore, RiskTable
+from sealscope.risk import JsonFileRiskStore, RiskStore, RiskTable
 from sealscope.wire import Sample
 
 __all__ = ["FleetMonitor"]
@@ -58,6 +59,28 @@ class FleetMonitor:
         if risk_path is not None and risk_path.exists():
             risk.load(risk_path)
             log.info("fleet risk: %d devices restored from %s", risk.device_count, risk_path)
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        detection: DetectionService,
+        alerts: AlertStore,
+        **overrides: Any,
+    ) -> FleetMonitor:
+        """What ``up`` and ``ingest`` run: risk state and the shared table under
+        ``settings.data_dir``, re-evaluated every ``settings.risk_every_s``."""
+        kwargs: dict[str, Any] = {
+            "detection": detection,
+            "risk": FleetRisk(),
+            "alerts": alerts,
+            "risk_path": settings.fleet_risk_state_path,
+            "risk_store": JsonFileRiskStore(settings.risk_table_path),
+            "apply_every_s": settings.risk_every_s,
+        }
+        kwargs.update(overrides)
+        return cls(**kwargs)
 
     def observe(self, device: Device, samples: Sequence[Sample]) -> None:
         self.detection.observe(device, samples)

@@ -22,6 +22,8 @@ from typing import ClassVar
 import numpy as np
 
 from analytics.base import F64, CategoryCode, SampleBatch, Verdicts, fmt_time
+from analytics.changepoint import change_test_params
+from analytics.params import Param, check_params
 from analytics.residual import ResidualDetector
 
 __all__ = ["PumpSealDetector"]
@@ -45,6 +47,21 @@ class PumpSealDetector(ResidualDetector):
         ("vib_mms", True),
     )
     covariate_names: ClassVar[tuple[str, ...]] = ("speed_rpm", "speed_rpm²", "head")
+    PARAMS: ClassVar[tuple[Param, ...]] = (
+        Param("leak_ratio", 3.0, "(1, inf)", "x baseline",
+              "rise of seal-chamber leakage the CUSUM is tuned to"),
+        Param("temp_rise_c", 5.0, "(0, inf)", "°C",
+              "temperature excess the CUSUM is tuned to"),
+        Param("vib_ratio", 2.0, "(1, inf)", "x baseline",
+              "rise of vibration the CUSUM is tuned to"),
+        Param("min_speed_rpm", 100.0, "[0, inf)", "rpm",
+              "speed at or above which the pump counts as running"),
+        Param("baseline_samples", 48, "[6, inf)", "samples",
+              "running samples that fit the commissioning regression"),
+        *change_test_params(alpha=0.1, clear_samples=12),
+        Param("temp_track_days", 14.0, "(0, inf]", "days",
+              "time constant the temperature baseline follows (`inf`: fixed)"),
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -58,10 +75,9 @@ class PumpSealDetector(ResidualDetector):
         clear_samples: int = 12,
         h_shifts: float = 2.5,
         h_sigmas: float = 8.0,
-        temp_track_days: float | None = 14.0,
+        temp_track_days: float = 14.0,
     ) -> None:
-        if leak_ratio <= 1 or vib_ratio <= 1 or temp_rise_c <= 0:
-            raise ValueError("need leak_ratio > 1, vib_ratio > 1, temp_rise_c > 0")
+        check_params(type(self).__name__, self.PARAMS, locals())
         self.leak_ratio = leak_ratio
         self.temp_rise_c = temp_rise_c
         self.vib_ratio = vib_ratio

@@ -68,7 +68,8 @@ from analytics.base import (
     step_groups,
 )
 from analytics.baseline import robust_level
-from analytics.changepoint import ChangeTest, confidence
+from analytics.changepoint import ChangeTest, change_test_params, confidence
+from analytics.params import Param, check_params
 from sealscope import iso5208
 
 __all__ = ["SeatLeakDetector"]
@@ -81,6 +82,39 @@ class SeatLeakDetector(Detector):
     signals: ClassVar[tuple[str, ...]] = ("p_in_kpa", "p_out_kpa", "leak_mm3s", "position_pct")
     kinds: ClassVar[frozenset[str]] = frozenset({"valve"})
     gated: ClassVar[bool] = True
+    PARAMS: ClassVar[tuple[Param, ...]] = (
+        Param("exponent", 0.5, "(0, 2]", "",
+              "n in C = leak / ΔP^n: 0.5 orifice, 1 laminar"),
+        Param("closed_max_pct", 2.0, "[0, 100]", "%",
+              "position at or below which the valve counts as closed"),
+        Param("position_required", False, "", "",
+              "ignore samples that carry no position"),
+        Param("min_dp_kpa", 100.0, "(0, inf)", "kPa",
+              "ΔP a sample needs to say anything about the seat"),
+        Param("leak_floor_mm3s", 1e-3, "(0, inf)", "mm³/s",
+              "readings below it (0 included) are taken as it"),
+        Param("baseline_samples", 48, "[3, 4096]", "samples",
+              "qualifying samples that form the commissioning baseline"),
+        Param("sigma_floor", 0.05, "(0, inf)", "log C",
+              "floor of the baseline's robust spread"),
+        Param("alarm_ratio", 3.0, "(1, inf)", "x baseline",
+              "the shift the CUSUM is tuned to"),
+        *change_test_params(alpha=0.1, clear_samples=12),
+        Param("clear_ratio", 1.5, "(1, inf)", "x baseline",
+              "clears below it (less than `alarm_ratio`)"),
+        Param("spec_clear_fraction", 0.8, "(0, 1]", "of the limit",
+              "out of specification clears below this share"),
+        Param("trend_every", 12, "[1, inf)", "samples",
+              "qualifying samples per trend point"),
+        Param("trend_points", 16, "[3, 256]", "points",
+              "trend ring size"),
+        Param("trend_min_points", 6, "[3, 256]", "points",
+              "post-onset points a RUL needs (at most `trend_points`)"),
+        Param("trend_t_min", 3.0, "(0, inf)", "",
+              "t statistic of the slope a RUL needs"),
+        Param("urgent_days", 30.0, "[0, inf)", "days",
+              "escalate once the late-bound RUL is below this"),
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -105,20 +139,11 @@ class SeatLeakDetector(Detector):
         trend_t_min: float = 3.0,
         urgent_days: float = 30.0,
     ) -> None:
-        if not 0 < exponent <= 2:
-            raise ValueError("exponent must be in (0, 2]")
-        if min_dp_kpa <= 0 or leak_floor_mm3s <= 0 or sigma_floor <= 0:
-            raise ValueError("min_dp_kpa, leak_floor_mm3s and sigma_floor must be > 0")
-        if baseline_samples < 3 or clear_samples < 1:
-            raise ValueError("baseline_samples must be >= 3 and clear_samples >= 1")
-        if not 0 < alpha <= 1:
-            raise ValueError("alpha must be in (0, 1]")
-        if not 1 < clear_ratio < alarm_ratio:
-            raise ValueError("need 1 < clear_ratio < alarm_ratio")
-        if not 0 < spec_clear_fraction <= 1:
-            raise ValueError("spec_clear_fraction must be in (0, 1]")
-        if trend_every < 1 or not 3 <= trend_min_points <= trend_points:
-            raise ValueError("need trend_every >= 1 and 3 <= trend_min_points <= trend_points")
+        check_params(type(self).__name__, self.PARAMS, locals())
+        if not clear_ratio < alarm_ratio:
+            raise ValueError("need clear_ratio < alarm_ratio")
+        if not trend_min_points <= trend_points:
+            raise ValueError("need trend_min_points <= trend_points")
         self.exponent = exponent
         self.closed_max_pct = closed_max_pct
         self.position_required = position_required

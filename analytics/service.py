@@ -23,7 +23,7 @@ import logging
 import math
 import os
 from array import array
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal
@@ -45,11 +45,12 @@ from analytics.pump_seal import PumpSealDetector
 from analytics.seat_leak import SeatLeakDetector
 from analytics.sensor_faults import SensorFaultDetector
 from sealscope.alerts import Alert, AlertStore, Category
+from sealscope.config import Settings
 from sealscope.errors import ConfigError, SealscopeError
 from sealscope.registry import Device
 from sealscope.wire import Sample
 
-__all__ = ["AlertChange", "DetectionService", "default_detectors"]
+__all__ = ["DEFAULT_DETECTORS", "AlertChange", "DetectionService", "default_detectors"]
 
 log = logging.getLogger(__name__)
 
@@ -71,14 +72,51 @@ class AlertChange:
     alert: Alert | None = None
 
 
-def default_detectors() -> list[Detector]:
-    """What ``sealscope up`` runs: sensor screen first, then the physical seal checks."""
-    return [
-        SensorFaultDetector(),
-        SeatLeakDetector(),
-        ActuationWearDetector(),
-        PumpSealDetector(),
-    ]
+# What ``sealscope up`` runs, in order: sensor screen first, then the physical seal checks.
+DEFAULT_DETECTORS: Final[tuple[type[Detector], ...]] = (
+    SensorFaultDetector,
+    SeatLeakDetector,
+    ActuationWearDetector,
+    PumpSealDetector,
+)
+
+
+def default_detectors(
+    section: Mapping[str, Mapping[str, object]] | None = None,
+) -> list[Detector]:
+    """The detectors ``sealscope up`` runs, with ``section`` (the settings' ``detectors``:
+    cause -> {hyper-parameter: value}) over each one's defaults.
+
+    Raises ConfigError naming the key (``detectors.seat_leak.alarm_ratio``) for an unknown
+    detector or parameter, a value outside its ``PARAMS`` range, or a combination the
+    detector refuses.
+    """
+    section = section or {}
+    by_cause = {cls.cause: cls for cls in DEFAULT_DETECTORS}
+    for cause in section:
+        if cause not in by_cause:
+            raise ConfigError(
+                f"detectors.{cause}", f"unknown detector; known: {', '.join(by_cause)}"
+            )
+    out: list[Detector] = []
+    for cause, cls in by_cause.items():
+        table = section.get(cause) or {}
+        params = {p.name: p for p in cls.PARAMS}
+        kwargs: dict[str, Any] = {}
+        for name, value in table.items():
+            key = f"detectors.{cause}.{name}"
+            param = params.get(name)
+            if param is None:
+                raise ConfigError(key, f"unknown parameter; known: {', '.join(params)}")
+            problem = param.problem(value)
+            if problem is not None:
+                raise ConfigError(key, problem)
+            kwargs[name] = param.coerce(value)
+        try:
+            out.append(cls(**kwargs))
+        except ValueError as exc:
+            raise ConfigError(f"detectors.{cause}", str(exc)) from exc
+    return out
 
 
 class DetectionService:
@@ -127,6 +165,20 @@ class DetectionService:
         self._new_pending()
         if self._state_path is not None and self._state_path.exists():
             self._load(self._state_path)
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, *, alerts: AlertStore, **overrides: Any
+    ) -> DetectionService:
+        """The service ``up`` and ``ingest`` run: state at ``settings.detector_state_path``,
+        detectors from ``settings.detectors`` (see ``default_detectors``)."""
+        kwargs: dict[str, Any] = {
+            "alerts": alerts,
+            "state_path": settings.detector_state_path,
+            "detectors": default_detectors(settings.detectors),
+        }
+        kwargs.update(overrides)
+        return cls(**kwargs)
 
     # -- intake --------------------------------------------------------------------------
 

@@ -230,7 +230,8 @@ def _run_detect(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_eval(args: argparse.Namespace) -> int:
+def _run_eval(args: argparse.Namespace, settings: Settings) -> int:
+    from analytics import default_detectors
     from composition.evaluation import run_eval
 
     try:
@@ -246,6 +247,7 @@ def _run_eval(args: argparse.Namespace) -> int:
             days=args.days,
             seeds=seeds,
             spec_overrides=overrides,
+            detectors=lambda: default_detectors(settings.detectors),
             risk_every_days=args.risk_every_days,
             progress=lambda line: print(line, file=sys.stderr, flush=True),
         )
@@ -310,7 +312,13 @@ def _run_bench(args: argparse.Namespace) -> int:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    return load_settings(args.config, data_dir=args.data_dir)
+    settings = load_settings(args.config, data_dir=args.data_dir)
+    if settings.detectors:
+        from analytics import default_detectors
+
+        # refused here, before any service starts, with the key at fault
+        default_detectors(settings.detectors)
+    return settings
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -368,7 +376,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "detect":
             return _run_detect(args)
         elif args.command == "eval":
-            return _run_eval(args)
+            return _run_eval(args, settings)
         elif args.command == "bench":
             return _run_bench(args)
     except ConfigError as exc:

@@ -33,7 +33,7 @@ from sealscope.config import Settings
 from sealscope.deadletters import DeadLetterStore, SqliteDeadLetterStore
 from sealscope.errors import ConfigError, NotFound, SealscopeError
 from sealscope.registry import DeviceRegistry, SqliteDeviceRegistry
-from sealscope.risk import JsonFileRiskStore, RiskTable
+from sealscope.risk import RiskTable
 from sealscope.storage import TelemetryStore
 from sealscope.storage.factory import open_telemetry_store
 
@@ -95,19 +95,10 @@ def _detection(core: Core) -> Any:
         return None
     from analytics import DetectionService
     from analytics.fleet_monitor import FleetMonitor
-    from analytics.fleet_risk import FleetRisk
 
-    state_dir = core.settings.detector_state_dir
-    state_dir.mkdir(parents=True, exist_ok=True)
-    detection = DetectionService(alerts=core.alerts, state_path=core.settings.detector_state_path)
-    return FleetMonitor(
-        detection=detection,
-        risk=FleetRisk(),
-        alerts=core.alerts,
-        risk_path=core.settings.fleet_risk_state_path,
-        risk_store=JsonFileRiskStore(core.settings.risk_table_path),
-        apply_every_s=core.settings.risk_every_s,
-    )
+    core.settings.detector_state_dir.mkdir(parents=True, exist_ok=True)
+    detection = DetectionService.from_settings(core.settings, alerts=core.alerts)
+    return FleetMonitor.from_settings(core.settings, detection=detection, alerts=core.alerts)
 
 
 class _ApiServer(uvicorn.Server):

@@ -33,7 +33,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from sealscope.errors import SealscopeError
+from sealscope.errors import AckTimeout, ConnectFailed, PublishError
 
 __all__ = [
     "AckTimeout",
@@ -49,30 +49,6 @@ log = logging.getLogger(__name__)
 
 Protocol = Literal["5", "3.1.1"]
 _PROTOCOLS = {"5": mqtt.MQTTv5, "3.1.1": mqtt.MQTTv311}
-
-
-class PublishError(SealscopeError):
-    def __init__(self, message: str, *, acked: int = 0) -> None:
-        super().__init__(message)
-        self.acked = acked
-
-
-class ConnectFailed(PublishError):
-    def __init__(self, host: str, port: int, reason: str) -> None:
-        super().__init__(f"MQTT connect to {host}:{port} failed: {reason}")
-        self.host = host
-        self.port = port
-        self.reason = reason
-
-
-class AckTimeout(PublishError):
-    def __init__(self, *, acked: int, pending: int, timeout_s: float) -> None:
-        super().__init__(
-            f"{pending} publishes unacknowledged after {timeout_s:g} s ({acked} acknowledged)",
-            acked=acked,
-        )
-        self.pending = pending
-        self.timeout_s = timeout_s
 
 
 class OutgoingMessage(NamedTuple):

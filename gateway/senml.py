@@ -27,7 +27,7 @@ import cbor2
 import msgspec
 
 from gateway.prescan import check_cbor, check_json
-from sealscope.errors import MalformedMessage
+from sealscope.errors import BadSenml, MalformedMessage
 
 __all__ = [
     "CBOR_LABELS",
@@ -81,10 +81,6 @@ _NUMERIC_LABELS: Final = frozenset({"bt", "bv", "bs", "v", "s", "t", "ut"})
 _STRING_LABELS: Final = frozenset({"bn", "bu", "n", "u", "vs"})
 
 Value = int | float | str | bool
-
-
-class BadSenml(MalformedMessage):
-    """The pack cannot be used; ``reason`` names the record (``records[i]``) and the fault."""
 
 
 @dataclass(frozen=True, slots=True)

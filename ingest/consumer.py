@@ -72,6 +72,9 @@ class MqttConsumer:
         self._keepalive_s = keepalive_s
         self._generation = 0
         self._connected = threading.Event()
+        # set on SUBACK: until then the broker may drop what is published (no subscriber yet)
+        self._subscribed = threading.Event()
+        self._subscribe_mid: int | None = None
         self._is_stopping = False
         self._had_session = False
         self._client_id = client_id
@@ -90,6 +93,7 @@ class MqttConsumer:
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_message = self._on_message
+        self._client.on_subscribe = self._on_subscribe
 
     @property
     def is_connected(self) -> bool:
@@ -111,7 +115,11 @@ class MqttConsumer:
         self._client.loop_start()
 
     def wait_connected(self, timeout_s: float) -> bool:
-        return self._connected.wait(timeout_s)
+        """Wait until connected and subscribed, i.e. ready to receive what is published."""
+        deadline = time.monotonic() + timeout_s
+        if not self._connected.wait(timeout_s):
+            return False
+        return self._subscribed.wait(max(0.0, deadline - time.monotonic()))
 
     def ack(self, deliveries: Iterable[Delivery]) -> int:
         """PUBACK the deliveries of the current connection; returns how many were sent.
@@ -157,20 +165,34 @@ class MqttConsumer:
                 self._client_id,
             )
         self._had_session = True
+        self._subscribed.clear()
         if self._protocol == "5":
-            client.subscribe([(f, SubscribeOptions(qos=1)) for f in self._filters])
+            _rc, mid = client.subscribe([(f, SubscribeOptions(qos=1)) for f in self._filters])
         else:
-            client.subscribe([(f, 1) for f in self._filters])
+            _rc, mid = client.subscribe([(f, 1) for f in self._filters])
+        self._subscribe_mid = mid
         self._connected.set()
         log.info(
             "mqtt: connected to %s:%d (session present: %s)", self.host, self.port, session_present
         )
+
+    def _on_subscribe(
+        self, _client: mqtt.Client, _userdata: Any, mid: int, reasons: Any, _props: Any
+    ) -> None:
+        if mid != self._subscribe_mid:
+            return
+        refused = [r for r in reasons if getattr(r, "is_failure", False)]
+        if refused:
+            log.error("mqtt: %s:%d refused our subscription: %s", self.host, self.port, refused)
+            return
+        self._subscribed.set()
 
     def _on_disconnect(
         self, client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any
     ) -> None:
         was_connected = self._connected.is_set()
         self._connected.clear()
+        self._subscribed.clear()
         if self._is_stopping:
             log.info("mqtt: disconnected from %s:%d", self.host, self.port)
             return

@@ -419,11 +419,14 @@ class IngestService:
         self, pending: list[tuple[SpoolRecord, Translated]], position: SpoolPosition
     ) -> None:
         points = [p for _, t in pending for p in t.points]
+        stored = pending
         try:
             if points:
                 await self._write_with_retry(points)
         except PointsRejected:
-            # find the messages the store refuses; keep the rest
+            # find the messages the store refuses; keep the rest, and only what was stored
+            # is counted and reaches the detectors
+            stored = []
             for record, translated in pending:
                 try:
                     await self._write_with_retry(translated.points)
@@ -431,11 +434,13 @@ class IngestService:
                     await self._dead_letter(
                         record, "store_rejected", str(exc), translated.device.device_id
                     )
+                else:
+                    stored.append((record, translated))
         await asyncio.to_thread(self.spool.commit, position)
-        self.stats.points_stored += len(points)
+        self.stats.points_stored += sum(len(t.points) for _, t in stored)
         self._committed.set()
         if self.detection is not None:
-            for _, translated in pending:
+            for _, translated in stored:
                 if translated.telemetry is not None:
                     self.detection.observe(translated.device, translated.telemetry.samples)
             await asyncio.to_thread(self.detection.flush)

@@ -10,11 +10,12 @@ from __future__ import annotations
 import contextvars
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -71,6 +72,12 @@ class Settings(BaseSettings):
     # API
     api_host: str = "127.0.0.1"
     api_port: int = Field(8000, ge=0, le=65535)
+    # Host header names the API answers to; any other is 400 (a listener on 0.0.0.0 with no
+    # auth must not answer names an attacker's DNS points at it). Comma-separated in the
+    # environment; '*.example.com' matches subdomains; '*' turns the check off.
+    api_allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["localhost", "127.0.0.1", "[::1]"], min_length=1
+    )
 
     # NB-IoT gateway: its own MQTT identity (the broker ACL lets it publish for any device)
     gateway_mqtt_username: str | None = "sealscope-gateway"
@@ -86,6 +93,14 @@ class Settings(BaseSettings):
     push_onenet_token: SecretStr | None = None
     push_queue_max: int = Field(1000, ge=1)
     push_max_body_bytes: int = Field(64 * 1024, ge=1024)
+
+    # detector hyper-parameters from the TOML file (``[detectors.seat_leak]``,
+    # ``alarm_ratio = 4.0``); absent: today's defaults. The core knows no detector: names,
+    # types and ranges are checked against each detector's PARAMS by the composition root
+    # (``analytics.default_detectors``) right after loading, with a message per key.
+    detectors: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="cause -> {hyper-parameter: value}"
+    )
 
     @property
     def state_db(self) -> Path:
@@ -136,6 +151,25 @@ class Settings(BaseSettings):
     def risk_table_path(self) -> Path:
         """The fleet-risk table the detection process last saved, for API processes."""
         return self.detector_state_dir / "fleet_risk.json"
+
+    @field_validator("api_allowed_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = value.split(",")
+        if not isinstance(value, list):
+            return value
+        hosts = []
+        for item in value:
+            host = str(item).strip().lower()
+            if ":" in host and not host.startswith("["):
+                host = f"[{host}]"  # an IPv6 literal, as it appears in a Host header
+            if not host or any(c.isspace() for c in host) or "*" in host[1:]:
+                raise ValueError(f"api_allowed_hosts: {item!r} is not a host name or pattern")
+            if host.startswith("*") and host != "*" and not host.startswith("*."):
+                raise ValueError(f"api_allowed_hosts: {item!r}: a wildcard is '*.domain'")
+            hosts.append(host)
+        return hosts
 
     @model_validator(mode="after")
     def _refuse_placeholders(self) -> Settings:

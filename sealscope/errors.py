@@ -8,7 +8,8 @@ sqlite3 exception types::
     ├── ConfigError                   settings that cannot work (placeholder secret, bad URL)
     ├── MessageRejected               one message is unusable; it goes to the dead-letter store
     │   ├── MalformedMessage          not JSON, wrong type, missing or unknown field
-    │   │   └── PayloadTooLarge       over the byte bound, refused before parsing
+    │   │   ├── PayloadTooLarge       over the byte bound, refused before parsing
+    │   │   └── BadSenml              an NB-IoT SenML pack the gateway cannot use
     │   ├── UnknownSchemaVersion      ``v`` is not a version this build speaks
     │   ├── TopicRejected             topic outside the v1 scheme or device id invalid
     │   ├── UnknownDevice             the device is not in the registry
@@ -19,6 +20,11 @@ sqlite3 exception types::
     ├── SpoolFull                     the on-disk spool reached its byte bound
     ├── NotFound                      a registry/alert lookup found nothing
     ├── Conflict                      a create collided with an existing record
+    ├── PushRefused                   a platform push that did not prove its sender (``status``)
+    ├── PublishError                  the simulator's MQTT publishing failed (``acked`` so far)
+    │   ├── ConnectFailed             the broker refused or could not be reached
+    │   └── AckTimeout                publishes still unacknowledged after the timeout
+    ├── ServerFailed                  a managed child service did not start or died (``log_tail``)
     ├── DeliveryFailed                one send of an alert delivery failed (retried later)
     └── WebhookVerificationError      a webhook's signature, id or timestamp does not hold
 """
@@ -26,8 +32,11 @@ sqlite3 exception types::
 from __future__ import annotations
 
 __all__ = [
+    "AckTimeout",
+    "BadSenml",
     "ConfigError",
     "Conflict",
+    "ConnectFailed",
     "DeliveryFailed",
     "MalformedMessage",
     "MessageRejected",
@@ -35,7 +44,10 @@ __all__ = [
     "PayloadTooLarge",
     "PointsRejected",
     "PoisonMessage",
+    "PublishError",
+    "PushRefused",
     "SealscopeError",
+    "ServerFailed",
     "SpoolFull",
     "StoreError",
     "StoreUnavailable",
@@ -146,6 +158,51 @@ class Conflict(SealscopeError):
         super().__init__(f"{kind} {key!r} already exists")
         self.kind = kind
         self.key = key
+
+
+class BadSenml(MalformedMessage):
+    """The pack cannot be used; ``reason`` names the record (``records[i]``) and the fault."""
+
+
+class PushRefused(SealscopeError):
+    """A push that did not prove it came from the platform (not a message problem)."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+class PublishError(SealscopeError):
+    def __init__(self, message: str, *, acked: int = 0) -> None:
+        super().__init__(message)
+        self.acked = acked
+
+
+class ConnectFailed(PublishError):
+    def __init__(self, host: str, port: int, reason: str) -> None:
+        super().__init__(f"MQTT connect to {host}:{port} failed: {reason}")
+        self.host = host
+        self.port = port
+        self.reason = reason
+
+
+class AckTimeout(PublishError):
+    def __init__(self, *, acked: int, pending: int, timeout_s: float) -> None:
+        super().__init__(
+            f"{pending} publishes unacknowledged after {timeout_s:g} s ({acked} acknowledged)",
+            acked=acked,
+        )
+        self.pending = pending
+        self.timeout_s = timeout_s
+
+
+class ServerFailed(SealscopeError):
+    """A child service did not start or died; ``log_tail`` holds the end of its log."""
+
+    def __init__(self, message: str, *, log_tail: str = "") -> None:
+        super().__init__(f"{message}\n--- log tail ---\n{log_tail}" if log_tail else message)
+        self.log_tail = log_tail
 
 
 class DeliveryFailed(SealscopeError):

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Literal, Protocol
 
 from sealscope.errors import Conflict, NotFound
+from sealscope.labels import check_label
 from sealscope.sqlitedb import Database, Migration
 
 __all__ = ["AssetKind", "Device", "DeviceRegistry", "LeakageClass", "SqliteDeviceRegistry"]
@@ -38,6 +39,11 @@ class Device:
     firmware: str = ""
     created_at: float = 0.0  # Unix s, set by the registry
 
+    def __post_init__(self) -> None:
+        # these become telemetry tags and page text: one rule, sealscope.labels
+        for name, max_chars, required in _LABELS:
+            check_label(name, getattr(self, name), max_chars=max_chars, required=required)
+
     @property
     def tags(self) -> tuple[tuple[str, str], ...]:
         """The tags ingest puts on every point of this device."""
@@ -49,6 +55,20 @@ class Device:
             ("site", self.site),
             ("region", self.region),
         )
+
+
+# (field, max characters, required); the API also requires manufacturer and model, and
+# checks the device id against its topic pattern
+_LABELS: tuple[tuple[str, int, bool], ...] = (
+    ("device_id", 64, True),
+    ("manufacturer", 128, False),
+    ("model", 128, False),
+    ("batch", 128, False),
+    ("site", 128, False),
+    ("region", 128, False),
+    ("seat_material", 64, False),
+    ("firmware", 64, False),
+)
 
 
 class DeviceRegistry(Protocol):

@@ -64,7 +64,19 @@ def parse_device_topic(topic: str) -> DeviceTopic:
     return DeviceTopic(device_id, kind)  # type: ignore[arg-type]
 
 
+# MQTT forbids U+0000 and discourages the other controls (MQTT 5 §1.5.4); a topic is UTF-8
+_SCOPE_REFUSED = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff+#]")
+_TOPIC_MAX_BYTES: Final = 65535
+
+
 def alerts_topic(scope: str) -> str:
-    if not scope or any(c in scope for c in "+#"):
-        raise TopicRejected(f"alert scope {scope!r} may not be empty or hold MQTT wildcards")
-    return f"{PREFIX}/alerts/{scope}"
+    """``sealscope/v1/alerts/{scope}``; a scope may have levels (``region/zj-wenzhou``)."""
+    if not scope or _SCOPE_REFUSED.search(scope) or "" in scope.split("/"):
+        raise TopicRejected(
+            f"alert scope {scope!r} may not be empty, hold MQTT wildcards, control"
+            " characters or empty levels"
+        )
+    topic = f"{PREFIX}/alerts/{scope}"
+    if len(topic.encode()) > _TOPIC_MAX_BYTES:
+        raise TopicRejected(f"alert scope of {len(scope)} characters is too long for a topic")
+    return topic

@@ -36,6 +36,7 @@ from analytics.base import (
     step_groups,
 )
 from analytics.changepoint import confidence
+from analytics.params import Param, check_params
 from analytics.sensor_faults.leak_drift import RESIDUAL_NAME as _LEAK_RESIDUAL_NAME
 from analytics.sensor_faults.leak_drift import LeakDriftScreen
 from analytics.sensor_faults.missing import MissingScreen
@@ -65,6 +66,7 @@ _CATEGORY_OF_FAULT: Final = np.array(
     ],
     dtype=np.int8,
 )
+_CHANNELS: Final = ("p_in_kpa", "p_out_kpa", "leak_mm3s", "temp_c", "vib_mms", "flow_m3h")
 _SEVERITY_OF_FAULT: Final = np.array([0, 2, 2, 3, 3], dtype=np.int8)
 _DRIFT_NAMES: Final = (*_PAIR_RESIDUAL_NAMES, _LEAK_RESIDUAL_NAME)
 _EVIDENCE: Final = (
@@ -103,18 +105,65 @@ class SensorFaultDetector(Detector):
         "position_pct",
         "speed_rpm",
     )
+    PARAMS: ClassVar[tuple[Param, ...]] = (
+        Param("channels", _CHANNELS, signals, "",
+              "wire fields watched (changing them makes saved state unloadable)"),
+        Param("screens", SCREEN_NAMES, SCREEN_NAMES, "",
+              "screens that run"),
+        Param("train_samples", 96, "[8, inf)", "samples",
+              "each channel's training window"),
+        Param("alpha", 1e-8, "(0, 1)", "probability",
+              "a stuck or missing run less likely than this is a fault"),
+        Param("min_run", 6, "[2, inf)", "samples",
+              "shortest stuck or missing run"),
+        Param("hampel_window", 7, "[3, 101]", "readings",
+              "Hampel window, per operating state"),
+        Param("hampel_k", 8.0, "(0, inf)", "robust sigmas",
+              "a reading this far from the window's median is an outlier"),
+        Param("spike_rate", 0.15, "(0, 1)", "share",
+              "outlier rate (and 3x the training rate) above which a sensor is spiking"),
+        Param("spike_alpha", 0.02, "(0, 1]", "",
+              "EWMA weight of the outlier rate"),
+        Param("open_min_pct", 90.0, "[0, 100]", "%",
+              "position at or above which the valve counts as open"),
+        Param("closed_max_pct", 2.0, "[0, 100]", "%",
+              "position at or below which the valve counts as closed"),
+        Param("drift_kpa", 30.0, "(0, inf)", "kPa",
+              "pressure-pair drift the CUSUM is tuned to (at least 3 sigma)"),
+        Param("drift_baseline", 24, "[3, 1024]", "samples",
+              "commissioning baseline of each pressure-pair residual"),
+        Param("clear_samples", 12, "[1, inf)", "samples",
+              "healthy readings in a row that clear a fault"),
+        Param("learn_samples", 2016, "[8, inf)", "samples",
+              "memory of the stuck and missing counts (at least `train_samples`)"),
+        Param("min_duration_s", 3600.0, "[0, inf)", "s",
+              "shortest stuck or missing run, in event time"),
+        Param("missing_exempt", ("leak_mm3s",), signals, "",
+              "channels that may come and go with the process"),
+        Param("leak_block", 576, "[12, inf)", "samples",
+              "samples per leak-elasticity fit"),
+        Param("leak_commission_blocks", 3, "[1, inf)", "blocks",
+              "blocks that give the commissioning elasticity"),
+        Param("leak_min_dp_kpa", 100.0, "(0, inf)", "kPa",
+              "ΔP a closed valve's leak reading needs to be fitted"),
+        Param("leak_min_speed_rpm", 100.0, "[0, inf)", "rpm",
+              "speed at or above which the pump counts as running"),
+        Param("leak_min_mm3s", 1e-3, "(0, inf)", "mm³/s",
+              "smaller leak readings are not fitted"),
+        Param("leak_h", 6.0, "(0, inf)", "log-likelihood",
+              "evidence above which the leak sensor is drifting"),
+        Param("leak_llr_k", 0.1, "[0, inf)", "log-likelihood",
+              "taken off each block's evidence"),
+        Param("leak_llr_clip", 4.0, "(0, inf)", "log-likelihood",
+              "most evidence one block adds"),
+        Param("leak_se_floor", 0.02, "(0, inf)", "",
+              "floor of an elasticity's standard error"),
+    )  # fmt: skip
 
     def __init__(
         self,
         *,
-        channels: tuple[str, ...] = (
-            "p_in_kpa",
-            "p_out_kpa",
-            "leak_mm3s",
-            "temp_c",
-            "vib_mms",
-            "flow_m3h",
-        ),
+        channels: tuple[str, ...] = _CHANNELS,
         screens: Collection[str] = SCREEN_NAMES,
         train_samples: int = 96,
         alpha: float = 1e-8,
@@ -141,13 +190,9 @@ class SensorFaultDetector(Detector):
         leak_llr_clip: float = 4.0,
         leak_se_floor: float = 0.02,
     ) -> None:
-        unknown = set(channels) - set(self.signals)
-        if unknown or not channels:
-            raise ValueError(f"channels must be a non-empty subset of {self.signals}")
-        if set(screens) - set(SCREEN_NAMES) or not screens:
-            raise ValueError(f"screens must be a non-empty subset of {SCREEN_NAMES}")
-        if train_samples < 8 or clear_samples < 1:
-            raise ValueError("need train_samples >= 8 and clear_samples >= 1")
+        check_params(type(self).__name__, self.PARAMS, locals())
+        if not channels or not screens:
+            raise ValueError("channels and screens must not be empty")
         if learn_samples < train_samples:
             raise ValueError("need learn_samples >= train_samples")
         self.channels = tuple(channels)

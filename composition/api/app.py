@@ -1,6 +1,7 @@
 """The FastAPI application factory and its lifespan.
 
-No authentication yet (API keys and scopes come later): keep ``api_host`` on loopback.
+No authentication yet (API keys and scopes come later): keep ``api_host`` on loopback, and
+``api_allowed_hosts`` to the names clients use (a foreign Host header answers 400).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from fastapi import FastAPI
 
 from composition.api.body import DEFAULT_MAX_BODY_BYTES, BodyGuard
 from composition.api.handlers import install_handlers
+from composition.api.hosts import TrustedHosts
 from composition.api.routes import api_router, root_router
 from sealscope.alerts import AlertStore, SqliteAlertStore
 from sealscope.config import Settings
@@ -78,6 +80,8 @@ def create_app(
     app.state.risk_store = risk_store or JsonFileRiskStore(settings.risk_table_path)
     install_handlers(app)
     app.add_middleware(BodyGuard, max_bytes=max_body_bytes)
+    # added last, so it runs first: a foreign Host is refused before anything reads the body
+    app.add_middleware(TrustedHosts, allowed_hosts=settings.api_allowed_hosts)
     app.include_router(api_router)
     app.include_router(root_router)
     return app

@@ -6,13 +6,15 @@ Times go out as ISO 8601 UTC; the stores keep Unix seconds.
 from __future__ import annotations
 
 import base64
+import unicodedata
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from sealscope.alerts import Alert, AlertStatus, Category
 from sealscope.deadletters import DeadLetter
+from sealscope.labels import LABEL_RULE, check_label
 from sealscope.registry import AssetKind, Device, LeakageClass
 from sealscope.topics import DEVICE_ID_PATTERN
 
@@ -72,12 +74,23 @@ class _DeviceFields(BaseModel):
 
 
 class DeviceCreate(_DeviceFields):
+    __doc__ = f"""A device to register. Text fields are labels: {LABEL_RULE}."""
+
     # a typo in a field name should fail loudly, not provision a device without it; strict,
     # so `"dn": true` or `"dn": "50"` is refused rather than read as a size
     model_config = ConfigDict(extra="forbid", strict=True)
 
     # pydantic searches rather than matches, hence the anchors
     device_id: str = Field(pattern=f"^{DEVICE_ID_PATTERN}$", examples=["ACME-DN50-000123"])
+
+    @field_validator(
+        "manufacturer", "model", "batch", "site", "region", "seat_material", "firmware"
+    )
+    @classmethod
+    def _label(cls, value: str, info: ValidationInfo) -> str:
+        # one spelling per name: a keyboard that sends NFD is stored as NFC
+        name = info.field_name or "label"
+        return check_label(name, unicodedata.normalize("NFC", value))
 
     def to_device(self) -> Device:
         return Device(**self.model_dump())

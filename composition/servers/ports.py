@@ -9,19 +9,11 @@ import subprocess
 import time
 from pathlib import Path
 
-from sealscope.errors import SealscopeError
+from sealscope.errors import ServerFailed
 
 __all__ = ["ServerFailed", "free_port", "log_tail", "port_is_free", "wait_for_port"]
 
 log = logging.getLogger(__name__)
-
-
-class ServerFailed(SealscopeError):
-    """A child service did not start or died; ``log_tail`` holds the end of its log."""
-
-    def __init__(self, message: str, *, log_tail: str = "") -> None:
-        super().__init__(f"{message}\n--- log tail ---\n{log_tail}" if log_tail else message)
-        self.log_tail = log_tail
 
 
 def free_port(host: str = "127.0.0.1") -> int:

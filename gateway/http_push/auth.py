@@ -15,7 +15,7 @@ from typing import Final
 
 from aiohttp import web
 
-from sealscope.errors import SealscopeError
+from sealscope.errors import PushRefused
 
 from .notification import Platform
 
@@ -28,15 +28,6 @@ __all__ = [
 ]
 
 _MIN_URL_TOKEN_CHARS: Final = 16
-
-
-class PushRefused(SealscopeError):
-    """A push that did not prove it came from the platform (not a message problem)."""
-
-    def __init__(self, status: int, reason: str) -> None:
-        super().__init__(reason)
-        self.status = status
-        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True, repr=False)

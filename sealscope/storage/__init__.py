@@ -15,11 +15,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol, runtime_checkable
 
+from sealscope.errors import PointsRejected
+from sealscope.storage.lineprotocol import series_key
+
 __all__ = ["Point", "Series", "TelemetryQuery", "TelemetryStore"]
-
-
-_MEASUREMENT_ESCAPES = str.maketrans({",": r"\,", " ": r"\ "})
-_TAG_ESCAPES = str.maketrans({",": r"\,", " ": r"\ ", "=": r"\="})
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,20 +27,24 @@ class Series:
 
     ``key`` is the series in line protocol (``measurement,tag=value,...``, tags sorted, empty
     values left out as InfluxDB requires), computed once here because every point uses it.
+    A series that line protocol cannot carry is still made (SQLite stores it fine); its
+    ``problem`` says why, ``key`` is empty, and the InfluxDB store rejects its points.
     """
 
     measurement: str
     tags: tuple[tuple[str, str], ...]
     device_id: str = field(init=False, compare=False)
     key: str = field(init=False, compare=False)
+    problem: str = field(init=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "device_id", dict(self.tags).get("device_id", ""))
-        parts = [self.measurement.translate(_MEASUREMENT_ESCAPES)]
-        for name, value in sorted(self.tags):
-            if value:
-                parts.append(f"{name.translate(_TAG_ESCAPES)}={value.translate(_TAG_ESCAPES)}")
-        object.__setattr__(self, "key", ",".join(parts))
+        try:
+            key, problem = series_key(self.measurement, self.tags), ""
+        except PointsRejected as exc:
+            key, problem = "", str(exc)
+        object.__setattr__(self, "key", key)
+        object.__setattr__(self, "problem", problem)
 
 
 class Point(NamedTuple):

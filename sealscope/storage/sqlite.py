@@ -26,6 +26,19 @@ T = TypeVar("T")
 _COLUMN = re.compile(r"[a-z][a-z0-9_]{0,63}")
 
 
+def _check_values(points: Sequence[Point]) -> None:
+    """Only finite numbers: SQLite would keep inf (which JSON cannot carry) and turn nan into
+    a missing reading."""
+    for p in points:
+        for name, value in p.fields.items():
+            ok = isinstance(value, (int, float)) and value - value == 0
+            if not ok:
+                raise PointsRejected(
+                    f"field {name!r} of device {p.series.device_id!r} is {value!r},"
+                    " not a finite number"
+                )
+
+
 class SqliteTelemetryStore:
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
@@ -80,6 +93,7 @@ class SqliteTelemetryStore:
         self._load_columns()
 
     def _write(self, points: Sequence[Point]) -> None:
+        _check_values(points)
         conn = self._connection()
         unknown = {f for p in points for f in p.fields} - set(self._columns)
         if unknown:

@@ -40,7 +40,8 @@ from sealscope.storage.sqlite import SqliteTelemetryStore
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(data_dir=tmp_path / "data")
+    # TestClient sends "Host: testserver": the test deployment answers to that name
+    return Settings(data_dir=tmp_path / "data", api_allowed_hosts=["testserver", "localhost"])
 
 
 @pytest.fixture

@@ -133,3 +133,35 @@ def test_list_devices_paging_bounds(
 ) -> None:
     body = assert_error(client.get("/api/v1/devices", params=params), 422, "validation_error")
     assert body["detail"][0]["loc"] == ["query", field]
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "reason"),
+    [
+        ("site", "a\nb", "U+000A"),  # would have split the line protocol
+        ("region", "north\u202eevil", "U+202E"),  # bidi override: reads differently on screen
+        ("batch", "L1\u200b", "U+200B"),  # zero-width space: two spellings of one batch
+        ("model", "BV\\50", "backslash"),
+        ("manufacturer", " acme", "leading or trailing space"),
+        ("seat_material", "PTFE\x00", "U+0000"),
+    ],
+)
+def test_create_device_label_with_control_or_invisible_characters_is_422(
+    client: TestClient, assert_error: Any, field: str, value: str, reason: str
+) -> None:
+    body = assert_error(
+        client.post("/api/v1/devices", json={**VALVE, field: value}), 422, "validation_error"
+    )
+    assert [e["loc"] for e in body["detail"]] == [["body", field]]
+    assert reason in body["message"]
+    assert client.get("/api/v1/devices").json()["data"] == []
+
+
+def test_create_device_labels_keep_unicode_names_in_one_spelling(client: TestClient) -> None:
+    decomposed = "Cafe\u0301 Nord"  # what some keyboards send for "Café Nord"
+    response = client.post(
+        "/api/v1/devices", json={**VALVE, "site": "永嘉 3号厂", "region": decomposed}
+    )
+    assert response.status_code == 201, response.text
+    assert response.json()["site"] == "永嘉 3号厂"
+    assert response.json()["region"] == "Caf\u00e9 Nord"

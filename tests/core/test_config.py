@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -101,3 +103,77 @@ def test_broker_credentials_are_made_once_kept_private_and_never_shown(tmp_path:
     path.write_text("{")
     with pytest.raises(ConfigError, match="unreadable"):
         broker_credentials(path)
+
+
+def test_settings_read_detector_tables_from_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SEALSCOPE_CONFIG", raising=False)
+    monkeypatch.delenv("SEALSCOPE_DETECTORS", raising=False)
+    assert load_settings(data_dir=tmp_path).detectors == {}  # absent: the built-in defaults
+    config = tmp_path / "sealscope.toml"
+    config.write_text(
+        "mqtt_port = 1884\n\n[detectors.seat_leak]\nalarm_ratio = 4.0\nurgent_days = 60\n\n"
+        '[detectors.sensor_fault]\nscreens = ["stuck", "missing"]\n'
+    )
+    settings = load_settings(config, data_dir=tmp_path)
+    assert settings.mqtt_port == 1884
+    assert settings.detectors == {
+        "seat_leak": {"alarm_ratio": 4.0, "urgent_days": 60},
+        "sensor_fault": {"screens": ["stuck", "missing"]},
+    }
+
+
+def test_settings_refuse_a_detectors_section_that_is_not_tables(tmp_path: Path) -> None:
+    config = tmp_path / "sealscope.toml"
+    config.write_text("[detectors]\nseat_leak = 3\n")
+    with pytest.raises(ConfigError, match=r"detectors\.seat_leak"):
+        load_settings(config, data_dir=tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        ("[detectors.seat_leak]\nwarn_ratio = 2.0\n",
+         "detectors.seat_leak.warn_ratio: unknown parameter; known: exponent, "),
+        ("[detectors.multivariate]\nalpha = 0.01\n",
+         "detectors.multivariate: unknown detector; known: sensor_fault, seat_leak, "),
+        ("[detectors.pump_seal]\nvib_ratio = 1.0\n",
+         "detectors.pump_seal.vib_ratio: 1.0 is outside (1, inf)"),
+    ],
+)  # fmt: skip
+def test_cli_refuses_a_bad_detectors_section_when_settings_load(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], toml: str, message: str
+) -> None:
+    from composition.cli import main
+
+    config = tmp_path / "sealscope.toml"
+    config.write_text(toml)
+    # eval would run for minutes; the section is refused before it starts
+    code = main(["--config", str(config), "--data-dir", str(tmp_path), "eval", "--devices", "1"])
+    assert code == 2
+    assert f"sealscope: configuration error: {message}" in capsys.readouterr().err
+
+
+def test_cli_eval_builds_the_configured_detectors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from composition import cli, evaluation
+
+    seen: list[object] = []
+
+    class _Report:
+        def summary(self) -> str:
+            return ""
+
+    def recording_run_eval(*, detectors: Callable[[], list[Any]], **_: object) -> _Report:
+        # records what eval would run, instead of a minutes-long simulation
+        seen.extend(detectors())
+        return _Report()
+
+    monkeypatch.setattr(evaluation, "run_eval", recording_run_eval)
+    config = tmp_path / "sealscope.toml"
+    config.write_text("[detectors.seat_leak]\nalarm_ratio = 5.0\n")
+    assert cli.main(["--config", str(config), "--data-dir", str(tmp_path), "eval"]) == 0
+    seat = next(d for d in seen if getattr(d, "cause", "") == "seat_leak")
+    assert seat.alarm_ratio == 5.0  # type: ignore[attr-defined]

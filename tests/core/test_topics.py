@@ -42,3 +42,16 @@ def test_filters_and_alert_topics() -> None:
     assert alerts_topic("region/zj-wenzhou") == "sealscope/v1/alerts/region/zj-wenzhou"
     with pytest.raises(TopicRejected):
         alerts_topic("region/#")
+
+
+@pytest.mark.parametrize(
+    "scope",
+    ["", "a+b", "region/", "/region", "a//b", "a\x00b", "a\nb", "a\x85b", "\ud800", "x" * 70000],
+)
+def test_alerts_topic_refuses_scopes_that_change_the_topic(scope: str) -> None:
+    with pytest.raises(TopicRejected):
+        alerts_topic(scope)
+
+
+def test_alerts_topic_keeps_unicode_scope_levels() -> None:
+    assert alerts_topic("region/温州") == "sealscope/v1/alerts/region/温州"

@@ -12,17 +12,29 @@ from typing import Any
 
 import pytest
 
+from analytics import DetectionService
 from composition.servers import MosquittoServer
 from ingest import IngestService
+from sealscope.alerts import SqliteAlertStore
 from sealscope.deadletters import SqliteDeadLetterStore
-from sealscope.registry import SqliteDeviceRegistry
+from sealscope.registry import Device, SqliteDeviceRegistry
 from sealscope.storage.influxdb import InfluxStore
 from sealscope.storage.memory import MemoryTelemetryStore
 from sealscope.storage.sqlite import SqliteTelemetryStore
 from tests.ingest.conftest import ingest_process, ingest_settings, telemetry_rows, wait_until
-from tests.ingest.streams import Stream, fleet, publish_all
+from tests.ingest.streams import T0, Stream, fleet, publish_all
 
 pytestmark = pytest.mark.integration
+
+
+def _influx_settings(influx: Any) -> dict[str, object]:
+    return {
+        "store": "influxdb",
+        "influx_url": influx.write_url,
+        "influx_token": influx.token,
+        "influx_org": influx.org,
+        "influx_bucket": influx.bucket,
+    }
 
 
 async def test_ingest_stores_every_sample_and_dead_letters_the_rest(
@@ -182,14 +194,7 @@ async def test_ingest_rides_out_an_influxdb_outage_with_backpressure_and_loses_n
     registry.upsert_many(devices)
     stream = Stream(devices, messages=3000)
     settings = ingest_settings(
-        tmp_path,
-        broker,
-        store="influxdb",
-        influx_url=influx.write_url,
-        influx_token=influx.token,
-        influx_org=influx.org,
-        influx_bucket=influx.bucket,
-        spool_max_bytes=1 << 20,
+        tmp_path, broker, **_influx_settings(influx), spool_max_bytes=1 << 20
     )
     store = InfluxStore.from_settings(settings)
     dead = SqliteDeadLetterStore(settings.state_db)
@@ -258,3 +263,65 @@ async def test_ingest_flushes_batches_by_size_and_by_age(
             assert store.batch_sizes[-1] == lone.points
     finally:
         dead.close()
+
+
+async def test_ingest_store_rejected_messages_are_not_counted_or_detected(
+    tmp_path: Path,
+    broker: MosquittoServer,
+    registry: SqliteDeviceRegistry,
+    fresh_influx: Callable[..., Any],
+) -> None:
+    influx = fresh_influx()
+    valves = fleet(4)
+    pump = Device("TST-P-0001", "pump", "TST", "CP-80", site="site-a", region="test")
+    registry.upsert_many([*valves, pump])
+    stream = Stream([*valves, pump], messages=50)  # every fifth message is the pump's
+    pump_messages = stream.messages // 5
+    valve_points = stream.points - pump_messages * stream.samples
+    # InfluxDB 1.x fixes a field's type per shard: an integer p_in_kpa in "pump" makes the
+    # store refuse every pump point (400) while valve points go in
+    influx.server.write_lines(influx.database, f"pump,device_id=SEED p_in_kpa=1i {T0 * 10**9}")
+    settings = ingest_settings(tmp_path, broker, **_influx_settings(influx))
+    store = InfluxStore.from_settings(settings)
+    dead = SqliteDeadLetterStore(settings.state_db)
+    alerts = SqliteAlertStore(settings.state_db)
+    detection = DetectionService(alerts=alerts, state_path=None)
+
+    def stored(measurement: str) -> int:
+        result = influx.server.query(
+            f'SELECT count("p_in_kpa") FROM "{measurement}" WHERE "device_id" =~ /^TST-/',
+            db=influx.database,
+        )
+        series = result["results"][0].get("series")
+        return int(series[0]["values"][0][1]) if series else 0
+
+    try:
+        async with IngestService(
+            settings=settings,
+            store=store,
+            registry=registry,
+            dead_letters=dead,
+            detection=detection,
+        ) as ingest:
+            assert await asyncio.to_thread(ingest.wait_connected, 10)
+            await asyncio.to_thread(
+                publish_all, broker.host, broker.port, stream.payloads(), client_id="pub-r"
+            )
+            await wait_until(
+                lambda: dead.count() == pump_messages and ingest.stats.processed == 50,
+                30,
+                "every pump message dead-lettered",
+            )
+            assert await ingest.wait_stored(30)
+        assert stored("valve") == valve_points
+        assert stored("pump") == 0
+        letters = dead.list()
+        assert {(d.code, d.device_id) for d in letters} == {("store_rejected", pump.device_id)}
+        assert "field type conflict" in letters[0].reason
+        assert ingest.stats.points_stored == valve_points
+        assert detection.slot(pump.device_id) is None
+        assert detection.counters["samples_observed"] == valve_points
+    finally:
+        await store.close()
+        dead.close()
+        alerts.close()

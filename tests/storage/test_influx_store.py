@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import math
+import re
 import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
 from aiohttp import web
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 from pydantic import SecretStr
 
 from composition.servers import free_port
@@ -20,6 +25,7 @@ from sealscope.storage.influxdb import InfluxStore, quote_ident, quote_literal
 pytestmark = pytest.mark.integration
 
 T0_NS = 1_700_000_000_000_000_000
+_ESCAPE_LIKE = re.compile(r"\\(?=[\\, =]|$)")
 S = 1_000_000_000
 
 
@@ -284,3 +290,70 @@ def test_influx_store_from_settings() -> None:
         3.0,
     )
     assert "s3cr3t" not in repr(store)
+
+
+def _carried() -> st.SearchStrategy[str]:
+    """Text line protocol can carry: its separators and any printable character (a backslash
+    only where it cannot read as an escape)."""
+    chars = st.one_of(
+        st.sampled_from(list(",= #\"'\\")), st.characters(exclude_categories=("Cc", "Cs"))
+    )
+    return st.text(chars, min_size=1, max_size=16).filter(
+        lambda t: _ESCAPE_LIKE.search(t) is None and t != "time"
+    )
+
+
+async def _write_and_read(
+    target: Any, measurement: str, site: str, field: str, value: float
+) -> dict[str, Any]:
+    store = store_for(target)
+    device = new_device()
+    tags = (("device_id", device), ("site", site), ("model", "BV-50"))
+    try:
+        await store.write([Point(Series(measurement, tags), T0_NS, {field: value})])
+    finally:
+        await store.close()
+    result = target.server.query(
+        f"SELECT * FROM {quote_ident(measurement)} WHERE device_id = {quote_literal(device)}",
+        target.database,
+    )["results"][0]
+    assert "error" not in result, result
+    [series] = result["series"]
+    [row] = series["values"]
+    return dict(zip(series["columns"], row, strict=True))
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    measurement=_carried().filter(lambda t: not t.startswith("#")),
+    site=_carried(),
+    field=_carried().filter(lambda t: t not in ("device_id", "site", "model")),
+    value=st.floats(allow_nan=False, allow_infinity=False),
+)
+@example(measurement="valve", site='a, =b "q" 永嘉', field="p in,k=pa", value=-0.0)
+@example(measurement="v a,l=ve", site="c:\\x", field="f\\y", value=1.7976931348623157e308)
+def test_influx_store_hostile_names_and_tags_round_trip_through_influxdb(
+    influx: Any, measurement: str, site: str, field: str, value: float
+) -> None:
+    row = asyncio.run(_write_and_read(influx, measurement, site, field, value))
+    assert row["site"] == site
+    assert row["model"] == "BV-50"
+    # InfluxDB writes 6.005356164153935e16 as 60053561641539350: read it back as a float
+    assert float(row[field]) == value
+
+
+async def test_influx_store_newline_tag_is_rejected_and_nothing_is_written(
+    store: InfluxStore, influx: Any
+) -> None:
+    device = new_device()
+    good = points(device, 3)
+    bad = Point(Series("valve", (("device_id", device), ("site", "a\nb"))), T0_NS, {"p_in_kpa": 1})
+    with pytest.raises(PointsRejected, match="U\\+000A"):
+        await store.write([*good, bad])
+    with pytest.raises(PointsRejected, match="not a finite number"):
+        await store.write([Point(series(device), T0_NS, {"p_in_kpa": math.nan})])
+    assert count(influx, device) == 0
+    await store.write(good)  # the rest of the batch is fine on its own
+    assert count(influx, device) == 3
