@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from composition.bench.webhook_receiver import Received, WebhookReceiver, wait_until
 from sealscope.delivery import (
@@ -38,6 +39,22 @@ def outbox_factory(tmp_path: Path) -> Callable[[], SqlOutbox]:
         return SqlOutbox(engine, in_scope=lambda org, device: True)
 
     yield make
+    for engine in engines:
+        engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def shared_outboxes(request: pytest.FixtureRequest, tmp_path: Path):
+    """Two outboxes on one database, each with its own engine (as two processes have)."""
+    if request.param == "sqlite":
+        engines = [sqlite_engine(tmp_path / "shared.db") for _ in range(2)]
+        metadata.create_all(engines[0])
+    else:
+        url = request.getfixturevalue("pg_url")
+        engines = [sa.create_engine(url) for _ in range(2)]
+        metadata.drop_all(engines[0])
+        metadata.create_all(engines[0])
+    yield [SqlOutbox(e, in_scope=lambda org, device: True) for e in engines]
     for engine in engines:
         engine.dispose()
 
@@ -173,9 +190,9 @@ async def test_dispatcher_marks_dead_after_the_budget_and_redelivers_on_request(
 
 
 async def test_dispatcher_two_dispatchers_never_send_one_delivery_at_once(
-    outbox_factory, receiver
+    shared_outboxes, receiver
 ) -> None:
-    first, second = outbox_factory(), outbox_factory()
+    first, second = shared_outboxes
     first.add_subscription(webhook_sub("s1", receiver.url))
 
     async def respond(_: Received) -> int:
