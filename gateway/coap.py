@@ -50,7 +50,6 @@ __all__ = ["CoapServer", "CoapStats", "UplinkResource", "uplink_dedup_key"]
 log = logging.getLogger(__name__)
 
 MAX_PAYLOAD_BYTES: Final = 64 * 1024
-MAX_DEAD_LETTER_BYTES: Final = 64 * 1024  # an oversized frame is kept as its first 64 KiB
 CONTENT_FORMAT_CBOR: Final = 60
 CONTENT_FORMAT_JSON: Final = 50
 RETRY_AFTER_FULL_S: Final = 60
@@ -213,9 +212,9 @@ class UplinkResource(aiocoap.resource.Resource):
         await asyncio.to_thread(
             self._dead_letters.add,
             topic=f"coap:/u/{device_id}",
-            payload=payload[:MAX_DEAD_LETTER_BYTES],
+            payload=payload,  # the store keeps a bounded prefix, the size and the sha256
             code="malformed",
-            reason=reason[:500],
+            reason=reason,
             device_id=device_id,
         )
 

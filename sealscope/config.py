@@ -37,6 +37,12 @@ class Settings(BaseSettings):
     )
 
     data_dir: Path = Field(Path("sealscope-data"), description="SQLite files, spool, state")
+    # registry, alerts, dead letters; repr=False: a PostgreSQL URL may carry a password
+    database_url: str = Field(
+        "",
+        repr=False,
+        description="sqlite:///... or postgresql+psycopg://...; default: SQLite in data_dir",
+    )
 
     # MQTT broker the ingest and simulator talk to
     mqtt_host: str = "127.0.0.1"
@@ -68,6 +74,10 @@ class Settings(BaseSettings):
     )
     detect: bool = True
     risk_every_s: float = Field(3600.0, gt=0, description="fleet risk re-evaluation period")
+    # alerts nobody acknowledges are announced again, once per period
+    renotify_after_s: float = Field(
+        4 * 3600.0, ge=0, le=365 * 86400, description="re-notify open alerts; 0: never"
+    )
 
     # API
     api_host: str = "127.0.0.1"
@@ -104,7 +114,8 @@ class Settings(BaseSettings):
 
     @property
     def state_db(self) -> Path:
-        """Registry, alerts, dead letters (SQLite)."""
+        """The embedded SQLite state file: the default ``database_url``, and the gateway's
+        keys and queues (which stay on SQLite)."""
         return self.data_dir / "sealscope.db"
 
     @property
@@ -170,6 +181,12 @@ class Settings(BaseSettings):
                 raise ValueError(f"api_allowed_hosts: {item!r}: a wildcard is '*.domain'")
             hosts.append(host)
         return hosts
+
+    @model_validator(mode="after")
+    def _default_database_url(self) -> Settings:
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.state_db}"
+        return self
 
     @model_validator(mode="after")
     def _refuse_placeholders(self) -> Settings:

@@ -1,6 +1,7 @@
 """The dead-letter store: every message ingest could not use, with the reason.
 
-Port: ``DeadLetterStore``. Adapter: ``SqliteDeadLetterStore``.
+Port: ``DeadLetterStore``. Adapter: ``SqlDeadLetterStore`` on the state database (SQLite
+or PostgreSQL); ``SqliteDeadLetterStore`` opens one on a file.
 
 Bounded three ways, so hostile input cannot fill the disk through it: a payload keeps its
 first ``payload_prefix_bytes`` (with its full size and sha256), a reason its first
@@ -13,16 +14,18 @@ reconnect is kept once, not again each time.
 from __future__ import annotations
 
 import hashlib
-import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
-from sealscope.sqlitedb import Database, Migration
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
 
-__all__ = ["DeadLetter", "DeadLetterStore", "SqliteDeadLetterStore"]
+from sealscope.db import insert_for, open_migrated, read, sqlite_url, tables, write
+
+__all__ = ["DeadLetter", "DeadLetterStore", "SqlDeadLetterStore", "SqliteDeadLetterStore"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,36 +65,17 @@ class DeadLetterStore(Protocol):
     def close(self) -> None: ...
 
 
-_MIGRATIONS: tuple[Migration, ...] = (
-    (
-        # payload is a BLOB: the message exactly as it arrived, whatever its encoding
-        """CREATE TABLE IF NOT EXISTS dead_letters (
-            id          INTEGER PRIMARY KEY AUTOINCREMENT,
-            received_at REAL NOT NULL,
-            topic       TEXT NOT NULL,
-            payload     BLOB NOT NULL,
-            code        TEXT NOT NULL,
-            reason      TEXT NOT NULL,
-            device_id   TEXT
-        )""",
-        "CREATE INDEX IF NOT EXISTS dead_letters_by_device ON dead_letters (device_id, id)",
-    ),
-    (
-        # rows from before this migration keep 0/'' (their payloads were stored whole)
-        "ALTER TABLE dead_letters ADD COLUMN payload_bytes INTEGER NOT NULL DEFAULT 0",
-        "ALTER TABLE dead_letters ADD COLUMN payload_sha256 TEXT NOT NULL DEFAULT ''",
-        "ALTER TABLE dead_letters ADD COLUMN once_key TEXT",
-        "CREATE UNIQUE INDEX IF NOT EXISTS dead_letters_once ON dead_letters (topic, once_key)"
-        " WHERE once_key IS NOT NULL",
-        "CREATE INDEX IF NOT EXISTS dead_letters_by_time ON dead_letters (received_at)",
-    ),
-)
-
-_COLUMNS = "id, received_at, topic, payload, code, reason, device_id, payload_bytes, payload_sha256"
+_DEAD_LETTERS = tables.dead_letters
+_COLUMNS = tuple(c for c in _DEAD_LETTERS.c if c.name != "once_key")
 REASON_MAX_CHARS = 1000
 
 
-def _row_to_dead_letter(row: sqlite3.Row) -> DeadLetter:
+def _text(value: str) -> str:
+    # PostgreSQL text cannot hold NUL; a letter is kept rather than lost over one character
+    return value.replace("\x00", "\ufffd")
+
+
+def _row_to_dead_letter(row: Mapping[str, Any]) -> DeadLetter:
     return DeadLetter(
         id=row["id"],
         received_at=row["received_at"],
@@ -105,26 +89,42 @@ def _row_to_dead_letter(row: sqlite3.Row) -> DeadLetter:
     )
 
 
-class SqliteDeadLetterStore:
-    """``DeadLetterStore`` on a SQLite file (may be shared with the registry and alerts)."""
+class SqlDeadLetterStore:
+    """``DeadLetterStore`` on the state database (SQLite or PostgreSQL), shared with the
+    registry and alerts. ``engine`` must be migrated (``sealscope.db.migrate``).
+
+    Retention keeps at most ``max_count`` letters: it prunes by id range, and ids can skip
+    (PostgreSQL spends a sequence value on a letter ``once_per`` refused), so after
+    refusals it may keep a few fewer.
+    """
 
     def __init__(
         self,
-        path: str | Path,
+        engine: Engine,
         *,
         clock: Callable[[], float] = time.time,
         payload_prefix_bytes: int = 4096,
         max_count: int = 100_000,
         max_age_s: float = 30 * 24 * 3600.0,
+        owns_engine: bool = False,
     ) -> None:
         if payload_prefix_bytes < 0 or max_count < 1 or max_age_s <= 0:
             raise ValueError("payload_prefix_bytes >= 0, max_count >= 1 and max_age_s > 0")
-        self._db = Database(path)
+        self._engine = engine
         self._clock = clock
+        self._owns_engine = owns_engine
         self.payload_prefix_bytes = payload_prefix_bytes
         self.max_count = max_count
         self.max_age_s = max_age_s
-        self._db.migrate("dead_letters", _MIGRATIONS)
+        self._insert = (
+            insert_for(engine)(_DEAD_LETTERS)
+            .on_conflict_do_nothing(
+                index_elements=[_DEAD_LETTERS.c.topic, _DEAD_LETTERS.c.once_key],
+                # literal: PostgreSQL must match it to the partial index even when prepared
+                index_where=sa.text("once_key IS NOT NULL"),
+            )
+            .returning(_DEAD_LETTERS.c.id)
+        )
 
     def add(
         self,
@@ -136,60 +136,78 @@ class SqliteDeadLetterStore:
         device_id: str | None,
         once_per: str | None = None,
     ) -> int | None:
-        payload = bytes(payload)  # a bytearray/memoryview is stored as a BLOB too, never TEXT
+        payload = bytes(payload)  # a bytearray/memoryview is stored as bytes too, never text
         digest = hashlib.sha256(payload).hexdigest()
-        once_key = f"{once_per}:{digest}" if once_per is not None else None
+        once_key = f"{_text(once_per)}:{digest}" if once_per is not None else None
         now = self._clock()
-        with self._db.write() as conn:
-            cur = conn.execute(
-                "INSERT INTO dead_letters (received_at, topic, payload, code, reason, device_id,"
-                " payload_bytes, payload_sha256, once_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (topic, once_key) WHERE once_key IS NOT NULL DO NOTHING",
-                (
-                    now,
-                    topic,
-                    payload[: self.payload_prefix_bytes],
-                    code,
-                    reason[:REASON_MAX_CHARS],
-                    device_id,
-                    len(payload),
-                    digest,
-                    once_key,
-                ),
-            )
-            if cur.rowcount == 0:
+        with write(self._engine) as conn:
+            new_id = conn.execute(
+                self._insert,
+                {
+                    "received_at": now,
+                    "topic": _text(topic),
+                    "payload": payload[: self.payload_prefix_bytes],
+                    "code": _text(code),
+                    "reason": _text(reason[:REASON_MAX_CHARS]),
+                    "device_id": None if device_id is None else _text(device_id),
+                    "payload_bytes": len(payload),
+                    "payload_sha256": digest,
+                    "once_key": once_key,
+                },
+            ).scalar()
+            if new_id is None:
                 return None
-            new_id = cur.lastrowid
-            assert new_id is not None
             # ids grow with arrival, so both bounds are index ranges: cheap on every insert
-            conn.execute("DELETE FROM dead_letters WHERE id <= ?", (new_id - self.max_count,))
-            conn.execute("DELETE FROM dead_letters WHERE received_at < ?", (now - self.max_age_s,))
-        return new_id
+            conn.execute(
+                sa.delete(_DEAD_LETTERS).where(_DEAD_LETTERS.c.id <= new_id - self.max_count)
+            )
+            conn.execute(
+                sa.delete(_DEAD_LETTERS).where(_DEAD_LETTERS.c.received_at < now - self.max_age_s)
+            )
+        return int(new_id)
 
     def list(
         self, *, device_id: str | None = None, limit: int = 100, offset: int = 0
     ) -> list[DeadLetter]:
-        sql = f"SELECT {_COLUMNS} FROM dead_letters"
-        args: tuple[object, ...] = ()
+        query = sa.select(*_COLUMNS)
         if device_id is not None:
-            sql += " WHERE device_id = ?"
-            args = (device_id,)
+            query = query.where(_DEAD_LETTERS.c.device_id == _text(device_id))
         # ids follow arrival order, so newest first is id descending
-        sql += " ORDER BY id DESC LIMIT ? OFFSET ?"
-        with self._db.read() as conn:
-            rows = conn.execute(sql, (*args, limit, offset)).fetchall()
+        query = query.order_by(_DEAD_LETTERS.c.id.desc()).limit(limit).offset(offset)
+        with read(self._engine) as conn:
+            rows = conn.execute(query).mappings().all()
         return [_row_to_dead_letter(r) for r in rows]
 
     def count(self, *, device_id: str | None = None) -> int:
         """All dead letters, or one device's (an extension of the port's ``count()``)."""
-        with self._db.read() as conn:
-            if device_id is None:
-                row = conn.execute("SELECT count(*) FROM dead_letters").fetchone()
-            else:
-                row = conn.execute(
-                    "SELECT count(*) FROM dead_letters WHERE device_id = ?", (device_id,)
-                ).fetchone()
-        return int(row[0])
+        query = sa.select(sa.func.count()).select_from(_DEAD_LETTERS)
+        if device_id is not None:
+            query = query.where(_DEAD_LETTERS.c.device_id == _text(device_id))
+        with read(self._engine) as conn:
+            return int(conn.execute(query).scalar_one())
 
     def close(self) -> None:
-        self._db.close()
+        if self._owns_engine:
+            self._engine.dispose()
+
+
+class SqliteDeadLetterStore(SqlDeadLetterStore):
+    """``SqlDeadLetterStore`` on a SQLite file of its own engine, migrated on opening."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        clock: Callable[[], float] = time.time,
+        payload_prefix_bytes: int = 4096,
+        max_count: int = 100_000,
+        max_age_s: float = 30 * 24 * 3600.0,
+    ) -> None:
+        super().__init__(
+            open_migrated(sqlite_url(path)),
+            clock=clock,
+            payload_prefix_bytes=payload_prefix_bytes,
+            max_count=max_count,
+            max_age_s=max_age_s,
+            owns_engine=True,
+        )

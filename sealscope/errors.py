@@ -26,18 +26,27 @@ sqlite3 exception types::
     │   └── AckTimeout                publishes still unacknowledged after the timeout
     ├── ServerFailed                  a managed child service did not start or died (``log_tail``)
     ├── DeliveryFailed                one send of an alert delivery failed (retried later)
-    └── WebhookVerificationError      a webhook's signature, id or timestamp does not hold
+    ├── WebhookVerificationError      a webhook's signature, id or timestamp does not hold
+    └── AccessDenied                  the caller may not do this (accounts, scopes)
+        ├── Unauthenticated           no credentials, or wrong/expired/revoked ones (HTTP 401)
+        ├── Forbidden                 the caller's role may not do this at all (HTTP 403)
+        └── SignInThrottled           too many failed sign-ins (HTTP 429, ``retry_after_s``)
+
+An id outside the caller's scope raises ``NotFound``, never ``Forbidden``: it must answer
+exactly as a missing id does.
 """
 
 from __future__ import annotations
 
 __all__ = [
+    "AccessDenied",
     "AckTimeout",
     "BadSenml",
     "ConfigError",
     "Conflict",
     "ConnectFailed",
     "DeliveryFailed",
+    "Forbidden",
     "MalformedMessage",
     "MessageRejected",
     "NotFound",
@@ -48,10 +57,12 @@ __all__ = [
     "PushRefused",
     "SealscopeError",
     "ServerFailed",
+    "SignInThrottled",
     "SpoolFull",
     "StoreError",
     "StoreUnavailable",
     "TopicRejected",
+    "Unauthenticated",
     "UnknownDevice",
     "UnknownSchemaVersion",
     "WebhookVerificationError",
@@ -203,6 +214,28 @@ class ServerFailed(SealscopeError):
     def __init__(self, message: str, *, log_tail: str = "") -> None:
         super().__init__(f"{message}\n--- log tail ---\n{log_tail}" if log_tail else message)
         self.log_tail = log_tail
+
+
+class AccessDenied(SealscopeError):
+    """Base of the refusals the API maps to 401/403/429; ``reason`` is safe to show."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Unauthenticated(AccessDenied):
+    pass
+
+
+class Forbidden(AccessDenied):
+    pass
+
+
+class SignInThrottled(AccessDenied):
+    def __init__(self, retry_after_s: float) -> None:
+        super().__init__(f"too many failed sign-ins; retry in {retry_after_s:.0f} s")
+        self.retry_after_s = retry_after_s
 
 
 class DeliveryFailed(SealscopeError):

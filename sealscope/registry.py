@@ -1,22 +1,32 @@
 """The device registry: what each device is, so ingest can tag its telemetry.
 
-Port: ``DeviceRegistry``. Adapter: ``SqliteDeviceRegistry`` (embedded default).
+Port: ``DeviceRegistry``. Adapter: ``SqlDeviceRegistry`` on the state database (SQLite,
+the embedded default, or PostgreSQL); ``SqliteDeviceRegistry`` opens one on a file.
 """
 
 from __future__ import annotations
 
-import sqlite3
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
-from sealscope.errors import Conflict, NotFound
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from sealscope.db import insert_for, open_migrated, read, sqlite_url, tables, write
+from sealscope.errors import NotFound
 from sealscope.labels import check_label
-from sealscope.sqlitedb import Database, Migration
 
-__all__ = ["AssetKind", "Device", "DeviceRegistry", "LeakageClass", "SqliteDeviceRegistry"]
+__all__ = [
+    "AssetKind",
+    "Device",
+    "DeviceRegistry",
+    "LeakageClass",
+    "SqlDeviceRegistry",
+    "SqliteDeviceRegistry",
+]
 
 AssetKind = Literal["valve", "pump"]
 # ISO 5208 seat leakage rate classes
@@ -96,82 +106,85 @@ class DeviceRegistry(Protocol):
     def close(self) -> None: ...
 
 
-_MIGRATIONS: tuple[Migration, ...] = (
-    (
-        """CREATE TABLE IF NOT EXISTS devices (
-            device_id     TEXT PRIMARY KEY,
-            kind          TEXT NOT NULL CHECK (kind IN ('valve', 'pump')),
-            manufacturer  TEXT NOT NULL,
-            model         TEXT NOT NULL,
-            batch         TEXT NOT NULL DEFAULT '',
-            site          TEXT NOT NULL DEFAULT '',
-            region        TEXT NOT NULL DEFAULT '',
-            dn            INTEGER CHECK (dn > 0),
-            pn            INTEGER CHECK (pn > 0),
-            seat_material TEXT NOT NULL DEFAULT '',
-            leakage_class TEXT NOT NULL DEFAULT '',
-            firmware      TEXT NOT NULL DEFAULT '',
-            created_at    REAL NOT NULL
-        ) WITHOUT ROWID""",
-        # the two filters the API and fleet views page through, in device_id order
-        "CREATE INDEX IF NOT EXISTS devices_by_manufacturer ON devices (manufacturer, device_id)",
-        "CREATE INDEX IF NOT EXISTS devices_by_site ON devices (site, device_id)",
-    ),
-)
-
+_DEVICES = tables.devices
 _COLUMNS = tuple(f.name for f in fields(Device))
-_INSERT = f"INSERT INTO devices ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' for _ in _COLUMNS)})"
 # Provisioning the same fleet again updates what it describes but keeps the first created_at.
-_UPSERT = (
-    _INSERT
-    + " ON CONFLICT (device_id) DO UPDATE SET "
-    + ", ".join(f"{c} = excluded.{c}" for c in _COLUMNS if c not in ("device_id", "created_at"))
-)
+_UPDATED_BY_UPSERT = tuple(c for c in _COLUMNS if c not in ("device_id", "created_at"))
 
 
-def _row_to_device(row: sqlite3.Row) -> Device:
+def _row_to_device(row: Mapping[str, Any]) -> Device:
     return Device(**{c: row[c] for c in _COLUMNS})
 
 
-def _device_values(device: Device) -> tuple[object, ...]:
-    return tuple(getattr(device, c) for c in _COLUMNS)
+def _device_values(device: Device) -> dict[str, object]:
+    return {c: getattr(device, c) for c in _COLUMNS}
 
 
-class SqliteDeviceRegistry:
-    """``DeviceRegistry`` on a SQLite file (may be shared with the alert and dead-letter stores)."""
+def _storable(key: str) -> bool:
+    # PostgreSQL text cannot hold NUL; no stored id contains one, so nothing matches it
+    return "\x00" not in key
 
-    def __init__(self, path: str | Path, *, clock: Callable[[], float] = time.time) -> None:
-        self._db = Database(path)
+
+class SqlDeviceRegistry:
+    """``DeviceRegistry`` on the state database (SQLite or PostgreSQL), shared with the
+    alert and dead-letter stores. ``engine`` must be migrated (``sealscope.db.migrate``)."""
+
+    def __init__(
+        self, engine: Engine, *, clock: Callable[[], float] = time.time, owns_engine: bool = False
+    ) -> None:
+        self._engine = engine
         self._clock = clock
-        self._db.migrate("registry", _MIGRATIONS)
+        self._owns_engine = owns_engine
+        insert = insert_for(engine)(_DEVICES)
+        self._upsert = insert.on_conflict_do_update(
+            index_elements=[_DEVICES.c.device_id],
+            set_={c: insert.excluded[c] for c in _UPDATED_BY_UPSERT},
+        )
 
     def add(self, device: Device) -> Device:
         device = replace(device, created_at=self._clock())
         try:
-            with self._db.write() as conn:
-                conn.execute(_INSERT, _device_values(device))
-        except sqlite3.IntegrityError as exc:
-            if "UNIQUE" in str(exc) or "PRIMARY KEY" in str(exc):
-                raise Conflict("device", device.device_id) from exc
-            raise ValueError(f"device {device.device_id!r} violates {exc}") from exc
+            with write(self._engine, conflict=("device", device.device_id)) as conn:
+                conn.execute(_DEVICES.insert(), _device_values(device))
+        except (sa.exc.IntegrityError, sa.exc.DataError) as exc:
+            raise ValueError(f"device {device.device_id!r} violates {exc.orig}") from exc
         return device
 
     def upsert_many(self, devices: Iterable[Device]) -> int:
         now = self._clock()
-        n = 0
+        rows = [_device_values(replace(device, created_at=now)) for device in devices]
+        if not rows:
+            return 0
         try:
-            with self._db.write() as conn:
-                for device in devices:
-                    conn.execute(_UPSERT, _device_values(replace(device, created_at=now)))
-                    n += 1
-        except sqlite3.IntegrityError as exc:
+            # one executemany: psycopg pipelines it, SQLite loops inside one statement
+            with write(self._engine) as conn:
+                conn.execute(self._upsert, rows)
+        except (sa.exc.IntegrityError, sa.exc.DataError) as exc:
             # the whole batch rolled back: a fleet file is provisioned entirely or not at all
-            raise ValueError(f"device #{n} of the batch violates {exc}") from exc
-        return n
+            bad = self._first_bad(rows)
+            raise ValueError(f"device #{bad} of the batch violates {exc.orig}") from exc
+        return len(rows)
+
+    def _first_bad(self, rows: list[dict[str, object]]) -> int:
+        """Which row refused the batch: replayed one by one, then rolled back."""
+        with read(self._engine) as conn:
+            for n, row in enumerate(rows):
+                try:
+                    with conn.begin_nested():
+                        conn.execute(self._upsert, row)
+                except (sa.exc.IntegrityError, sa.exc.DataError):
+                    return n
+        return -1  # it collided with another writer's row, gone by now
 
     def get(self, device_id: str) -> Device:
-        with self._db.read() as conn:
-            row = conn.execute("SELECT * FROM devices WHERE device_id = ?", (device_id,)).fetchone()
+        row = None
+        if _storable(device_id):
+            with read(self._engine) as conn:
+                row = (
+                    conn.execute(sa.select(_DEVICES).where(_DEVICES.c.device_id == device_id))
+                    .mappings()
+                    .first()
+                )
         if row is None:
             raise NotFound("device", device_id)
         return _row_to_device(row)
@@ -184,20 +197,24 @@ class SqliteDeviceRegistry:
         limit: int = 100,
         offset: int = 0,
     ) -> list[Device]:
-        where, args = [], []
-        if manufacturer is not None:
-            where.append("manufacturer = ?")
-            args.append(manufacturer)
-        if site is not None:
-            where.append("site = ?")
-            args.append(site)
-        sql = "SELECT * FROM devices"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY device_id LIMIT ? OFFSET ?"
-        with self._db.read() as conn:
-            rows = conn.execute(sql, (*args, limit, offset)).fetchall()
+        query = sa.select(_DEVICES)
+        for column, value in ((_DEVICES.c.manufacturer, manufacturer), (_DEVICES.c.site, site)):
+            if value is not None:
+                if not _storable(value):
+                    return []
+                query = query.where(column == value)
+        query = query.order_by(_DEVICES.c.device_id).limit(limit).offset(offset)
+        with read(self._engine) as conn:
+            rows = conn.execute(query).mappings().all()
         return [_row_to_device(r) for r in rows]
 
     def close(self) -> None:
-        self._db.close()
+        if self._owns_engine:
+            self._engine.dispose()
+
+
+class SqliteDeviceRegistry(SqlDeviceRegistry):
+    """``SqlDeviceRegistry`` on a SQLite file of its own engine, migrated on opening."""
+
+    def __init__(self, path: str | Path, *, clock: Callable[[], float] = time.time) -> None:
+        super().__init__(open_migrated(sqlite_url(path)), clock=clock, owns_engine=True)

@@ -25,6 +25,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from sealscope.db.engine import SQLITE_TRANSIENT
 from sealscope.errors import ConfigError, StoreUnavailable
 
 __all__ = ["Database", "Migration"]
@@ -33,22 +34,11 @@ __all__ = ["Database", "Migration"]
 Migration = Sequence[str]
 
 _BUSY_TIMEOUT_MS = 5000
-# primary result codes of conditions that go away by themselves
-_TRANSIENT = frozenset(
-    {
-        sqlite3.SQLITE_BUSY,
-        sqlite3.SQLITE_LOCKED,
-        sqlite3.SQLITE_IOERR,
-        sqlite3.SQLITE_FULL,
-        sqlite3.SQLITE_CANTOPEN,
-        sqlite3.SQLITE_PROTOCOL,
-    }
-)
 
 
 def _is_transient(exc: sqlite3.Error) -> bool:
     code = getattr(exc, "sqlite_errorcode", None)
-    return code is not None and code & 0xFF in _TRANSIENT
+    return code is not None and code & 0xFF in SQLITE_TRANSIENT
 
 
 class Database:

@@ -1,4 +1,6 @@
-"""Real services for integration tests: Mosquitto and InfluxDB on free loopback ports.
+"""Real services for integration tests: Mosquitto and InfluxDB on free loopback ports,
+and PostgreSQL on 127.0.0.1:5432 (user ``postgres``, trust auth; ``scripts/test`` installs
+and starts it), each test session in databases of its own, dropped at the end.
 
 A missing binary skips the tests that need it, except in CI (``CI`` set), where it fails
 the run: CI must never go green by skipping the integration suite.
@@ -14,10 +16,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from composition.bench.influxdb import InfluxServer, find_influxd
 from composition.bench.v2shim import V2WriteShim
 from composition.servers import MosquittoServer, find_mosquitto
+from sealscope.db import migrate, open_engine, sqlite_url
+
+# where the test PostgreSQL listens; its maintenance database, used to create ours
+POSTGRES_ADMIN_URL = os.environ.get(
+    "SEALSCOPE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
 
 
 def _require(binary: str | None, name: str) -> None:
@@ -119,3 +128,77 @@ def fresh_influx(tmp_path: Path) -> Iterator[Callable[..., InfluxTarget]]:
     yield make
     for target in started:
         _stop_influx(target)
+
+
+class PostgresDatabases:
+    """Creates uniquely named databases on the test server; drops them all at the end."""
+
+    def __init__(self, admin: sa.Engine) -> None:
+        self._admin = admin
+        self._names: list[str] = []
+
+    def create(self) -> str:
+        name = f"sealscope_test_{secrets.token_hex(6)}"
+        with self._admin.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        self._names.append(name)
+        return self._admin.url.set(database=name).render_as_string(hide_password=False)
+
+    def drop_all(self) -> None:
+        with self._admin.connect() as conn:
+            for name in self._names:
+                # FORCE: a test that failed may have left a pooled connection open
+                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def postgres_databases() -> Iterator[PostgresDatabases]:
+    """Factory for fresh PostgreSQL databases (``.create()`` returns a URL)."""
+    admin = open_engine(POSTGRES_ADMIN_URL).execution_options(isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+    except sa.exc.OperationalError:
+        admin.dispose()
+        _require(None, "postgresql")
+    databases = PostgresDatabases(admin)
+    yield databases
+    databases.drop_all()
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_engine(postgres_databases: PostgresDatabases) -> Iterator[sa.Engine]:
+    """One migrated PostgreSQL database for the session's store tests."""
+    engine = open_engine(postgres_databases.create())
+    migrate(engine)
+    yield engine
+    engine.dispose()
+
+
+def _truncate_all(engine: sa.Engine) -> None:
+    with engine.begin() as conn:
+        names = conn.scalars(
+            sa.text(
+                "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
+                " AND tablename <> 'alembic_version'"
+            )
+        ).all()
+        if names:
+            listed = ", ".join(f'"{n}"' for n in names)
+            conn.execute(sa.text(f"TRUNCATE {listed} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sa.Engine]:
+    """A migrated, empty state database: a fresh SQLite file, or the session's PostgreSQL
+    database emptied after the test. Store contract tests take this fixture."""
+    if request.param == "sqlite":
+        engine = open_engine(sqlite_url(tmp_path / "state" / "sealscope.db"))
+        migrate(engine)
+        yield engine
+        engine.dispose()
+        return
+    engine = request.getfixturevalue("postgres_engine")
+    yield engine
+    _truncate_all(engine)

@@ -24,9 +24,13 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
+import sqlalchemy as sa
 import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 
+from sealscope.alerts import SqlAlertStore
+from sealscope.db import migrate, open_engine, open_migrated
+from sealscope.registry import Device, SqlDeviceRegistry
 from sealscope.wire import SAMPLE_FIELDS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,6 +50,8 @@ REQUIRED_ENV = {
     "SEALSCOPE_API_MQTT_PASSWORD": "test-api-password",
     "SEALSCOPE_MQTT_HEALTH_PASSWORD": "test-health-password",
     "SEALSCOPE_GATEWAY_MQTT_PASSWORD": "test-gateway-password",
+    "SEALSCOPE_POSTGRES_PASSWORD": "test-postgres-password",
+    "SEALSCOPE_POSTGRES_GRAFANA_PASSWORD": "test-postgres-grafana-password",
 }
 
 
@@ -120,6 +126,7 @@ def test_compose_config_validates_with_the_required_variables(compose: dict[str,
     assert set(compose["services"]) == {
         "mosquitto",
         "influxdb",
+        "postgres",
         "grafana",
         "ingest",
         "api",
@@ -128,6 +135,7 @@ def test_compose_config_validates_with_the_required_variables(compose: dict[str,
     }
     assert set(compose["volumes"]) >= {
         "mosquitto-data",
+        "postgres-data",
         "influxdb-data",
         "influxdb-config",
         "grafana-data",
@@ -180,6 +188,10 @@ def test_compose_sealscope_services_build_the_image_and_share_the_data_volume(
         assert env["SEALSCOPE_INFLUX_BUCKET"] == "telemetry"
         assert env["SEALSCOPE_MQTT_HOST"] == "mosquitto"
         assert env["SEALSCOPE_MQTT_USERNAME"] == f"sealscope-{name}"
+        assert services[name]["depends_on"]["postgres"]["condition"] == "service_healthy"
+        assert env["SEALSCOPE_DATABASE_URL"] == (
+            "postgresql+psycopg://sealscope:test-postgres-password@postgres:5432/sealscope"
+        )
     client_ids = {
         services[n]["environment"]["SEALSCOPE_MQTT_CLIENT_ID"] for n in ("ingest", "api", "sim")
     }
@@ -222,6 +234,15 @@ def test_compose_infrastructure_mounts_and_healthchecks(compose: dict[str, Any])
     assert "/mosquitto/config/passwd" in mounts
     assert mounts["/mosquitto/data"] == "mosquitto-data"
     assert "healthcheck" in broker
+
+    postgres = services["postgres"]
+    assert postgres["image"].startswith("postgres:")
+    assert "ports" not in postgres  # reached on the compose network only
+    assert _volume_targets(postgres)["/var/lib/postgresql/data"] == "postgres-data"
+    assert "pg_isready" in postgres["healthcheck"]["test"]
+    init = Path(_volume_targets(postgres)["/docker-entrypoint-initdb.d/10-grafana-role.sh"])
+    assert init.is_file() and os.access(init, os.X_OK)
+    assert "CREATE ROLE sealscope_grafana LOGIN" in init.read_text()
 
     influx = services["influxdb"]
     assert influx["image"] == "influxdb:2.7"
@@ -659,7 +680,8 @@ def test_dashboards_are_valid_grafana_json_with_unique_panel_ids() -> None:
         assert ids and len(ids) == len(set(ids)), path.name
         for panel in _panels(dashboard):
             for target in panel.get("targets", []):
-                assert target["datasource"]["uid"] == "sealscope-influxdb", path.name
+                uid = target["datasource"]["uid"]
+                assert uid in ("sealscope-influxdb", "sealscope-postgres"), path.name
                 assert target.get("rawQuery") is True
 
 
@@ -777,3 +799,76 @@ def test_dashboard_queries_return_series_from_a_real_influxdb(influxql: str, pat
             result = json.load(resp)["results"][0]
         assert "error" not in result, f"{query}: {result['error']}"
         assert result.get("series"), f"no data for {query}"
+
+
+# --------------------------------------------------------------------- alerts on PostgreSQL
+
+
+def _alerts_sql() -> list[str]:
+    dashboard = json.loads((DASHBOARDS / "alerts.json").read_text(encoding="utf-8"))
+    return [t["rawSql"] for p in _panels(dashboard) for t in p.get("targets", [])]
+
+
+def test_dashboard_alerts_queries_run_on_a_migrated_postgres(postgres_databases: Any) -> None:
+    engine = open_migrated(postgres_databases.create())
+    registry = SqlDeviceRegistry(engine)
+    registry.add(Device("ACME-1", "valve", "acme", "BV-50", batch="L1", site="s", region="r"))
+    alerts = SqlAlertStore(engine)
+    common = {"summary": "s", "evidence": {}, "t": 1_700_000_000.0}
+    alerts.raise_alert(
+        device_id="ACME-1", cause="seat_leak", category="failure", severity=5, **common
+    )
+    alerts.raise_alert(device_id="X-9", cause="wear", category="failure", severity=2, **common)
+    gone = alerts.raise_alert(
+        device_id="ACME-1", cause="sensor", category="function_check", severity=3, **common
+    )
+    alerts.resolve(gone.id, actor="test")
+    by_category, table = _alerts_sql()
+    with engine.connect() as conn:
+        assert conn.execute(sa.text(by_category)).all() == [("failure", 2)]
+        rows = conn.execute(sa.text(table)).mappings().all()
+    engine.dispose()
+    assert [(r["device_id"], r["severity"], r["site"]) for r in rows] == [
+        ("ACME-1", 5, "s"),
+        ("X-9", 2, None),  # an alert of an unregistered device is still shown
+    ]
+
+
+def test_postgres_migration_grants_grafana_only_alerts_and_devices(
+    postgres_databases: Any,
+) -> None:
+    url = postgres_databases.create()
+    engine = open_engine(url)
+    with engine.connect() as conn:
+        created = not conn.scalar(
+            sa.text("SELECT count(*) FROM pg_roles WHERE rolname = 'sealscope_grafana'")
+        )
+        if created:
+            conn.execute(sa.text("CREATE ROLE sealscope_grafana NOLOGIN"))
+            conn.commit()
+    try:
+        migrate(engine)
+        with engine.connect() as conn:
+            can_read = {
+                table: conn.scalar(
+                    sa.text("SELECT has_table_privilege('sealscope_grafana', :t, 'SELECT')"),
+                    {"t": table},
+                )
+                for table in ("alerts", "devices", "dead_letters", "alembic_version")
+            }
+            can_write = conn.scalar(
+                sa.text("SELECT has_table_privilege('sealscope_grafana', 'alerts', 'UPDATE')")
+            )
+            if created:
+                conn.execute(sa.text("DROP OWNED BY sealscope_grafana"))
+                conn.execute(sa.text("DROP ROLE sealscope_grafana"))
+                conn.commit()
+    finally:
+        engine.dispose()
+    assert can_read == {
+        "alerts": True,
+        "devices": True,
+        "dead_letters": False,
+        "alembic_version": False,
+    }
+    assert not can_write

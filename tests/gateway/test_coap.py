@@ -316,7 +316,8 @@ async def test_coap_undecodable_frames_are_4_xx_and_dead_lettered_once(
             assert reason in response.payload.decode()
         assert gw.resource.stats.errors == 0
         (letter,) = gw.dead_letters.list(device_id=dev)
-        assert reason in letter.reason and letter.payload == payload[:65536]
+        assert reason in letter.reason and payload.startswith(letter.payload)
+        assert letter.payload_bytes == len(payload) and len(letter.payload) <= 4096
         good = cbor_pack(dev, 2, [sample(2)])
         assert (await post_uplink(coap, gw, dev, key, good)).code == aiocoap.CHANGED
         await sub.wait_count(1)
