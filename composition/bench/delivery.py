@@ -28,15 +28,14 @@ from pathlib import Path
 import aiohttp
 
 from composition.servers import free_port, wait_for_port
+from sealscope.db import open_migrated, sqlite_url
 from sealscope.delivery import (
-    AlertChange,
     Dispatcher,
+    Notification,
     SqlOutbox,
     Subscription,
     WebhookChannel,
-    metadata,
     new_secret,
-    sqlite_engine,
 )
 from sealscope.delivery.signature import headers
 
@@ -45,8 +44,8 @@ __all__ = ["run_bench_delivery"]
 _CONCURRENCY = 64
 
 
-def _change(n: int) -> AlertChange:
-    return AlertChange(
+def _change(n: int) -> Notification:
+    return Notification(
         type="alert.raised",
         kind="device",
         alert_id=n,
@@ -168,8 +167,7 @@ async def run_bench_delivery(
     try:
         await asyncio.to_thread(wait_for_port, "127.0.0.1", port, 10.0)
         with tempfile.TemporaryDirectory(prefix="sealscope-bench-delivery-") as tmp:
-            engine = sqlite_engine(Path(tmp) / "outbox.db")
-            metadata.create_all(engine)
+            engine = open_migrated(sqlite_url(Path(tmp) / "state.db"))
             outbox = SqlOutbox(engine, in_scope=lambda org, device: True)
             outbox.add_subscription(
                 Subscription(

@@ -8,22 +8,19 @@ jitter, ``dead`` after the budget, ``redeliver`` on request.
 """
 
 from sealscope.delivery.backoff import RetryPolicy
-from sealscope.delivery.change import AlertChange
 from sealscope.delivery.channel import Channel
 from sealscope.delivery.dispatcher import Dispatcher
 from sealscope.delivery.email import EmailChannel
-from sealscope.delivery.engine import sqlite_engine
 from sealscope.delivery.memory_outbox import MemoryOutbox
 from sealscope.delivery.mqtt_channel import MqttChannel
+from sealscope.delivery.notification import Notification
 from sealscope.delivery.outbox import Attempt, Delivery, Outbox
 from sealscope.delivery.signature import new_secret, sign, verify
 from sealscope.delivery.sql_outbox import SqlOutbox
 from sealscope.delivery.subscription import Subscription
-from sealscope.delivery.tables import metadata
 from sealscope.delivery.webhook import WebhookChannel
 
 __all__ = [
-    "AlertChange",
     "Attempt",
     "Channel",
     "Delivery",
@@ -31,14 +28,13 @@ __all__ = [
     "EmailChannel",
     "MemoryOutbox",
     "MqttChannel",
+    "Notification",
     "Outbox",
     "RetryPolicy",
     "SqlOutbox",
     "Subscription",
     "WebhookChannel",
-    "metadata",
     "new_secret",
     "sign",
-    "sqlite_engine",
     "verify",
 ]

@@ -14,7 +14,8 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from sealscope.delivery.change import AlertChange
+from sealscope.alerts import AlertChange
+from sealscope.delivery.notification import Notification, as_notification
 from sealscope.delivery.outbox import (
     Attempt,
     Delivery,
@@ -68,7 +69,14 @@ class MemoryOutbox:
             for row in txn.pending:
                 self._rows[row.id] = row
 
-    def enqueue(self, txn: MemoryTransaction, change: AlertChange) -> list[str]:
+    def enqueue(
+        self, txn: MemoryTransaction | None, change: Notification | AlertChange
+    ) -> list[str]:
+        """``txn`` None (the in-memory alert store has no transaction): commit at once."""
+        if txn is None:
+            with self.transaction() as own:
+                return self.enqueue(own, change)
+        change = as_notification(change)
         now = self._clock()
         with self._lock:
             subs = list(self._subs.values())

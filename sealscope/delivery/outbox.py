@@ -18,7 +18,8 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal, Protocol
 
-from sealscope.delivery.change import AlertChange
+from sealscope.alerts import AlertChange
+from sealscope.delivery.notification import Notification
 from sealscope.delivery.subscription import ChannelKind, Subscription
 
 __all__ = [
@@ -77,8 +78,10 @@ class Outbox(Protocol):
         """A transaction to pass to ``enqueue`` (SQL adapters: ``engine.begin()``)."""
         ...
 
-    def enqueue(self, txn: Any, change: AlertChange) -> list[str]:
-        """Add a delivery per matching subscription inside ``txn``; returns their ids."""
+    def enqueue(self, txn: Any, change: Notification | AlertChange) -> list[str]:
+        """Add a delivery per matching subscription inside ``txn``; returns their ids.
+
+        Fits ``AlertStore.on_change`` as it is: ``alerts.on_change(outbox.enqueue)``."""
         ...
 
     def claim(self, owner: str, *, limit: int, lease_s: float) -> list[Delivery]:
@@ -134,7 +137,7 @@ class Outbox(Protocol):
 
 def iter_matches(
     subscriptions: Iterator[Subscription] | list[Subscription],
-    change: AlertChange,
+    change: Notification,
     *,
     in_scope: Any,
     risk_in_scope: Any,

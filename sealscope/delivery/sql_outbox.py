@@ -20,8 +20,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from sealscope.delivery.change import AlertChange
+from sealscope.alerts import AlertChange
+from sealscope.db.delivery import attempts, deliveries, subscriptions
 from sealscope.delivery.memory_outbox import new_delivery_id
+from sealscope.delivery.notification import Notification, as_notification
 from sealscope.delivery.outbox import (
     Attempt,
     Delivery,
@@ -30,7 +32,6 @@ from sealscope.delivery.outbox import (
     iter_matches,
 )
 from sealscope.delivery.subscription import InScope, RiskInScope, Subscription, deny_all_risk
-from sealscope.delivery.tables import attempts, deliveries, subscriptions
 from sealscope.errors import Conflict, NotFound
 
 __all__ = ["SqlOutbox"]
@@ -116,7 +117,7 @@ def _attempt(row: Any) -> Attempt:
 
 
 class SqlOutbox:
-    """The tables must exist (``sealscope.delivery.tables.metadata``)."""
+    """``engine`` must be migrated (``sealscope.db.migrate``, revision ``0003_delivery``)."""
 
     def __init__(
         self,
@@ -135,7 +136,13 @@ class SqlOutbox:
     def transaction(self) -> AbstractContextManager[Connection]:
         return self._engine.begin()
 
-    def enqueue(self, txn: Connection, change: AlertChange) -> list[str]:
+    def enqueue(self, txn: Connection | None, change: Notification | AlertChange) -> list[str]:
+        """``txn``: the alert change's transaction. None (an alert store with no database)
+        opens one of its own, which then commits apart from the change."""
+        if txn is None:
+            with self._engine.begin() as own:
+                return self.enqueue(own, change)
+        change = as_notification(change)
         now = self._clock()
         rows = txn.execute(
             sa.select(subscriptions).where(

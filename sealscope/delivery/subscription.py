@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
-from sealscope.delivery.change import CATEGORIES, KINDS, AlertChange
+from sealscope.delivery.notification import CATEGORIES, KINDS, Notification
 from sealscope.topics import alerts_topic
 
 __all__ = [
@@ -90,7 +90,7 @@ class Subscription:
     def topic(self) -> str:
         return alerts_topic(self.target)
 
-    def wants(self, change: AlertChange) -> bool:
+    def wants(self, change: Notification) -> bool:
         """The subscriber's own filters (scope is checked separately)."""
         return (
             self.active
@@ -101,12 +101,12 @@ class Subscription:
         )
 
     def matches(
-        self, change: AlertChange, *, in_scope: InScope, risk_in_scope: RiskInScope
+        self, change: Notification, *, in_scope: InScope, risk_in_scope: RiskInScope
     ) -> bool:
         if not self.wants(change):
             return False
         if change.kind == "device":
-            assert change.device_id is not None  # AlertChange guarantees it
+            assert change.device_id is not None  # Notification guarantees it
             return in_scope(self.org_id, change.device_id)
         assert change.dimension is not None and change.group is not None
         return risk_in_scope(self.org_id, change.dimension, change.group)

@@ -5,12 +5,12 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-from sealscope.delivery import AlertChange, Subscription, new_secret
+from sealscope.delivery import Notification, Subscription, new_secret
 
 _ids = itertools.count(1)
 
 
-def change(**overrides: Any) -> AlertChange:
+def change(**overrides: Any) -> Notification:
     fields: dict[str, Any] = {
         "type": "alert.raised",
         "kind": "device",
@@ -24,7 +24,7 @@ def change(**overrides: Any) -> AlertChange:
         "changed_at": 1_700_000_000.0,
     }
     fields.update(overrides)
-    return AlertChange(**fields)
+    return Notification(**fields)
 
 
 def webhook_sub(sub_id: str, url: str, **overrides: Any) -> Subscription:

@@ -1,26 +1,19 @@
-"""Outboxes for the delivery tests: in memory, SQLite, and a real PostgreSQL.
-
-PostgreSQL is the server on 127.0.0.1:5432 (trust auth, user ``postgres``); the session
-creates a uniquely named database and drops it at the end. Missing, it skips the
-PostgreSQL cases, except in CI, where it fails them.
-"""
+"""Outboxes for the delivery tests: in memory, and on migrated SQLite and PostgreSQL state
+databases (PostgreSQL: a fresh database per test from the session's server, see
+tests/conftest.py)."""
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from sealscope.delivery import MemoryOutbox, SqlOutbox, metadata, sqlite_engine
-
-_PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+from sealscope.db import open_migrated, sqlite_url
+from sealscope.delivery import MemoryOutbox, SqlOutbox
 
 
 @dataclass
@@ -31,47 +24,21 @@ class FakeClock:
         return self.now
 
 
-@pytest.fixture(scope="session")
-def pg_url() -> Iterator[str]:
-    name = f"sealscope_delivery_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(_PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    except sa.exc.OperationalError as exc:
-        admin.dispose()
-        if os.environ.get("CI"):
-            pytest.fail(f"PostgreSQL on 127.0.0.1:5432 is required in CI: {exc}")
-        pytest.skip(f"no PostgreSQL on 127.0.0.1:5432: {exc}")
-    yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    admin.dispose()
+def _everything(org_id: str, device_id: str) -> bool:
+    return True
 
 
-def _fresh_pg_engine(url: str) -> Engine:
-    engine = sa.create_engine(url)
-    metadata.drop_all(engine)
-    metadata.create_all(engine)
-    return engine
+def _migrated(request: pytest.FixtureRequest, backend: str, tmp_path: Path) -> Engine:
+    if backend == "sqlite":
+        return open_migrated(sqlite_url(tmp_path / "state.db"))
+    return open_migrated(request.getfixturevalue("postgres_databases").create())
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def sql_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    if request.param == "sqlite":
-        engine = sqlite_engine(tmp_path / "delivery.db")
-        metadata.create_all(engine)
-    else:
-        engine = _fresh_pg_engine(request.getfixturevalue("pg_url"))
+    engine = _migrated(request, request.param, tmp_path)
     yield engine
     engine.dispose()
-
-
-InScope = Callable[[str, str], bool]
-
-
-def _everything(org_id: str, device_id: str) -> bool:
-    return True
 
 
 @pytest.fixture
@@ -91,11 +58,7 @@ def make_outbox(
         kwargs.setdefault("clock", clock)
         if request.param == "memory":
             return MemoryOutbox(**kwargs)
-        if request.param == "sqlite":
-            engine = sqlite_engine(tmp_path / "outbox.db")
-            metadata.create_all(engine)
-        else:
-            engine = _fresh_pg_engine(request.getfixturevalue("pg_url"))
+        engine = _migrated(request, request.param, tmp_path)
         engines.append(engine)
         return SqlOutbox(engine, **kwargs)
 

@@ -15,6 +15,7 @@ from aiosmtpd.controller import Controller
 
 from composition.bench.webhook_receiver import wait_until
 from composition.servers import free_port
+from sealscope.db import open_migrated, sqlite_url
 from sealscope.delivery import (
     Dispatcher,
     EmailChannel,
@@ -22,8 +23,6 @@ from sealscope.delivery import (
     RetryPolicy,
     SqlOutbox,
     Subscription,
-    metadata,
-    sqlite_engine,
 )
 from tests.delivery.changes import change
 
@@ -33,8 +32,7 @@ FAST_RETRY = RetryPolicy(max_attempts=10, base_s=0.05, cap_s=0.2)
 
 @pytest.fixture
 def outbox(tmp_path: Path) -> Iterator[SqlOutbox]:
-    engine = sqlite_engine(tmp_path / "outbox.db")
-    metadata.create_all(engine)
+    engine = open_migrated(sqlite_url(tmp_path / "outbox.db"))
     yield SqlOutbox(engine, in_scope=lambda org, device: True)
     engine.dispose()
 

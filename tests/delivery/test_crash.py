@@ -11,13 +11,12 @@ from collections import defaultdict
 from pathlib import Path
 
 from composition.bench.webhook_receiver import Received, WebhookReceiver, wait_until
+from sealscope.db import open_migrated, sqlite_url
 from sealscope.delivery import (
     Dispatcher,
     RetryPolicy,
     SqlOutbox,
     WebhookChannel,
-    metadata,
-    sqlite_engine,
 )
 from tests.delivery.changes import change, webhook_sub
 
@@ -29,10 +28,11 @@ WAIT_S = 30.0
 # The dispatcher as its own process, as `sealscope up` would run it; it runs until killed.
 _SENDER = """
 import asyncio, sys
-from sealscope.delivery import Dispatcher, SqlOutbox, WebhookChannel, sqlite_engine
+from sealscope.db import open_engine, sqlite_url
+from sealscope.delivery import Dispatcher, SqlOutbox, WebhookChannel
 
 async def main():
-    outbox = SqlOutbox(sqlite_engine(sys.argv[1]), in_scope=lambda org, device: True)
+    outbox = SqlOutbox(open_engine(sqlite_url(sys.argv[1])), in_scope=lambda org, device: True)
     # the held requests must not time out before the kill, even on a loaded machine
     channel = WebhookChannel(timeout_s=3.0)
     async with Dispatcher(outbox=outbox, channels=[channel], lease_s=6.0, poll_interval_s=0.05):
@@ -46,8 +46,7 @@ async def test_dispatcher_killed_between_send_and_record_redelivers_with_the_sam
     tmp_path: Path,
 ) -> None:
     db_path = tmp_path / "outbox.db"
-    engine = sqlite_engine(db_path)
-    metadata.create_all(engine)
+    engine = open_migrated(sqlite_url(db_path))
     outbox = SqlOutbox(engine, in_scope=lambda org, device: True)
     receiver = WebhookReceiver(secret=None)
     sub = outbox.add_subscription(webhook_sub("s1", receiver.url))

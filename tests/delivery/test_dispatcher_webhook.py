@@ -9,16 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 
 from composition.bench.webhook_receiver import Received, WebhookReceiver, wait_until
+from sealscope.db import open_engine, open_migrated, sqlite_url
 from sealscope.delivery import (
     Dispatcher,
     RetryPolicy,
     SqlOutbox,
     WebhookChannel,
-    metadata,
-    sqlite_engine,
 )
 from tests.delivery.changes import change, webhook_sub
 
@@ -33,8 +31,7 @@ def outbox_factory(tmp_path: Path) -> Callable[[], SqlOutbox]:
     engines = []
 
     def make() -> SqlOutbox:
-        engine = sqlite_engine(tmp_path / "outbox.db")
-        metadata.create_all(engine)
+        engine = open_migrated(sqlite_url(tmp_path / "outbox.db"))
         engines.append(engine)
         return SqlOutbox(engine, in_scope=lambda org, device: True)
 
@@ -47,13 +44,10 @@ def outbox_factory(tmp_path: Path) -> Callable[[], SqlOutbox]:
 def shared_outboxes(request: pytest.FixtureRequest, tmp_path: Path):
     """Two outboxes on one database, each with its own engine (as two processes have)."""
     if request.param == "sqlite":
-        engines = [sqlite_engine(tmp_path / "shared.db") for _ in range(2)]
-        metadata.create_all(engines[0])
+        url = sqlite_url(tmp_path / "shared.db")
     else:
-        url = request.getfixturevalue("pg_url")
-        engines = [sa.create_engine(url) for _ in range(2)]
-        metadata.drop_all(engines[0])
-        metadata.create_all(engines[0])
+        url = request.getfixturevalue("postgres_databases").create()
+    engines = [open_migrated(url), open_engine(url)]
     yield [SqlOutbox(e, in_scope=lambda org, device: True) for e in engines]
     for engine in engines:
         engine.dispose()

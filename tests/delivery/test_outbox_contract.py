@@ -10,7 +10,9 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from sealscope.delivery import Attempt, SqlOutbox, Subscription, metadata
+from sealscope.alerts import SqlAlertStore
+from sealscope.db import delivery as delivery_tables
+from sealscope.delivery import Attempt, SqlOutbox, Subscription
 from sealscope.errors import Conflict, NotFound
 from tests.delivery.changes import change, webhook_sub
 
@@ -191,9 +193,10 @@ def test_outbox_concurrent_claimers_never_share_a_row(sql_engine, clock) -> None
     assert max(sizes) <= 7
 
 
-def test_outbox_tables_create_on_both_databases(sql_engine) -> None:
+def test_outbox_tables_come_from_the_0003_delivery_revision(sql_engine) -> None:
     names = set(sa.inspect(sql_engine).get_table_names())
-    assert {t.name for t in metadata.sorted_tables} <= names
+    tables = (delivery_tables.subscriptions, delivery_tables.deliveries, delivery_tables.attempts)
+    assert {t.name for t in tables} <= names
 
 
 def test_outbox_record_many_applies_only_rows_whose_lease_is_held(make_outbox, clock) -> None:
@@ -214,3 +217,34 @@ def test_outbox_record_many_applies_only_rows_whose_lease_is_held(make_outbox, c
     assert outbox.get(kept).status == "delivered"
     assert outbox.get(lost).attempts == 0  # d2's lease stands
     assert len(outbox.log("all")) == 2
+
+
+def test_outbox_commits_and_rolls_back_with_the_alert_store_change(sql_engine) -> None:
+    outbox = SqlOutbox(sql_engine, in_scope=lambda org, device: True)
+    outbox.add_subscription(webhook_sub("all", URL))
+    store = SqlAlertStore(sql_engine)
+    store.on_change(outbox.enqueue)  # the alert store's write path, in its transaction
+
+    alert = store.raise_alert(
+        device_id="ACME-V-0001",
+        cause="seat_leak",
+        category="maintenance_required",
+        severity=3,
+        summary="seat leak 2.4x",
+        evidence={"ratio": 2.4},
+        t=1_700_000_000.0,
+    )
+    [raised] = outbox.deliveries()
+    body = json.loads(raised.body)
+    assert body["type"] == "alert.raised" and body["data"]["alert_id"] == alert.id
+    assert "actor" not in json.dumps(body)
+
+    def later_listener_fails(conn: object, change: object) -> None:
+        raise RuntimeError("a later write of the change failed")
+
+    store.on_change(later_listener_fails)
+    with pytest.raises(RuntimeError, match="later write"):
+        store.acknowledge(alert.id, actor="tech-1", comment="on my way")
+
+    assert store.get(alert.id).status == "open"  # the change rolled back...
+    assert [d.id for d in outbox.deliveries()] == [raised.id]  # ...and its outbox row too

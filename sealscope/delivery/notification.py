@@ -12,7 +12,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
-__all__ = ["CATEGORIES", "KINDS", "AlertChange", "ChangeKind"]
+from sealscope.alerts import AlertChange
+
+__all__ = ["CATEGORIES", "KINDS", "ChangeKind", "Notification", "as_notification"]
 
 ChangeKind = Literal["device", "fleet_risk"]
 KINDS: Final[tuple[ChangeKind, ...]] = ("device", "fleet_risk")
@@ -21,7 +23,7 @@ CATEGORIES: Final = ("failure", "function_check", "out_of_specification", "maint
 
 
 @dataclass(frozen=True, slots=True)
-class AlertChange:
+class Notification:
     """``type`` is dotted, e.g. ``alert.raised``, ``alert.resolved``, ``fleet_risk.flagged``.
 
     Device alerts name their ``device_id``; fleet-risk changes name the group instead
@@ -83,3 +85,27 @@ def _scalar(value: Any) -> Any:
     if callable(item):
         return item()
     raise TypeError(f"evidence value {value!r} is not JSON serialisable")
+
+
+def as_notification(change: Notification | AlertChange) -> Notification:
+    """What subscribers are told of an alert store change (``AlertStore.on_change``).
+
+    The actor, comments and assignee stay out: a subscriber in scope of the device is not
+    thereby entitled to the operator's people and notes. ``version`` lets receivers order
+    the changes of one alert, since deliveries may arrive out of order.
+    """
+    if isinstance(change, Notification):
+        return change
+    alert, event = change.alert, change.event
+    return Notification(
+        type=f"alert.{event.action}",
+        kind="device",
+        alert_id=alert.id,
+        cause=alert.cause,
+        category=alert.category,
+        severity=alert.severity,
+        summary=alert.summary,
+        device_id=alert.device_id,
+        evidence={**alert.evidence, "status": alert.status, "version": alert.version},
+        changed_at=event.at,
+    )
