@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from sealscope.alerts import AlertChange
+from sealscope.db import read, write
 from sealscope.db.delivery import attempts, deliveries, subscriptions
 from sealscope.delivery.memory_outbox import new_delivery_id
 from sealscope.delivery.notification import Notification, as_notification
@@ -32,7 +33,7 @@ from sealscope.delivery.outbox import (
     iter_matches,
 )
 from sealscope.delivery.subscription import InScope, RiskInScope, Subscription, deny_all_risk
-from sealscope.errors import Conflict, NotFound
+from sealscope.errors import NotFound
 
 __all__ = ["SqlOutbox"]
 
@@ -134,13 +135,14 @@ class SqlOutbox:
         self._skip_locked = engine.dialect.name == "postgresql"
 
     def transaction(self) -> AbstractContextManager[Connection]:
-        return self._engine.begin()
+        """A write transaction on the state database (``sealscope.db.write``)."""
+        return write(self._engine)
 
     def enqueue(self, txn: Connection | None, change: Notification | AlertChange) -> list[str]:
         """``txn``: the alert change's transaction. None (an alert store with no database)
         opens one of its own, which then commits apart from the change."""
         if txn is None:
-            with self._engine.begin() as own:
+            with write(self._engine) as own:
                 return self.enqueue(own, change)
         change = as_notification(change)
         now = self._clock()
@@ -192,7 +194,7 @@ class SqlOutbox:
         # MATERIALIZED: evaluated once. A plain IN (subquery with LIMIT and SKIP LOCKED) may
         # be re-run by PostgreSQL's plan and lease more rows than ``limit``.
         due_ids = sa.select(due.cte("due").prefix_with("MATERIALIZED").c.id)
-        with self._engine.begin() as conn:
+        with write(self._engine) as conn:
             claimed = (
                 conn.execute(
                     sa.update(deliveries)
@@ -245,7 +247,7 @@ class SqlOutbox:
                     else None,
                 }
             )
-        with self._engine.begin() as conn:
+        with write(self._engine) as conn:
             conn.execute(sa.insert(attempts), logged)
             # fenced per row: a lease taken over by another dispatcher is not overwritten
             result = conn.execute(_RECORD, updates)
@@ -253,7 +255,7 @@ class SqlOutbox:
 
     def redeliver(self, delivery_id: str) -> Delivery:
         # a lease, if any, stays: its holder's record still lands, never a second send
-        with self._engine.begin() as conn:
+        with write(self._engine) as conn:
             conn.execute(
                 sa.update(deliveries)
                 .where(deliveries.c.id == delivery_id)
@@ -262,7 +264,7 @@ class SqlOutbox:
         return self.get(delivery_id)
 
     def get(self, delivery_id: str) -> Delivery:
-        with self._engine.connect() as conn:
+        with read(self._engine) as conn:
             row = conn.execute(self._select().where(deliveries.c.id == delivery_id)).first()
         if row is None:
             raise NotFound("delivery", delivery_id)
@@ -281,7 +283,7 @@ class SqlOutbox:
         if status is not None:
             query = query.where(deliveries.c.status == status)
         query = query.order_by(deliveries.c.created_at.desc()).limit(limit)
-        with self._engine.connect() as conn:
+        with read(self._engine) as conn:
             return [_delivery(r) for r in conn.execute(query)]
 
     def log(self, subscription_id: str, *, limit: int = 100) -> list[Attempt]:
@@ -291,16 +293,11 @@ class SqlOutbox:
             .order_by(attempts.c.id.desc())
             .limit(limit)
         )
-        with self._engine.connect() as conn:
+        with read(self._engine) as conn:
             return [_attempt(r) for r in conn.execute(query)]
 
     def add_subscription(self, subscription: Subscription) -> Subscription:
-        with self._engine.begin() as conn:
-            exists = conn.execute(
-                sa.select(subscriptions.c.id).where(subscriptions.c.id == subscription.id)
-            ).first()
-            if exists is not None:
-                raise Conflict("subscription", subscription.id)
+        with write(self._engine, conflict=("subscription", subscription.id)) as conn:
             conn.execute(
                 sa.insert(subscriptions).values(
                     id=subscription.id,
@@ -318,7 +315,7 @@ class SqlOutbox:
         return subscription
 
     def subscription(self, subscription_id: str) -> Subscription:
-        with self._engine.connect() as conn:
+        with read(self._engine) as conn:
             row = conn.execute(
                 sa.select(subscriptions).where(subscriptions.c.id == subscription_id)
             ).first()
@@ -330,11 +327,11 @@ class SqlOutbox:
         query = sa.select(subscriptions).order_by(subscriptions.c.id)
         if org_id is not None:
             query = query.where(subscriptions.c.org_id == org_id)
-        with self._engine.connect() as conn:
+        with read(self._engine) as conn:
             return [_subscription(r) for r in conn.execute(query)]
 
     def deactivate(self, subscription_id: str) -> Subscription:
-        with self._engine.begin() as conn:
+        with write(self._engine) as conn:
             conn.execute(
                 sa.update(subscriptions)
                 .where(subscriptions.c.id == subscription_id)
