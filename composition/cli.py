@@ -94,6 +94,10 @@ def _parser() -> argparse.ArgumentParser:
     bs = bench_sub.add_parser("sim", help="simulated device-samples/s and publish rate")
     bs.add_argument("--devices", type=int, default=100_000)
     bs.add_argument("--rounds", type=int, default=3)
+    bd = bench_sub.add_parser("delivery", help="alert changes/s to a webhook, p50/p99 latency")
+    bd.add_argument("--changes", type=int, default=5000, help="queued changes for the rate")
+    bd.add_argument("--rate", type=float, default=None, help="changes/s for the latency run")
+    bd.add_argument("--seconds", type=float, default=10.0, help="latency run length")
     return p
 
 
@@ -404,6 +408,14 @@ def _run_bench(args: argparse.Namespace) -> int:
         if args.devices < 1 or args.rounds < 1:
             raise ConfigError("bench sim", "--devices and --rounds must be >= 1")
         return asyncio.run(run_bench_sim(devices=args.devices, rounds=args.rounds))
+    if args.bench == "delivery":
+        from composition.bench.delivery import run_bench_delivery
+
+        if args.changes < 1 or args.seconds <= 0 or (args.rate is not None and args.rate <= 0):
+            raise ConfigError("bench delivery", "--changes >= 1, --seconds and --rate > 0")
+        return asyncio.run(
+            run_bench_delivery(changes=args.changes, rate_per_s=args.rate, seconds=args.seconds)
+        )
     from composition.bench.ingest import run_bench_ingest
 
     return asyncio.run(

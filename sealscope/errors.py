@@ -25,6 +25,8 @@ sqlite3 exception types::
     │   ├── ConnectFailed             the broker refused or could not be reached
     │   └── AckTimeout                publishes still unacknowledged after the timeout
     ├── ServerFailed                  a managed child service did not start or died (``log_tail``)
+    ├── DeliveryFailed                one send of an alert delivery failed (retried later)
+    ├── WebhookVerificationError      a webhook's signature, id or timestamp does not hold
     ├── AccessDenied                  the caller may not do this (accounts, scopes)
     │   ├── Unauthenticated           no credentials, or wrong/expired/revoked ones (HTTP 401)
     │   ├── Forbidden                 the caller's role may not do this at all (HTTP 403)
@@ -47,6 +49,7 @@ __all__ = [
     "ConfigError",
     "Conflict",
     "ConnectFailed",
+    "DeliveryFailed",
     "Forbidden",
     "MalformedMessage",
     "MessageRejected",
@@ -66,6 +69,7 @@ __all__ = [
     "Unauthenticated",
     "UnknownDevice",
     "UnknownSchemaVersion",
+    "WebhookVerificationError",
 ]
 
 
@@ -253,3 +257,18 @@ class BrokerAdminError(SealscopeError):
 
 class BrokerAdminUnavailable(BrokerAdminError):
     """No connection to the broker, or no answer in time; commands may have been applied."""
+
+
+class DeliveryFailed(SealscopeError):
+    """``status_code``: HTTP status, SMTP reply or MQTT reason code when the peer answered."""
+
+    def __init__(self, reason: str, *, status_code: int | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status_code = status_code
+
+
+class WebhookVerificationError(SealscopeError):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason

@@ -9,7 +9,7 @@ below so Alembic's autogenerate sees it) and add one revision under
 ``migrations/versions``.
 """
 
-from sealscope.db import alert_events, tables
+from sealscope.db import alert_events, delivery, tables
 from sealscope.db.engine import (
     insert_for,
     is_unique_violation,
@@ -23,6 +23,7 @@ from sealscope.db.migrate import head_revisions, migrate, open_migrated
 
 __all__ = [
     "alert_events",
+    "delivery",
     "head_revisions",
     "insert_for",
     "is_unique_violation",

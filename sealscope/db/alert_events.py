@@ -1,4 +1,4 @@
-"""The audit trail of every alert (revision ``0005_alert_lifecycle``): one row per change,
+"""The audit trail of every alert (revision ``0002_alert_lifecycle``): one row per change,
 appended in the transaction that made the change and never updated or deleted."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """The registry, alert and dead-letter tables (revision ``0001_base``; the alerts' lifecycle
-columns came with ``0005_alert_lifecycle``).
+columns came with ``0002_alert_lifecycle``).
 
 The declarations here describe the newest schema and feed Alembic's autogenerate; the
 migrations under ``migrations/versions`` carry their own frozen copies, so editing this
@@ -64,7 +64,7 @@ alerts = sa.Table(
     sa.Column("opened_at", UnixS, nullable=False),
     sa.Column("updated_at", UnixS, nullable=False),
     sa.Column("resolved_at", UnixS),
-    # the lifecycle (0005_alert_lifecycle); the whole story is in alert_events
+    # the lifecycle (0002_alert_lifecycle); the whole story is in alert_events
     sa.Column("acknowledged_at", UnixS),  # wall clock, like every act of a person
     sa.Column("acknowledged_by", sa.Text),
     sa.Column("assignee", sa.Text),

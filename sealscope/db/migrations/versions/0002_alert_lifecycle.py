@@ -4,7 +4,7 @@ version per alert row, and the append-only audit trail ``alert_events``.
 Alerts open at upgrade time count their re-notify period from the upgrade, so an upgrade
 does not re-announce every old open alert at once.
 
-Revision ID: 0005_alert_lifecycle
+Revision ID: 0002_alert_lifecycle
 Revises: 0001_base
 """
 
@@ -15,7 +15,7 @@ import time
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0005_alert_lifecycle"
+revision = "0002_alert_lifecycle"
 down_revision = "0001_base"
 branch_labels = None
 depends_on = None
