@@ -14,12 +14,13 @@ one number; NaN covariates count as 0 consistently.
 from __future__ import annotations
 
 import math
-from typing import ClassVar, cast
+from typing import Any, ClassVar, cast
 
 import numpy as np
 
 from analytics.base import F64, CategoryCode, SampleBatch, Verdicts, fmt_time
 from analytics.changepoint import change_test_params
+from analytics.evidence import tidy_evidence
 from analytics.params import Param, check_params
 from analytics.residual import ResidualDetector
 
@@ -85,6 +86,9 @@ class ActuationWearDetector(ResidualDetector):
         ok = np.isfinite(y).any(axis=1) & (np.nan_to_num(y, nan=1.0) > 0).all(axis=1)
         # numpy types any/all(axis=...) as "scalar or array"; over an axis of 2-D it is an array
         return cast(np.ndarray, ok), cov, y
+
+    def evidence(self, v: Verdicts, i: int) -> dict[str, Any]:
+        return tidy_evidence(super().evidence(v, i))
 
     def summary(self, v: Verdicts, i: int) -> str:
         if v.category[i] != CategoryCode.MAINTENANCE_REQUIRED:

@@ -52,6 +52,8 @@ from analytics.base import (
     step_groups,
 )
 from analytics.changepoint import ChangeTest
+from analytics.evidence import tidy_evidence
+from analytics.resolution import resolution, robust_scale
 
 __all__ = ["MultivariateDetector", "MultivariateScores", "RobustMahalanobis", "chi2_quantile"]
 
@@ -98,6 +100,7 @@ class RobustMahalanobis:
         c_steps: int = 5,
         ridge: float = 1e-3,
         min_presence: float = 0.5,
+        min_variance: float = 0.05,
     ) -> None:
         if not 0 < alpha < 0.5 or not 0.5 <= support <= 1:
             raise ValueError("need 0 < alpha < 0.5 and 0.5 <= support <= 1")
@@ -106,7 +109,9 @@ class RobustMahalanobis:
         self.c_steps = c_steps
         self.ridge = ridge
         self.min_presence = min_presence
+        self.min_variance = min_variance
         self.feature_names: list[str] = []
+        self.resolution_: F64 | None = None
         self.location_: F64 | None = None
         self.scale_: F64 | None = None
         self.precision_: F64 | None = None
@@ -124,20 +129,22 @@ class RobustMahalanobis:
         if len(self.feature_names) != p:
             raise ValueError("one name per feature")
         present = np.isfinite(x)
-        med = np.array(
-            [np.median(x[present[:, j], j]) if present[:, j].any() else 0.0 for j in range(p)]
-        )
+        quanta = np.array([resolution(x[present[:, j], j]) for j in range(p)])
+        med, scale = (np.array(a) for a in zip(
+            *(robust_scale(x[present[:, j], j], quanta[j]) for j in range(p)), strict=True
+        ))  # fmt: skip
         xi = np.where(present, x, med)
-        mad = np.median(np.abs(xi - med), axis=0) * 1.4826
-        sd = xi.std(axis=0)
-        scale = np.where(mad > 0, mad, sd)
         active = (present.mean(axis=0) >= self.min_presence) & (scale > 1e-12 * (1 + np.abs(med)))
         if not active.any():
             raise ValueError("no feature varies in the training window")
         scale = np.where(active, scale, 1.0)
         z = np.where(active, (xi - med) / scale, 0.0)
+        # No channel's variance in the concentrated subset may fall below half a quantum
+        # or min_variance: a quantised channel sitting on one level there would otherwise
+        # get an enormous precision and dominate every distance.
+        var_floor = np.maximum((0.5 * quanta / scale) ** 2, self.min_variance)
         loc = np.zeros(p)
-        cov = np.cov(z, rowvar=False).reshape(p, p)
+        cov = self._floored(np.cov(z, rowvar=False).reshape(p, p), var_floor)
         keep = np.arange(n)
         h = max(p + 2, int(self.support * n))
         for _ in range(self.c_steps):
@@ -149,7 +156,8 @@ class RobustMahalanobis:
                 break
             keep = new_keep
             loc = z[keep].mean(axis=0)
-            cov = np.cov(z[keep], rowvar=False).reshape(p, p)
+            cov = self._floored(np.cov(z[keep], rowvar=False).reshape(p, p), var_floor)
+        self.resolution_ = quanta
         prec = self._invert(cov, active)
         d = z - loc
         d2 = np.einsum("ij,jk,ik->i", d, prec, d)
@@ -170,6 +178,17 @@ class RobustMahalanobis:
         self.threshold_ = max(float(chi2_quantile(1 - self.alpha, k)), q_emp)
         return self
 
+    @staticmethod
+    def _floored(cov: F64, var_floor: F64) -> F64:
+        var = np.diag(cov)
+        ratio = np.where(
+            var > 0, np.sqrt(np.maximum(var, var_floor) / np.where(var > 0, var, 1)), 1
+        )
+        # scale rows and columns, so correlations are kept while variances are floored
+        out = cov * np.outer(ratio, ratio)
+        np.fill_diagonal(out, np.maximum(var, var_floor))
+        return out
+
     def _invert(self, cov: F64, active: npt.NDArray[np.bool_]) -> F64:
         p = len(cov)
         c = np.where(np.outer(active, active), cov, 0.0)
@@ -177,11 +196,12 @@ class RobustMahalanobis:
         prec = np.linalg.inv(c)
         return np.where(np.outer(active, active), prec, 0.0).reshape(p, p)
 
-    def score(self, x: npt.ArrayLike) -> MultivariateScores:
+    def score(self, x: npt.ArrayLike, location: F64 | None = None) -> MultivariateScores:
+        """Scores of the rows of ``x``, at ``location`` (a drifted one) or the fitted one."""
         if self.location_ is None or self.scale_ is None or self.precision_ is None:
             raise RuntimeError("fit() first")
         xa = np.atleast_2d(np.asarray(x, dtype=np.float64))
-        z = (xa - self.location_) / self.scale_
+        z = (xa - (self.location_ if location is None else location)) / self.scale_
         z = np.where(np.isfinite(z) & self.active_, z, 0.0)
         pz = z @ self.precision_
         contrib = z * pz
@@ -406,7 +426,7 @@ class MultivariateDetector(Detector):
         out = super().evidence(v, i)
         top = v.evidence["top_feature"][i]
         out["top_feature"] = self.features[int(top)] if math.isfinite(top) else None
-        return out
+        return tidy_evidence(out)
 
     def summary(self, v: Verdicts, i: int) -> str:
         if v.category[i] != CategoryCode.MAINTENANCE_REQUIRED:

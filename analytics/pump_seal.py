@@ -17,12 +17,13 @@ it within hours to days, which it does not follow.
 from __future__ import annotations
 
 import math
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
 from analytics.base import F64, CategoryCode, SampleBatch, Verdicts, fmt_time
 from analytics.changepoint import change_test_params
+from analytics.evidence import tidy_evidence
 from analytics.params import Param, check_params
 from analytics.residual import ResidualDetector
 
@@ -108,6 +109,9 @@ class PumpSealDetector(ResidualDetector):
         y[:, 2] = np.where(y[:, 2] > 0, y[:, 2], np.nan)
         ok = running & np.isfinite(y).any(axis=1)
         return ok, cov, y
+
+    def evidence(self, v: Verdicts, i: int) -> dict[str, Any]:
+        return tidy_evidence(super().evidence(v, i))
 
     def summary(self, v: Verdicts, i: int) -> str:
         if v.category[i] != CategoryCode.MAINTENANCE_REQUIRED:

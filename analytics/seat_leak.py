@@ -63,12 +63,12 @@ from analytics.base import (
     SampleBatch,
     Status,
     Verdicts,
-    fmt_duration,
     fmt_time,
     step_groups,
 )
 from analytics.baseline import robust_level
 from analytics.changepoint import ChangeTest, change_test_params, confidence
+from analytics.evidence import fmt_rul, tidy_evidence
 from analytics.params import Param, check_params
 from sealscope import iso5208
 
@@ -445,7 +445,7 @@ class SeatLeakDetector(Detector):
                 "test_dp_kpa": iso5208.seat_test_dp_kpa(s["pn_bar"]),
                 "dn_mm": np.where(s["dn_mm"] > 0, s["dn_mm"], np.nan),
                 "leakage_class": s["leakage_class"].astype(np.float64),
-                "growth_per_30d": np.exp(np.minimum(30.0 * slope, 700.0)),
+                "growth_per_30d": np.exp(np.clip(30.0 * slope, -7.0, 7.0)),  # tidied to <= 1000x
                 "trend_t": tstat,
                 "rul_s": rul,
                 "rul_late_s": rul_late,
@@ -464,8 +464,9 @@ class SeatLeakDetector(Detector):
             out["rul_s"] = None
             out["rul"] = "no significant upward trend"
         elif math.isfinite(rul):
-            out["rul"] = fmt_duration(rul)
-        return out
+            oos = int(v.category[i]) == CategoryCode.OUT_OF_SPECIFICATION
+            out["rul"] = fmt_rul(rul, alarm_confirmed=oos)
+        return tidy_evidence(out)
 
     def summary(self, v: Verdicts, i: int) -> str:
         e = self.evidence(v, i)
@@ -474,7 +475,7 @@ class SeatLeakDetector(Detector):
         tail = ""
         if rul is not None and e.get("limit_eta_s") is not None:
             tail = (
-                f"; at the current trend it reaches the class limit in {fmt_duration(rul)}"
+                f"; at the current trend it reaches the class limit in {e['rul']}"
                 f" ({fmt_time(e['limit_eta_s'])})"
             )
         if v.category[i] == CategoryCode.OUT_OF_SPECIFICATION:

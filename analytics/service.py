@@ -41,6 +41,7 @@ from analytics.base import (
     Verdicts,
     sample_time_s,
 )
+from analytics.evidence import tidy_evidence
 from analytics.pump_seal import PumpSealDetector
 from analytics.seat_leak import SeatLeakDetector
 from analytics.sensor_faults import SensorFaultDetector
@@ -318,7 +319,7 @@ class DetectionService:
             if cat:
                 category = cast(Category, CATEGORY_NAMES[cat])  # only code 0 has no name
                 summary = det.summary(v, i)
-                evidence = det.evidence(v, i)
+                evidence = tidy_evidence(det.evidence(v, i))
                 alert: Alert | None = self._alerts.raise_alert(
                     device_id=device_id,
                     cause=det.cause,
@@ -358,7 +359,7 @@ class DetectionService:
             # as _act does: a seal verdict resting on a faulty sensor is held back, so
             # the explanation agrees with the alerts; the held verdict is still shown
             held = bool(det.held(self._gate, slot + 1)[slot])
-            evidence = det.evidence(v, slot)
+            evidence = tidy_evidence(det.evidence(v, slot))
             out[det.cause] = {
                 "status": Status(int(v.status[slot])).name.lower(),
                 "category": None if held else CATEGORY_NAMES[int(v.category[slot])],

@@ -71,6 +71,7 @@ def _parser() -> argparse.ArgumentParser:
     keys = sub.add_parser("keys", help="issue, rotate or revoke gateway device keys")
     keys.add_argument("action", choices=("issue", "rotate", "revoke"))
     keys.add_argument("device_ids", nargs="+", metavar="DEVICE_ID")
+    _accounts_parser(sub)
     _sim_parser(sub)
     _detect_parser(sub)
     _eval_parser(sub)
@@ -93,7 +94,78 @@ def _parser() -> argparse.ArgumentParser:
     bs = bench_sub.add_parser("sim", help="simulated device-samples/s and publish rate")
     bs.add_argument("--devices", type=int, default=100_000)
     bs.add_argument("--rounds", type=int, default=3)
+    bd = bench_sub.add_parser("delivery", help="alert changes/s to a webhook, p50/p99 latency")
+    bd.add_argument("--changes", type=int, default=5000, help="queued changes for the rate")
+    bd.add_argument("--rate", type=float, default=None, help="changes/s for the latency run")
+    bd.add_argument("--seconds", type=float, default=10.0, help="latency run length")
     return p
+
+
+def _accounts_parser(sub: Any) -> None:
+    acc = sub.add_parser("accounts", help="organisations, people and API keys (local state)")
+    acc_sub = acc.add_subparsers(dest="accounts", required=True, metavar="ACTION")
+    ck = acc_sub.add_parser("create-key", help="print a new API key once (stored hashed)")
+    who = ck.add_mutually_exclusive_group(required=True)
+    who.add_argument("--admin", action="store_true", help="a key of the platform admin")
+    who.add_argument("--org", type=int, metavar="ORG_ID", help="a key of this organisation")
+    ck.add_argument("--name", default="cli key", help="what the key is for")
+    ck.add_argument("--expires-days", type=int, metavar="DAYS", help="default: never")
+    co = acc_sub.add_parser("create-org", help="add an organisation, print its id")
+    co.add_argument("name")
+    co.add_argument(
+        "--kind", required=True, choices=("operator", "manufacturer", "monitoring_point", "admin")
+    )
+    co.add_argument("--manufacturer-code", help="manufacturers: their devices' manufacturer")
+    cu = acc_sub.add_parser("create-user", help="add a person; the password is read from stdin")
+    cu.add_argument("org_id", type=int)
+    cu.add_argument("username")
+    acc_sub.add_parser("list", help="organisations, their people and keys (never secrets)")
+
+
+def _run_accounts(settings: Settings, args: argparse.Namespace) -> int:
+    import time
+
+    from composition.runtime import create_admin_key
+    from sealscope.accounts import Authenticator, SqliteAccountStore
+    from sealscope.accounts.passwords import hash_password
+
+    if args.accounts == "create-key" and args.admin:
+        print(create_admin_key(settings, name=args.name))
+        return 0
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store = SqliteAccountStore(settings.state_db)
+    try:
+        if args.accounts == "create-key":
+            expires = time.time() + args.expires_days * 86_400 if args.expires_days else None
+            key, _ = Authenticator(store).create_key(args.org, name=args.name, expires_at=expires)
+            print(key)
+        elif args.accounts == "create-org":
+            org = store.create_org(
+                name=args.name, kind=args.kind, manufacturer_code=args.manufacturer_code
+            )
+            print(org.id)
+        elif args.accounts == "create-user":
+            password = sys.stdin.readline().rstrip("\n")
+            try:
+                password_hash = hash_password(password)
+            except ValueError as exc:
+                raise ConfigError("password", str(exc)) from exc
+            print(
+                store.create_user(
+                    org_id=args.org_id, username=args.username, password_hash=password_hash
+                ).id
+            )
+        else:
+            for org in store.list_orgs():
+                print(f"{org.id}\t{org.kind}\t{org.name}")
+                for user in store.list_users(org.id):
+                    print(f"\tuser {user.username}")
+                for key in store.list_keys(org.id):
+                    state = "revoked" if key.revoked_at else "active"
+                    print(f"\tkey {key.key_id} {key.name!r} {state}")
+    finally:
+        store.close()
+    return 0
 
 
 def _sim_parser(sub: Any) -> None:
@@ -153,14 +225,42 @@ def _detect_parser(sub: Any) -> None:
         dest="columns",
         metavar="SIGNAL=COLUMN[:UNIT],...",
         help="e.g. leak=Leak:mlmin,pin=P1:bar,pout=P2:bar,pos=Position "
-        "(signals: leak, pin, pout, dp, pos, stroke, torque, current, temp, vib, flow, speed)",
+        "(signals: leak, pin, pout, dp, pos, stroke, torque, current, temp, vib, flow, speed; "
+        "units: pressures kpa/pa/bar/mbar/mpa/psi, leak mm3s/mlmin/mls/lh/lmin, "
+        "flow m3h/lmin/ls/lh/gpm/m3s)",
     )
     d.add_argument(
         "--features",
         help="comma-separated columns for the multivariate detector, or * for every numeric "
         "column (default: every numeric column not mapped)",
     )
-    d.add_argument("--train", metavar="START,STOP", help="training window, in the file's times")
+    d.add_argument(
+        "--train", metavar="START,STOP", help="training window, in the file's times (ISO or epoch)"
+    )
+    d.add_argument(
+        "--train-rows",
+        metavar="FIRST:LAST",
+        help="training window as data row numbers, 0-based and inclusive (0:399 or 0,399)",
+    )
+    d.add_argument(
+        "--skip-warmup",
+        action="store_true",
+        help="leave the detected warm-up at the start out of training and scoring",
+    )
+    d.add_argument("--warmup-rows", type=int, metavar="N", help="the first N rows are warm-up")
+    d.add_argument(
+        "--adapt-rows",
+        type=int,
+        default=1000,
+        metavar="N",
+        help="time constant, in rows, of the baseline that follows slow normal drifts "
+        "(0: a fixed baseline)",
+    )
+    d.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        help="progress bar on stderr (default: on a terminal for files over 32 MB)",
+    )
     d.add_argument(
         "--train-fraction",
         type=float,
@@ -201,6 +301,17 @@ def _pair(text: str, what: str, cast: Callable[[str], Any] = str) -> tuple[Any, 
         raise ConfigError(what, f"{text!r}: {exc}") from exc
 
 
+def _row_range(text: str) -> tuple[int, int]:
+    parts = [p.strip() for p in text.replace(":", ",").split(",")]
+    try:
+        first, last = (int(p) for p in parts)
+    except ValueError:
+        raise ConfigError(
+            "--train-rows", f"expected FIRST:LAST row numbers (e.g. 0:399), got {text!r}"
+        ) from None
+    return first, last
+
+
 def _run_detect(args: argparse.Namespace) -> int:
     from analytics.offline import run_detect
 
@@ -213,6 +324,11 @@ def _run_detect(args: argparse.Namespace) -> int:
         time_column=args.time_column,
         columns=args.columns,
         train=_pair(args.train, "--train") if args.train else None,
+        train_rows=_row_range(args.train_rows) if args.train_rows else None,
+        skip_warmup=args.skip_warmup,
+        warmup_rows=args.warmup_rows,
+        adapt_rows=args.adapt_rows,
+        progress=args.progress,
         features=features,
         delimiter=args.delimiter,
         kind=args.kind,
@@ -292,6 +408,14 @@ def _run_bench(args: argparse.Namespace) -> int:
         if args.devices < 1 or args.rounds < 1:
             raise ConfigError("bench sim", "--devices and --rounds must be >= 1")
         return asyncio.run(run_bench_sim(devices=args.devices, rounds=args.rounds))
+    if args.bench == "delivery":
+        from composition.bench.delivery import run_bench_delivery
+
+        if args.changes < 1 or args.seconds <= 0 or (args.rate is not None and args.rate <= 0):
+            raise ConfigError("bench delivery", "--changes >= 1, --seconds and --rate > 0")
+        return asyncio.run(
+            run_bench_delivery(changes=args.changes, rate_per_s=args.rate, seconds=args.seconds)
+        )
     from composition.bench.ingest import run_bench_ingest
 
     return asyncio.run(
@@ -339,6 +463,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             asyncio.run(runtime.run_api(settings))
         elif args.command == "gateway":
             asyncio.run(runtime.run_gateway(settings))
+        elif args.command == "accounts":
+            return _run_accounts(settings, args)
         elif args.command == "keys":
             return _run_keys(settings, args.action, args.device_ids)
         elif args.command == "sim":

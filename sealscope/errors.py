@@ -24,17 +24,33 @@ sqlite3 exception types::
     ├── PublishError                  the simulator's MQTT publishing failed (``acked`` so far)
     │   ├── ConnectFailed             the broker refused or could not be reached
     │   └── AckTimeout                publishes still unacknowledged after the timeout
-    └── ServerFailed                  a managed child service did not start or died (``log_tail``)
+    ├── ServerFailed                  a managed child service did not start or died (``log_tail``)
+    ├── DeliveryFailed                one send of an alert delivery failed (retried later)
+    ├── WebhookVerificationError      a webhook's signature, id or timestamp does not hold
+    ├── AccessDenied                  the caller may not do this (accounts, scopes)
+    │   ├── Unauthenticated           no credentials, or wrong/expired/revoked ones (HTTP 401)
+    │   ├── Forbidden                 the caller's role may not do this at all (HTTP 403)
+    │   └── SignInThrottled           too many failed sign-ins (HTTP 429, ``retry_after_s``)
+    └── BrokerAdminError              the broker's dynamic-security API refused a command
+        └── BrokerAdminUnavailable    transient: no connection or no answer in time
+
+An id outside the caller's scope raises ``NotFound``, never ``Forbidden``: it must answer
+exactly as a missing id does.
 """
 
 from __future__ import annotations
 
 __all__ = [
+    "AccessDenied",
     "AckTimeout",
     "BadSenml",
+    "BrokerAdminError",
+    "BrokerAdminUnavailable",
     "ConfigError",
     "Conflict",
     "ConnectFailed",
+    "DeliveryFailed",
+    "Forbidden",
     "MalformedMessage",
     "MessageRejected",
     "NotFound",
@@ -45,12 +61,15 @@ __all__ = [
     "PushRefused",
     "SealscopeError",
     "ServerFailed",
+    "SignInThrottled",
     "SpoolFull",
     "StoreError",
     "StoreUnavailable",
     "TopicRejected",
+    "Unauthenticated",
     "UnknownDevice",
     "UnknownSchemaVersion",
+    "WebhookVerificationError",
 ]
 
 
@@ -199,3 +218,57 @@ class ServerFailed(SealscopeError):
     def __init__(self, message: str, *, log_tail: str = "") -> None:
         super().__init__(f"{message}\n--- log tail ---\n{log_tail}" if log_tail else message)
         self.log_tail = log_tail
+
+
+class AccessDenied(SealscopeError):
+    """Base of the refusals the API maps to 401/403/429; ``reason`` is safe to show."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Unauthenticated(AccessDenied):
+    pass
+
+
+class Forbidden(AccessDenied):
+    pass
+
+
+class SignInThrottled(AccessDenied):
+    def __init__(self, retry_after_s: float) -> None:
+        super().__init__(f"too many failed sign-ins; retry in {retry_after_s:.0f} s")
+        self.retry_after_s = retry_after_s
+
+
+class BrokerAdminError(SealscopeError):
+    """A dynamic-security command failed; ``command``/``target`` say which, ``error`` why."""
+
+    def __init__(
+        self, error: str, *, command: str | None = None, target: str | None = None
+    ) -> None:
+        where = f"{command} {target!r}" if target else command
+        super().__init__(f"{where}: {error}" if where else error)
+        self.error = error
+        self.command = command
+        self.target = target
+
+
+class BrokerAdminUnavailable(BrokerAdminError):
+    """No connection to the broker, or no answer in time; commands may have been applied."""
+
+
+class DeliveryFailed(SealscopeError):
+    """``status_code``: HTTP status, SMTP reply or MQTT reason code when the peer answered."""
+
+    def __init__(self, reason: str, *, status_code: int | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status_code = status_code
+
+
+class WebhookVerificationError(SealscopeError):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason

@@ -8,7 +8,6 @@ that are valid Unicode, and nesting no deeper than ``MAX_JSON_DEPTH``. Python's 
 accepts most of those silently, and the route would then answer a misleading type error or
 fail deep in a store; here each is refused with a reason that names the real fault.
 
-``no_body`` is the matching dependency for POST routes that take no body.
 """
 
 from __future__ import annotations
@@ -19,12 +18,9 @@ import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from fastapi import Request
-from fastapi.exceptions import RequestValidationError
-
 from composition.api.handlers import error_response, validation_response
 
-__all__ = ["DEFAULT_MAX_BODY_BYTES", "MAX_JSON_DEPTH", "BodyGuard", "no_body"]
+__all__ = ["DEFAULT_MAX_BODY_BYTES", "MAX_JSON_DEPTH", "BodyGuard"]
 
 DEFAULT_MAX_BODY_BYTES = 1 << 20
 MAX_JSON_DEPTH = 32
@@ -235,18 +231,3 @@ class BodyGuard:
         except _Refused as exc:
             return validation_response([exc.entry])
         return None
-
-
-async def no_body(request: Request) -> None:
-    """For POST routes without a body: a body sent anyway is a client mistake, say so."""
-    if await request.body():
-        raise RequestValidationError(
-            [
-                {
-                    "type": "body_not_allowed",
-                    "loc": ("body",),
-                    "msg": "this operation takes no request body; send none",
-                    "input": None,
-                }
-            ]
-        )

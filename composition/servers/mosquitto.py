@@ -21,7 +21,7 @@ from composition.servers.ports import ServerFailed, free_port, port_is_free, wai
 from composition.servers.process import ManagedServer
 from sealscope.errors import ConfigError
 
-__all__ = ["MosquittoServer", "find_mosquitto"]
+__all__ = ["MosquittoServer", "find_dynsec_plugin", "find_mosquitto"]
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +32,24 @@ _START_ATTEMPTS = 3  # free-port picks; a fixed port that is taken fails at once
 def find_mosquitto() -> str | None:
     """Path of the mosquitto binary; Debian installs it in /usr/sbin, often not on PATH."""
     return find_binary("mosquitto", "/usr/sbin/mosquitto")
+
+
+_DYNSEC_PLUGIN = "mosquitto_dynamic_security.so"
+_DYNSEC_DIRS = (
+    "/usr/lib/x86_64-linux-gnu",
+    "/usr/lib/aarch64-linux-gnu",
+    "/usr/lib",
+    "/usr/local/lib",
+)
+
+
+def find_dynsec_plugin() -> str | None:
+    """Path of the dynamic-security plugin (Debian ships it beside libmosquitto)."""
+    for directory in _DYNSEC_DIRS:
+        path = Path(directory) / _DYNSEC_PLUGIN
+        if path.is_file():
+            return str(path)
+    return None
 
 
 def find_binary(name: str, fallback: str) -> str | None:
@@ -71,6 +89,7 @@ class MosquittoServer(ManagedServer):
         autosave_on_changes: bool = False,
         use_pidfile: bool = False,
         extra_conf: Iterable[str] = (),
+        dynsec_config_file: Path | None = None,
     ) -> None:
         if port is not None and not 0 < port < 65536:
             raise ConfigError("port", f"{port} is not a TCP port")
@@ -94,6 +113,9 @@ class MosquittoServer(ManagedServer):
         self._autosave_interval = autosave_interval
         self._autosave_on_changes = autosave_on_changes
         self._extra_conf = list(extra_conf)
+        # the plugin reads the file at start only (not on SIGHUP) and rewrites it after
+        # every command; it must exist (sealscope.broker_admin.write_initial_config)
+        self._dynsec_config_file = Path(dynsec_config_file) if dynsec_config_file else None
         self._is_prepared = False
 
     @property
@@ -211,5 +233,10 @@ class MosquittoServer(ManagedServer):
             lines.append(f"password_file {self.workdir / 'passwd'}")
         if self._acl_lines is not None:
             lines.append(f"acl_file {self.workdir / 'acl'}")
+        if self._dynsec_config_file is not None:
+            plugin = find_dynsec_plugin()
+            if plugin is None:
+                raise ConfigError("dynsec_config_file", f"{_DYNSEC_PLUGIN} not found")
+            lines += [f"plugin {plugin}", f"plugin_opt_config_file {self._dynsec_config_file}"]
         lines += self._extra_conf
         self.conf_path.write_text("\n".join(lines) + "\n")

@@ -3,7 +3,18 @@
 from fastapi import APIRouter
 
 from composition.api.models import ErrorBody
-from composition.api.routes import alerts, dead_letters, devices, health, page, risk, telemetry
+from composition.api.routes import (
+    accounts,
+    alerts,
+    dead_letters,
+    devices,
+    health,
+    keys,
+    page,
+    risk,
+    session,
+    telemetry,
+)
 
 __all__ = ["api_router", "root_router"]
 
@@ -17,6 +28,9 @@ api_router.include_router(telemetry.router)
 api_router.include_router(alerts.router)
 api_router.include_router(dead_letters.router)
 api_router.include_router(risk.router)
+api_router.include_router(session.router)
+api_router.include_router(keys.router)
+api_router.include_router(accounts.router)
 
 # outside the versioned prefix: probes and the web page
 root_router = APIRouter()
