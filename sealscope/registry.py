@@ -112,7 +112,7 @@ _COLUMNS = tuple(f.name for f in fields(Device))
 _UPDATED_BY_UPSERT = tuple(c for c in _COLUMNS if c not in ("device_id", "created_at"))
 
 
-def _row_to_device(row: Mapping[str, Any]) -> Device:
+def _row_to_device(row: Mapping[Any, Any]) -> Device:
     return Device(**{c: row[c] for c in _COLUMNS})
 
 
