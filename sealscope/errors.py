@@ -20,6 +20,7 @@ sqlite3 exception types::
     ├── SpoolFull                     the on-disk spool reached its byte bound
     ├── NotFound                      a registry/alert lookup found nothing
     ├── Conflict                      a create collided with an existing record
+    ├── FleetFileRejected             a provisioning file unusable as a whole (row faults are data)
     ├── PushRefused                   a platform push that did not prove its sender (``status``)
     ├── PublishError                  the simulator's MQTT publishing failed (``acked`` so far)
     │   ├── ConnectFailed             the broker refused or could not be reached
@@ -35,6 +36,7 @@ __all__ = [
     "ConfigError",
     "Conflict",
     "ConnectFailed",
+    "FleetFileRejected",
     "MalformedMessage",
     "MessageRejected",
     "NotFound",
@@ -154,6 +156,14 @@ class Conflict(SealscopeError):
         super().__init__(f"{kind} {key!r} already exists")
         self.kind = kind
         self.key = key
+
+
+class FleetFileRejected(SealscopeError):
+    """A fleet file that cannot be read as rows at all (encoding, header, shape, size)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 class BadSenml(MalformedMessage):

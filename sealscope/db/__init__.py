@@ -9,7 +9,7 @@ below so Alembic's autogenerate sees it) and add one revision under
 ``migrations/versions``.
 """
 
-from sealscope.db import tables
+from sealscope.db import provisioning, tables
 from sealscope.db.engine import (
     insert_for,
     is_unique_violation,
@@ -29,6 +29,7 @@ __all__ = [
     "migrate",
     "open_engine",
     "open_migrated",
+    "provisioning",
     "read",
     "sqlite_url",
     "tables",

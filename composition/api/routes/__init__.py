@@ -3,7 +3,16 @@
 from fastapi import APIRouter
 
 from composition.api.models import ErrorBody
-from composition.api.routes import alerts, dead_letters, devices, health, page, risk, telemetry
+from composition.api.routes import (
+    alerts,
+    dead_letters,
+    devices,
+    health,
+    page,
+    provisioning,
+    risk,
+    telemetry,
+)
 
 __all__ = ["api_router", "root_router"]
 
@@ -17,6 +26,7 @@ api_router.include_router(telemetry.router)
 api_router.include_router(alerts.router)
 api_router.include_router(dead_letters.router)
 api_router.include_router(risk.router)
+api_router.include_router(provisioning.router)
 
 # outside the versioned prefix: probes and the web page
 root_router = APIRouter()
