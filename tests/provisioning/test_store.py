@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import sqlalchemy as sa
-
 import pytest
+import sqlalchemy as sa
 
 from sealscope.errors import NotFound
 from sealscope.provisioning import ProvisionedDevice, SqlProvisioningStore, Upload, UploadRow
