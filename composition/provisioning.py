@@ -8,7 +8,8 @@ share it too, or a code issued by one would not verify on another.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+from collections.abc import Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
@@ -32,6 +33,36 @@ def claim_pepper_path(settings: Settings) -> Path:
     return settings.data_dir / "provisioning" / "pepper"
 
 
+class _GatewayKeys:
+    """The gateway's key store, opened at the first upload: the gateway reads its keys from
+    the SQLite state file whatever the database URL, and an API that never provisions
+    should not create that file."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._keys: SqliteDeviceKeys | None = None
+        self._lock = threading.Lock()
+
+    def _open(self) -> SqliteDeviceKeys:
+        with self._lock:
+            if self._keys is None:
+                pepper = load_pepper(self._settings.gateway_pepper_path)
+                self._keys = SqliteDeviceKeys(self._settings.state_db, pepper=pepper)
+            return self._keys
+
+    def issue_many(self, device_ids: Iterable[str]) -> dict[str, str]:
+        return self._open().issue_many(device_ids)
+
+    def rotate(self, device_id: str) -> str:
+        return self._open().rotate(device_id)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._keys is not None:
+                self._keys.close()
+                self._keys = None
+
+
 @contextmanager
 def open_provisioner(
     settings: Settings,
@@ -46,8 +77,7 @@ def open_provisioner(
         if engine is None:
             engine = open_migrated(settings.database_url)
             stack.callback(engine.dispose)
-        # the gateway reads its keys from the SQLite state file, whatever the database URL
-        keys = SqliteDeviceKeys(settings.state_db, pepper=load_pepper(settings.gateway_pepper_path))
+        keys = _GatewayKeys(settings)
         stack.callback(keys.close)
         yield Provisioner(
             registry=registry,

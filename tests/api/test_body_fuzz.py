@@ -58,6 +58,18 @@ def _good_request(http: httpx.Client, route: str, live_api: Any) -> None:
         response = http.post(url, json=payload)
         assert response.status_code == 201, response.text
         assert http.get(f"{url}/{device_id}").status_code == 200
+    elif route in ("/api/v1/provisioning/devices", "/api/v1/devices/claim"):
+        device_id = f"FUZZ-P-{next(_ids):06d}"
+        row = {"device_id": device_id, "kind": "valve", "model": "m"}
+        response = http.post(
+            "/api/v1/provisioning/devices", params={"manufacturer": "f"}, json=[row]
+        )
+        assert response.status_code == 200, response.text
+        if route == "/api/v1/devices/claim":
+            code = response.json()["credentials_csv"].splitlines()[1].split(",")[-1]
+            claim = {"device_id": device_id, "claim_code": code, "site": "fuzz"}
+            response = http.post(url, json=claim)
+            assert response.status_code == 200, response.text
     else:
         response = http.post(url)
         assert response.status_code == 200, response.text

@@ -240,7 +240,8 @@ def test_upload_has_its_own_body_cap(tmp_path: Any) -> None:
 
 
 def test_upload_never_logs_a_secret(client: TestClient, caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.DEBUG):
+    # on the package logger: a CLI test run earlier may have set "sealscope" to WARNING
+    with caplog.at_level(logging.DEBUG, logger="sealscope.provisioning"):
         r = _upload(client, fleet_csv(fleet_rows(10)))
     secrets_ = [
         v

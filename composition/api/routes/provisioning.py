@@ -144,7 +144,9 @@ class UploadDetail(BaseModel):
 
 
 class RowsRefused(ErrorBody):
-    rows: list[RowReport]
+    rows: list[RowReport] | None = Field(
+        None, description="rows_invalid only: every bad row, by line or index, with why"
+    )
 
 
 class ClaimRequest(BaseModel):
