@@ -71,6 +71,7 @@ def _parser() -> argparse.ArgumentParser:
     keys = sub.add_parser("keys", help="issue, rotate or revoke gateway device keys")
     keys.add_argument("action", choices=("issue", "rotate", "revoke"))
     keys.add_argument("device_ids", nargs="+", metavar="DEVICE_ID")
+    _accounts_parser(sub)
     _sim_parser(sub)
     _detect_parser(sub)
     _eval_parser(sub)
@@ -94,6 +95,73 @@ def _parser() -> argparse.ArgumentParser:
     bs.add_argument("--devices", type=int, default=100_000)
     bs.add_argument("--rounds", type=int, default=3)
     return p
+
+
+def _accounts_parser(sub: Any) -> None:
+    acc = sub.add_parser("accounts", help="organisations, people and API keys (local state)")
+    acc_sub = acc.add_subparsers(dest="accounts", required=True, metavar="ACTION")
+    ck = acc_sub.add_parser("create-key", help="print a new API key once (stored hashed)")
+    who = ck.add_mutually_exclusive_group(required=True)
+    who.add_argument("--admin", action="store_true", help="a key of the platform admin")
+    who.add_argument("--org", type=int, metavar="ORG_ID", help="a key of this organisation")
+    ck.add_argument("--name", default="cli key", help="what the key is for")
+    ck.add_argument("--expires-days", type=int, metavar="DAYS", help="default: never")
+    co = acc_sub.add_parser("create-org", help="add an organisation, print its id")
+    co.add_argument("name")
+    co.add_argument(
+        "--kind", required=True, choices=("operator", "manufacturer", "monitoring_point", "admin")
+    )
+    co.add_argument("--manufacturer-code", help="manufacturers: their devices' manufacturer")
+    cu = acc_sub.add_parser("create-user", help="add a person; the password is read from stdin")
+    cu.add_argument("org_id", type=int)
+    cu.add_argument("username")
+    acc_sub.add_parser("list", help="organisations, their people and keys (never secrets)")
+
+
+def _run_accounts(settings: Settings, args: argparse.Namespace) -> int:
+    import time
+
+    from composition.runtime import create_admin_key
+    from sealscope.accounts import Authenticator, SqliteAccountStore
+    from sealscope.accounts.passwords import hash_password
+
+    if args.accounts == "create-key" and args.admin:
+        print(create_admin_key(settings, name=args.name))
+        return 0
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store = SqliteAccountStore(settings.state_db)
+    try:
+        if args.accounts == "create-key":
+            expires = time.time() + args.expires_days * 86_400 if args.expires_days else None
+            key, _ = Authenticator(store).create_key(args.org, name=args.name, expires_at=expires)
+            print(key)
+        elif args.accounts == "create-org":
+            org = store.create_org(
+                name=args.name, kind=args.kind, manufacturer_code=args.manufacturer_code
+            )
+            print(org.id)
+        elif args.accounts == "create-user":
+            password = sys.stdin.readline().rstrip("\n")
+            try:
+                password_hash = hash_password(password)
+            except ValueError as exc:
+                raise ConfigError("password", str(exc)) from exc
+            print(
+                store.create_user(
+                    org_id=args.org_id, username=args.username, password_hash=password_hash
+                ).id
+            )
+        else:
+            for org in store.list_orgs():
+                print(f"{org.id}\t{org.kind}\t{org.name}")
+                for user in store.list_users(org.id):
+                    print(f"\tuser {user.username}")
+                for key in store.list_keys(org.id):
+                    state = "revoked" if key.revoked_at else "active"
+                    print(f"\tkey {key.key_id} {key.name!r} {state}")
+    finally:
+        store.close()
+    return 0
 
 
 def _sim_parser(sub: Any) -> None:
@@ -339,6 +407,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             asyncio.run(runtime.run_api(settings))
         elif args.command == "gateway":
             asyncio.run(runtime.run_gateway(settings))
+        elif args.command == "accounts":
+            return _run_accounts(settings, args)
         elif args.command == "keys":
             return _run_keys(settings, args.action, args.device_ids)
         elif args.command == "sim":

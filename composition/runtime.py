@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import signal
 import sys
 import time
@@ -28,7 +29,7 @@ from composition.embedded import (
     broker_credentials,
     pick_port,
 )
-from sealscope.alerts import AlertStore, SqlAlertStore
+from sealscope.alerts import AlertStore, SqlAlertStore, renotify_due
 from sealscope.config import Settings
 from sealscope.db import open_migrated
 from sealscope.deadletters import DeadLetterStore, SqlDeadLetterStore
@@ -43,6 +44,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Core",
+    "create_admin_key",
+    "first_admin",
     "open_core",
     "run_api",
     "run_gateway",
@@ -71,7 +74,7 @@ async def open_core(settings: Settings) -> AsyncIterator[Core]:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = open_migrated(settings.database_url)
     registry = SqlDeviceRegistry(engine)
-    alerts = SqlAlertStore(engine)
+    alerts = SqlAlertStore(engine, renotify_after_s=settings.renotify_after_s)
     dead_letters = SqlDeadLetterStore(engine)
     try:
         store = await open_telemetry_store(settings)
@@ -81,6 +84,44 @@ async def open_core(settings: Settings) -> AsyncIterator[Core]:
             await store.close()
     finally:
         engine.dispose()
+
+
+ADMIN_ORG = "platform admin"
+
+
+def create_admin_key(settings: Settings, *, name: str = "admin key") -> str:
+    """A new key of the platform admin organisation (created if missing); no expiry, so
+    revoke it (``DELETE /api/v1/keys/{key_id}``) once people have their own accounts."""
+    from sealscope.accounts import Authenticator, SqliteAccountStore
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store = SqliteAccountStore(settings.state_db)
+    try:
+        admins = [o for o in store.list_orgs(kind="admin") if o.name == ADMIN_ORG]
+        org = admins[0] if admins else store.create_org(name=ADMIN_ORG, kind="admin")
+        key, _ = Authenticator(store).create_key(org.id, name=name)
+        return key
+    finally:
+        store.close()
+
+
+def first_admin(settings: Settings) -> tuple[str, str] | None:
+    """On a fresh data directory: the first admin key and the password of the ``admin``
+    user for the web page, both random and stored hashed. None when an admin exists."""
+    from sealscope.accounts import SqliteAccountStore
+    from sealscope.accounts.passwords import hash_password
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store = SqliteAccountStore(settings.state_db)
+    try:
+        if store.list_orgs(kind="admin"):
+            return None
+        org = store.create_org(name=ADMIN_ORG, kind="admin")
+        password = secrets.token_urlsafe(12)
+        store.create_user(org_id=org.id, username="admin", password_hash=hash_password(password))
+    finally:
+        store.close()
+    return create_admin_key(settings, name="first admin key"), password
 
 
 def _stop_event() -> asyncio.Event:
@@ -157,6 +198,44 @@ async def _serve_until_started(server: _ApiServer, tg: asyncio.TaskGroup) -> Non
         await asyncio.sleep(0.05)
 
 
+# -- alert re-notification: the periodic sweep `up` and `ingest` run --------------------
+
+# how often the sweep looks, at most: a reminder is late by no more than this
+RENOTIFY_SWEEP_MAX_S = 60.0
+
+
+async def _renotify_sweeps(alerts: AlertStore, every_s: float) -> None:
+    while True:
+        try:
+            count = await asyncio.to_thread(renotify_due, alerts, time.time())
+            if count:
+                log.info("alerts: re-notified %d unacknowledged alert(s)", count)
+        except SealscopeError as exc:  # the store is away; the next sweep catches up
+            log.warning("alerts: re-notify sweep failed: %s", exc)
+        await asyncio.sleep(every_s)
+
+
+@contextlib.asynccontextmanager
+async def _renotifier(settings: Settings, alerts: AlertStore) -> AsyncIterator[None]:
+    """Re-notify open alerts nobody acknowledged while the block runs (off at 0)."""
+    period_s = settings.renotify_after_s
+    if not period_s:
+        yield
+        return
+    task = asyncio.create_task(
+        _renotify_sweeps(alerts, min(RENOTIFY_SWEEP_MAX_S, period_s / 4)), name="renotify"
+    )
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+# -------------------------------------------------------------------------------------
+
+
 async def run_ingest(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
     from ingest import IngestService
 
@@ -171,6 +250,7 @@ async def run_ingest(settings: Settings, *, stop: asyncio.Event | None = None) -
             alerts=core.alerts,
             detection=_detection(core),
         ),
+        _renotifier(settings, core.alerts),
     ):
         log.info("ingest: consuming from %s:%d", settings.mqtt_host, settings.mqtt_port)
         await stop.wait()
@@ -485,6 +565,8 @@ async def run_up(
             settings.api_host, api_port, settings.api_port, "API", memory.get("api")
         )
         memory.remember("api", api_port)
+        admin_once = first_admin(settings)
+        admin_key = admin_once[0] if admin_once else None
         async with open_core(settings) as core:
             monitor = _detection(core)
             ingest = IngestService(
@@ -502,7 +584,7 @@ async def run_up(
                     "ingest": "connected" if ingest.wait_connected(0) else "reconnecting",
                 }
 
-            async with ingest, asyncio.TaskGroup() as tg:
+            async with ingest, _renotifier(settings, core.alerts), asyncio.TaskGroup() as tg:
                 if not await asyncio.to_thread(ingest.wait_connected, 10.0):
                     raise SealscopeError(
                         f"ingest could not connect to the embedded broker on port {broker.port}"
@@ -525,15 +607,30 @@ async def run_up(
                     "broker": broker.chosen,
                     "data_dir": str(settings.data_dir.resolve()),
                 }
+                if admin_once is not None:
+                    # printed to the terminal once, never logged; the store keeps digests
+                    access = (
+                        f"  admin API key     {admin_once[0]}\n"
+                        f"  web page sign-in  admin / {admin_once[1]}\n"
+                        f"                    (both shown this once: save them now)\n"
+                    )
+                else:
+                    access = (
+                        "  admin API key     made at the first start and shown then; "
+                        "a new one: sealscope accounts create-key --admin\n"
+                    )
                 print(
                     f"sealscope is up\n"
                     f"  API and web page  {info['api']}/   (OpenAPI: {info['api']}/docs)\n"
                     f"  MQTT broker       {info['mqtt']}   ({broker.chosen}; try: "
                     f"mosquitto_sub -h {broker.host} -p {broker.port} -t 'sealscope/#' -v)\n"
                     f"  data              {info['data_dir']}\n"
+                    f"{access}"
                     f"For the README's examples, in your shell:\n"
-                    f"  export SEALSCOPE_MQTT_PORT={broker.port} SEALSCOPE_API_PORT={api_port}\n"
-                    f"Press Ctrl-C to stop.",
+                    f"  export SEALSCOPE_MQTT_PORT={broker.port} SEALSCOPE_API_PORT={api_port}"
+                    + (f" SEALSCOPE_KEY={admin_key}" if admin_key else "")
+                    + "\n"
+                    "Press Ctrl-C to stop.",
                     file=out,
                     flush=True,
                 )

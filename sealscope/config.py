@@ -74,6 +74,10 @@ class Settings(BaseSettings):
     )
     detect: bool = True
     risk_every_s: float = Field(3600.0, gt=0, description="fleet risk re-evaluation period")
+    # alerts nobody acknowledges are announced again, once per period
+    renotify_after_s: float = Field(
+        4 * 3600.0, ge=0, le=365 * 86400, description="re-notify open alerts; 0: never"
+    )
 
     # API
     api_host: str = "127.0.0.1"

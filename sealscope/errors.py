@@ -25,18 +25,27 @@ sqlite3 exception types::
     ├── PublishError                  the simulator's MQTT publishing failed (``acked`` so far)
     │   ├── ConnectFailed             the broker refused or could not be reached
     │   └── AckTimeout                publishes still unacknowledged after the timeout
-    └── ServerFailed                  a managed child service did not start or died (``log_tail``)
+    ├── ServerFailed                  a managed child service did not start or died (``log_tail``)
+    └── AccessDenied                  the caller may not do this (accounts, scopes)
+        ├── Unauthenticated           no credentials, or wrong/expired/revoked ones (HTTP 401)
+        ├── Forbidden                 the caller's role may not do this at all (HTTP 403)
+        └── SignInThrottled           too many failed sign-ins (HTTP 429, ``retry_after_s``)
+
+An id outside the caller's scope raises ``NotFound``, never ``Forbidden``: it must answer
+exactly as a missing id does.
 """
 
 from __future__ import annotations
 
 __all__ = [
+    "AccessDenied",
     "AckTimeout",
     "BadSenml",
     "ConfigError",
     "Conflict",
     "ConnectFailed",
     "FleetFileRejected",
+    "Forbidden",
     "MalformedMessage",
     "MessageRejected",
     "NotFound",
@@ -47,10 +56,12 @@ __all__ = [
     "PushRefused",
     "SealscopeError",
     "ServerFailed",
+    "SignInThrottled",
     "SpoolFull",
     "StoreError",
     "StoreUnavailable",
     "TopicRejected",
+    "Unauthenticated",
     "UnknownDevice",
     "UnknownSchemaVersion",
 ]
@@ -209,3 +220,25 @@ class ServerFailed(SealscopeError):
     def __init__(self, message: str, *, log_tail: str = "") -> None:
         super().__init__(f"{message}\n--- log tail ---\n{log_tail}" if log_tail else message)
         self.log_tail = log_tail
+
+
+class AccessDenied(SealscopeError):
+    """Base of the refusals the API maps to 401/403/429; ``reason`` is safe to show."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Unauthenticated(AccessDenied):
+    pass
+
+
+class Forbidden(AccessDenied):
+    pass
+
+
+class SignInThrottled(AccessDenied):
+    def __init__(self, retry_after_s: float) -> None:
+        super().__init__(f"too many failed sign-ins; retry in {retry_after_s:.0f} s")
+        self.retry_after_s = retry_after_s

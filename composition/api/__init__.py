@@ -1,9 +1,8 @@
 """sealscope's HTTP API (FastAPI) and its built-in web page.
 
 ``create_app(settings)`` builds the app; its lifespan opens the stores that were not
-injected and closes them again. No authentication yet: every route is open to whoever can
-reach the port, so bind it to loopback (the default ``api_host``) until API keys and scopes
-arrive.
+injected and closes them again. Callers authenticate with an API key or a browser session
+and see only their scope (docs/access.md).
 """
 
 from composition.api.app import create_app

@@ -1,7 +1,8 @@
 """The FastAPI application factory and its lifespan.
 
-No authentication yet (API keys and scopes come later): keep ``api_host`` on loopback, and
-``api_allowed_hosts`` to the names clients use (a foreign Host header answers 400).
+Every route but ``/healthz``, sign-in and the page shell needs an API key or a session
+(``composition/api/auth.py``) and reads through the caller's scope (docs/access.md).
+``api_allowed_hosts`` lists the names clients use (a foreign Host header answers 400).
 """
 
 from __future__ import annotations
@@ -14,11 +15,13 @@ from fastapi import FastAPI
 from sqlalchemy import make_url
 
 from composition.api.body import DEFAULT_MAX_BODY_BYTES, BodyGuard, BodyRule
+from composition.api.docs import install_docs
 from composition.api.handlers import install_handlers
 from composition.api.hosts import TrustedHosts
 from composition.api.routes import api_router, root_router
 from composition.api.routes.provisioning import UPLOAD_PATH
 from composition.provisioning import open_provisioner
+from sealscope.accounts import AccountStore, Authenticator, SqliteAccountStore
 from sealscope.alerts import AlertStore, SqlAlertStore
 from sealscope.config import Settings
 from sealscope.db import open_migrated
@@ -41,6 +44,8 @@ def create_app(
     alerts: AlertStore | None = None,
     dead_letters: DeadLetterStore | None = None,
     risk_store: RiskStore | None = None,
+    accounts: AccountStore | None = None,
+    authenticator: Authenticator | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     mqtt_identities: MqttIdentities | None = None,
 ) -> FastAPI:
@@ -71,6 +76,14 @@ def create_app(
 
                 store = await open_telemetry_store(settings)
                 stack.push_async_callback(store.close)
+            auth = authenticator
+            if auth is None:
+                acc = accounts
+                if acc is None:
+                    acc = SqliteAccountStore(settings.state_db)
+                    stack.callback(acc.close)
+                auth = Authenticator(acc)
+            app.state.authenticator = auth
             app.state.registry = reg
             app.state.alerts = alr
             app.state.dead_letters = dls
@@ -91,6 +104,10 @@ def create_app(
         summary="Telemetry and seal health of NB-IoT smart pumps and valves",
         version="1",
         lifespan=lifespan,
+        # served by composition/api/docs.py, behind sign-in
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     # a separate API process serves the table the detection process last saved
@@ -102,4 +119,5 @@ def create_app(
     app.add_middleware(TrustedHosts, allowed_hosts=settings.api_allowed_hosts)
     app.include_router(api_router)
     app.include_router(root_router)
+    install_docs(app)
     return app

@@ -10,8 +10,6 @@ fail deep in a store; here each is refused with a reason that names the real fau
 
 A path may have its own ``BodyRule`` (the fleet upload: a larger cap, and CSV as well as
 JSON); a CSV body is left to its route, which reports faults per row.
-
-``no_body`` is the matching dependency for POST routes that take no body.
 """
 
 from __future__ import annotations
@@ -23,12 +21,9 @@ from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
-from fastapi import Request
-from fastapi.exceptions import RequestValidationError
-
 from composition.api.handlers import error_response, validation_response
 
-__all__ = ["DEFAULT_MAX_BODY_BYTES", "MAX_JSON_DEPTH", "BodyGuard", "BodyRule", "no_body"]
+__all__ = ["DEFAULT_MAX_BODY_BYTES", "MAX_JSON_DEPTH", "BodyGuard", "BodyRule"]
 
 DEFAULT_MAX_BODY_BYTES = 1 << 20
 MAX_JSON_DEPTH = 32
@@ -267,18 +262,3 @@ class BodyGuard:
         except _Refused as exc:
             return validation_response([exc.entry])
         return None
-
-
-async def no_body(request: Request) -> None:
-    """For POST routes without a body: a body sent anyway is a client mistake, say so."""
-    if await request.body():
-        raise RequestValidationError(
-            [
-                {
-                    "type": "body_not_allowed",
-                    "loc": ("body",),
-                    "msg": "this operation takes no request body; send none",
-                    "input": None,
-                }
-            ]
-        )

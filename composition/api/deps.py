@@ -10,9 +10,17 @@ from sealscope.alerts import AlertStore
 from sealscope.config import Settings
 from sealscope.deadletters import DeadLetterStore
 from sealscope.registry import DeviceRegistry
+from sealscope.risk import RiskStore
 from sealscope.storage import TelemetryStore
 
-__all__ = ["AlertsDep", "DeadLettersDep", "RegistryDep", "SettingsDep", "TelemetryDep"]
+__all__ = [
+    "AlertsDep",
+    "DeadLettersDep",
+    "RegistryDep",
+    "RiskStoreDep",
+    "SettingsDep",
+    "TelemetryDep",
+]
 
 
 def get_settings(request: Request) -> Settings:
@@ -35,8 +43,13 @@ def get_telemetry_store(request: Request) -> TelemetryStore:
     return request.app.state.telemetry_store  # type: ignore[no-any-return]
 
 
+def get_risk_store(request: Request) -> RiskStore:
+    return request.app.state.risk_store  # type: ignore[no-any-return]
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 RegistryDep = Annotated[DeviceRegistry, Depends(get_registry)]
 AlertsDep = Annotated[AlertStore, Depends(get_alerts)]
 DeadLettersDep = Annotated[DeadLetterStore, Depends(get_dead_letters)]
 TelemetryDep = Annotated[TelemetryStore, Depends(get_telemetry_store)]
+RiskStoreDep = Annotated[RiskStore, Depends(get_risk_store)]

@@ -20,7 +20,16 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from sealscope.errors import ConfigError, Conflict, NotFound, StoreError, StoreUnavailable
+from sealscope.errors import (
+    AccessDenied,
+    ConfigError,
+    Conflict,
+    Forbidden,
+    NotFound,
+    SignInThrottled,
+    StoreError,
+    StoreUnavailable,
+)
 
 __all__ = [
     "SHOWN_CHARS",
@@ -173,6 +182,19 @@ async def _config_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _access_denied(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, AccessDenied)
+    if isinstance(exc, SignInThrottled):
+        response = error_response(429, "too_many_sign_ins", _sentence(exc.reason))
+        response.headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after_s)))
+        return response
+    if isinstance(exc, Forbidden):
+        return error_response(403, "forbidden", _sentence(exc.reason))
+    response = error_response(401, "unauthenticated", _sentence(exc.reason))
+    response.headers["WWW-Authenticate"] = 'Bearer realm="sealscope"'
+    return response
+
+
 async def _api_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ApiError)
     return error_response(exc.status, exc.error, exc.message)
@@ -208,6 +230,7 @@ def install_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Conflict, _conflict)
     app.add_exception_handler(StoreError, _store_error)
     app.add_exception_handler(ConfigError, _config_error)
+    app.add_exception_handler(AccessDenied, _access_denied)
     app.add_exception_handler(ApiError, _api_error)
     # a number past int64 or a lone surrogate reaching SQLite is the client's input, not a
     # server fault

@@ -8,18 +8,30 @@ from __future__ import annotations
 import base64
 import unicodedata
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+)
 
-from sealscope.alerts import Alert, AlertStatus, Category
+from sealscope.alerts import Alert, AlertAction, AlertEvent, AlertStatus, Category
 from sealscope.deadletters import DeadLetter
 from sealscope.labels import LABEL_RULE, check_label
 from sealscope.registry import AssetKind, Device, LeakageClass
 from sealscope.topics import DEVICE_ID_PATTERN
 
 __all__ = [
+    "AlertAcknowledge",
+    "AlertAssign",
+    "AlertEventPublic",
+    "AlertEventsPublic",
     "AlertPublic",
+    "AlertResolve",
     "AlertsPublic",
     "DeadLetterPublic",
     "DeadLettersPublic",
@@ -136,6 +148,9 @@ class AlertPublic(BaseModel):
     opened_at: datetime
     updated_at: datetime
     resolved_at: datetime | None
+    acknowledged_at: datetime | None
+    acknowledged_by: str | None
+    assignee: str | None
 
     @classmethod
     def of(cls, alert: Alert) -> AlertPublic:
@@ -151,11 +166,92 @@ class AlertPublic(BaseModel):
             opened_at=_utc(alert.opened_at),
             updated_at=_utc(alert.updated_at),
             resolved_at=None if alert.resolved_at is None else _utc(alert.resolved_at),
+            acknowledged_at=(
+                None if alert.acknowledged_at is None else _utc(alert.acknowledged_at)
+            ),
+            acknowledged_by=alert.acknowledged_by,
+            assignee=alert.assignee,
         )
 
 
 class AlertsPublic(BaseModel):
     data: list[AlertPublic]
+    limit: int
+    offset: int
+
+
+COMMENT_MAX_CHARS = 2000
+
+
+def _free_text(value: str) -> str:
+    """A comment or note: any printable text, one spelling (NFC), no control characters."""
+    value = unicodedata.normalize("NFC", value)
+    for i, char in enumerate(value):
+        # Cc: NUL, newline, escapes; Cf: invisible bidi overrides and zero-width marks
+        if unicodedata.category(char) in ("Cc", "Cf", "Cs", "Co", "Cn"):
+            raise ValueError(f"has the non-printable character U+{ord(char):04X} at position {i}")
+    return value
+
+
+FreeText = Annotated[str, Field(max_length=COMMENT_MAX_CHARS), AfterValidator(_free_text)]
+
+
+class AlertAcknowledge(BaseModel):
+    """Acknowledge an open alert; the comment goes into its audit trail."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    comment: FreeText = ""
+
+
+class AlertResolve(BaseModel):
+    """Resolve an alert by hand; the note goes into its audit trail."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    note: FreeText = ""
+
+
+class AlertAssign(BaseModel):
+    __doc__ = f"""Assign an unresolved alert to a technician (a name: {LABEL_RULE})."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    assignee: str = Field(min_length=1, max_length=128, examples=["li.wei"])
+
+    @field_validator("assignee")
+    @classmethod
+    def _label(cls, value: str) -> str:
+        return check_label("assignee", unicodedata.normalize("NFC", value), required=True)
+
+
+class AlertEventPublic(BaseModel):
+    id: int
+    alert_id: int
+    at: datetime
+    actor: str = Field(description='user or key name; "detector" or "system" for the service')
+    action: AlertAction
+    comment: str = Field(description="the acknowledge comment or resolve note; empty if none")
+    from_status: AlertStatus | None = Field(description="null when the alert was raised")
+    to_status: AlertStatus
+    assignee: str | None = Field(description="assigned to whom (action assigned only)")
+
+    @classmethod
+    def of(cls, event: AlertEvent) -> AlertEventPublic:
+        return cls(
+            id=event.id,
+            alert_id=event.alert_id,
+            at=_utc(event.at),
+            actor=event.actor,
+            action=event.action,
+            comment=event.comment,
+            from_status=event.from_status,
+            to_status=event.to_status,
+            assignee=event.assignee,
+        )
+
+
+class AlertEventsPublic(BaseModel):
+    """An alert's audit trail, oldest first."""
+
+    data: list[AlertEventPublic]
     limit: int
     offset: int
 

@@ -9,7 +9,7 @@ below so Alembic's autogenerate sees it) and add one revision under
 ``migrations/versions``.
 """
 
-from sealscope.db import provisioning, tables
+from sealscope.db import alert_events, provisioning, tables
 from sealscope.db.engine import (
     insert_for,
     is_unique_violation,
@@ -22,6 +22,7 @@ from sealscope.db.metadata import metadata
 from sealscope.db.migrate import head_revisions, migrate, open_migrated
 
 __all__ = [
+    "alert_events",
     "head_revisions",
     "insert_for",
     "is_unique_violation",

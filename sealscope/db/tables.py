@@ -1,4 +1,5 @@
-"""The registry, alert and dead-letter tables (revision ``0001_base``).
+"""The registry, alert and dead-letter tables (revision ``0001_base``; the alerts' lifecycle
+columns came with ``0005_alert_lifecycle``).
 
 The declarations here describe the newest schema and feed Alembic's autogenerate; the
 migrations under ``migrations/versions`` carry their own frozen copies, so editing this
@@ -63,6 +64,14 @@ alerts = sa.Table(
     sa.Column("opened_at", UnixS, nullable=False),
     sa.Column("updated_at", UnixS, nullable=False),
     sa.Column("resolved_at", UnixS),
+    # the lifecycle (0005_alert_lifecycle); the whole story is in alert_events
+    sa.Column("acknowledged_at", UnixS),  # wall clock, like every act of a person
+    sa.Column("acknowledged_by", sa.Text),
+    sa.Column("assignee", sa.Text),
+    # wall clock of the last announcement (raised, or re-notified): re-notify counts from it
+    sa.Column("notified_at", UnixS),
+    # +1 on every change of the row: (id, version) names one state of an alert
+    sa.Column("version", sa.Integer, nullable=False, server_default="1"),
     sa.CheckConstraint(
         "category IN ('failure', 'function_check', 'out_of_specification', 'maintenance_required')",
         name="category",
@@ -82,6 +91,13 @@ alerts = sa.Table(
     ),
     sa.Index("alerts_by_status", "status", "id"),
     sa.Index("alerts_by_device", "device_id", "id"),
+    # what the re-notify sweep scans: open alerts by their last announcement
+    sa.Index(
+        "alerts_open_by_notified_at",
+        "notified_at",
+        sqlite_where=sa.text("status = 'open'"),
+        postgresql_where=sa.text("status = 'open'"),
+    ),
     sqlite_autoincrement=True,
 )
 

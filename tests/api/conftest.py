@@ -1,5 +1,9 @@
 """An app on real SQLite state in tmp_path and the in-memory telemetry store, and a real
-uvicorn to serve an app on a free loopback port."""
+uvicorn to serve an app on a free loopback port.
+
+``client`` calls as the platform admin (an API key in its default headers); ``anon`` is a
+client on the same app with no credentials.
+"""
 
 from __future__ import annotations
 
@@ -28,6 +32,14 @@ with warnings.catch_warnings():
 
 from analytics.fleet_risk import FleetRisk
 from composition.api import create_app
+from sealscope.accounts import (
+    Authenticator,
+    Remit,
+    SignInThrottle,
+    Site,
+    SqliteAccountStore,
+)
+from sealscope.accounts.passwords import hash_password
 from sealscope.alerts import SqliteAlertStore
 from sealscope.config import Settings
 from sealscope.deadletters import SqliteDeadLetterStore
@@ -71,22 +83,53 @@ def telemetry() -> MemoryTelemetryStore:
 
 
 @pytest.fixture
-def client(
+def accounts(settings: Settings) -> Iterator[SqliteAccountStore]:
+    store = SqliteAccountStore(settings.state_db)
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def authenticator(accounts: SqliteAccountStore) -> Authenticator:
+    return Authenticator(accounts, throttle=SignInThrottle(per_username=3, per_source=10))
+
+
+@pytest.fixture
+def admin_key(authenticator: Authenticator) -> str:
+    org = authenticator.store.create_org(name="platform", kind="admin")
+    key, _ = authenticator.create_key(org.id, name="tests")
+    return key
+
+
+@pytest.fixture
+def app(
     settings: Settings,
     registry: SqliteDeviceRegistry,
     alerts: SqliteAlertStore,
     dead_letters: SqliteDeadLetterStore,
     telemetry: MemoryTelemetryStore,
-) -> Iterator[TestClient]:
-    app = create_app(
+    authenticator: Authenticator,
+) -> Any:
+    return create_app(
         settings,
         telemetry_store=telemetry,
         registry=registry,
         alerts=alerts,
         dead_letters=dead_letters,
+        authenticator=authenticator,
     )
-    with TestClient(app) as c:
+
+
+@pytest.fixture
+def client(app: Any, admin_key: str) -> Iterator[TestClient]:
+    with TestClient(app, headers={"Authorization": f"Bearer {admin_key}"}) as c:
         yield c
+
+
+@pytest.fixture
+def anon(client: TestClient, app: Any) -> TestClient:
+    """No credentials; the admin ``client`` keeps the lifespan (the stores) open."""
+    return TestClient(app)
 
 
 def _assert_error(response: httpx.Response, status: int, error: str) -> dict[str, Any]:
@@ -141,6 +184,9 @@ def serve() -> Callable[[FastAPI], AbstractContextManager[str]]:
     return _serve
 
 
+LIVE_USER, LIVE_PASSWORD = "live.tech", "live password, long enough"
+
+
 @dataclass(frozen=True)
 class LiveApi:
     """A served app over real SQLite files (state and telemetry) holding seeded rows."""
@@ -148,6 +194,34 @@ class LiveApi:
     url: str
     device_ids: tuple[str, ...]
     alert_ids: tuple[int, ...]
+    keys: dict[str, str]  # role -> API key; "anonymous" -> ""
+    operator_id: int
+    user: tuple[str, str] = (LIVE_USER, LIVE_PASSWORD)  # the operator's technician
+
+
+def _seed_live_accounts(settings: Settings) -> tuple[dict[str, str], int]:
+    """One organisation per kind with a key; the operator owns both seeded sites."""
+    store = SqliteAccountStore(settings.state_db)
+    try:
+        auth = Authenticator(store)
+        keys = {"anonymous": ""}
+        codes = {"manufacturer": "ACME"}
+        orgs = {}
+        for kind in ("operator", "manufacturer", "monitoring_point", "admin"):
+            org = store.create_org(
+                name=f"live {kind}", kind=kind, manufacturer_code=codes.get(kind)
+            )  # type: ignore[arg-type]
+            orgs[kind] = org.id
+            keys[kind] = auth.create_key(org.id, name="live")[0]
+        for site in ("north", "south"):
+            store.put_site(Site(site, orgs["operator"], ""))
+        store.set_remit(orgs["monitoring_point"], Remit(frozenset({""}), frozenset({"valve"})))
+        store.create_user(
+            org_id=orgs["operator"], username=LIVE_USER, password_hash=hash_password(LIVE_PASSWORD)
+        )
+    finally:
+        store.close()
+    return keys, orgs["operator"]
 
 
 LIVE_DEVICES = (
@@ -218,5 +292,6 @@ def live_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveApi]:
     risk.record_event(ids[0], LIVE_NOW_S - 86_400 * 10.0)
     settings.detector_state_dir.mkdir(parents=True, exist_ok=True)
     JsonFileRiskStore(settings.risk_table_path).save(risk.table())
+    keys, operator_id = _seed_live_accounts(settings)
     with _serve(create_app(settings)) as url:
-        yield LiveApi(url, tuple(d.device_id for d in LIVE_DEVICES), alert_ids)
+        yield LiveApi(url, tuple(d.device_id for d in LIVE_DEVICES), alert_ids, keys, operator_id)

@@ -42,6 +42,11 @@ def test_lifespan_opens_and_closes_what_was_not_injected(
     app = create_app(settings)
     assert not settings.state_db.exists()  # nothing is opened before start-up
     with TestClient(app) as client:
+        assert client.get("/api/v1/alerts").status_code == 401
+        # the lifespan opened the accounts store in the same state database
+        auth = app.state.authenticator
+        key, _ = auth.create_key(auth.store.create_org(name="ops", kind="admin").id, name="t")
+        client.headers["Authorization"] = f"Bearer {key}"
         created = client.post(
             "/api/v1/devices",
             json={"device_id": "ACME-0001", "kind": "valve", "manufacturer": "a", "model": "m"},
@@ -132,20 +137,34 @@ class BrokenRegistry:
         pass
 
 
-def test_config_error_is_500_json(settings: Settings, assert_error: Any) -> None:
-    registry = BrokenRegistry(ConfigError("state_db", "schema is newer than this build"))
-    app = create_app(settings, telemetry_store=MemoryTelemetryStore(), registry=registry)  # type: ignore[arg-type]
-    with TestClient(app) as client:
+def _broken_client(
+    settings: Settings, exc: Exception, authenticator: Any, admin_key: str
+) -> TestClient:
+    """The admin's client on an app whose registry raises ``exc`` on every call."""
+    app = create_app(
+        settings,
+        telemetry_store=MemoryTelemetryStore(),
+        registry=BrokenRegistry(exc),  # type: ignore[arg-type]
+        authenticator=authenticator,
+    )
+    headers = {"Authorization": f"Bearer {admin_key}"}
+    return TestClient(app, raise_server_exceptions=False, headers=headers)
+
+
+def test_config_error_is_500_json(
+    settings: Settings, assert_error: Any, authenticator: Any, admin_key: str
+) -> None:
+    exc = ConfigError("state_db", "schema is newer than this build")
+    with _broken_client(settings, exc, authenticator, admin_key) as client:
         body = assert_error(client.get("/api/v1/devices"), 500, "config_error")
     assert "state_db" in body["message"]
 
 
 def test_unexpected_error_is_500_json_without_internals(
-    settings: Settings, assert_error: Any
+    settings: Settings, assert_error: Any, authenticator: Any, admin_key: str
 ) -> None:
-    registry = BrokenRegistry(RuntimeError("secret internals"))
-    app = create_app(settings, telemetry_store=MemoryTelemetryStore(), registry=registry)  # type: ignore[arg-type]
-    with TestClient(app, raise_server_exceptions=False) as client:
+    exc = RuntimeError("secret internals")
+    with _broken_client(settings, exc, authenticator, admin_key) as client:
         body = assert_error(client.get("/api/v1/devices"), 500, "internal_error")
     assert "secret" not in body["message"]
 
@@ -158,9 +177,12 @@ def test_unexpected_error_is_500_json_without_internals(
     ],
 )
 def test_store_numeric_or_text_error_is_422_not_500(
-    settings: Settings, assert_error: Any, exc: Exception, error: str
+    settings: Settings,
+    assert_error: Any,
+    exc: Exception,
+    error: str,
+    authenticator: Any,
+    admin_key: str,
 ) -> None:
-    registry = BrokenRegistry(exc)
-    app = create_app(settings, telemetry_store=MemoryTelemetryStore(), registry=registry)  # type: ignore[arg-type]
-    with TestClient(app, raise_server_exceptions=False) as client:
+    with _broken_client(settings, exc, authenticator, admin_key) as client:
         assert_error(client.get("/api/v1/devices"), 422, error)

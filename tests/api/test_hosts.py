@@ -24,10 +24,12 @@ DEVICE = {"device_id": "ACME-0001", "kind": "valve", "manufacturer": "a", "model
     ["evil.example", "evil.example:8000", "127.0.0.1.evil.example", "localhost.", "[::2]", "x y"],
 )
 def test_trusted_hosts_foreign_host_is_400_before_any_route_runs(
-    tmp_path: Path, serve: Serve, host: str
+    tmp_path: Path, serve: Serve, host: str, admin_key: str
 ) -> None:
+    # admin_key is stored in the same state file (the settings fixture's data dir)
     app = create_app(Settings(data_dir=tmp_path / "data"), telemetry_store=MemoryTelemetryStore())
-    with serve(app) as url, httpx.Client(base_url=url, timeout=10) as client:
+    auth = {"Authorization": f"Bearer {admin_key}"}
+    with serve(app) as url, httpx.Client(base_url=url, timeout=10, headers=auth) as client:
         refused = client.post("/api/v1/devices", json=DEVICE, headers={"host": host})
         assert refused.status_code == 400
         assert refused.headers["content-type"] == "application/json"

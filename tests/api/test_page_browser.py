@@ -30,6 +30,9 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from composition.api import create_app
+from sealscope.accounts import Site as AccountSite
+from sealscope.accounts import SqliteAccountStore
+from sealscope.accounts.passwords import hash_password
 from sealscope.alerts import Alert, SqliteAlertStore
 from sealscope.config import Settings
 from sealscope.registry import Device, SqliteDeviceRegistry
@@ -41,6 +44,8 @@ pytestmark = pytest.mark.integration
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 WAIT_S = 5.0
+USERNAME, PASSWORD = "tech.north", "a long enough password"
+PW_HASH = hash_password(PASSWORD)
 
 CHARTED = "ACME-DN50-000002"  # sorts second, so it is not the page's default device
 DEVICES = (
@@ -123,6 +128,13 @@ def site(
     )
     alerts.close()
     asyncio.run(_seed_telemetry(settings.telemetry_db, now_s))
+    # a technician of the operator that owns both seeded sites
+    accounts = SqliteAccountStore(settings.state_db)
+    operator = accounts.create_org(name="Water Works", kind="operator")
+    for name in ("north", "south"):
+        accounts.put_site(AccountSite(name, operator.id, "R1"))
+    accounts.create_user(org_id=operator.id, username=USERNAME, password_hash=PW_HASH)
+    accounts.close()
 
     with serve(create_app(settings)) as url:
         yield Site(url, watched, to_acknowledge)
@@ -149,6 +161,7 @@ def driver(site: Site, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Web
     # an explicit driver path is what keeps Selenium Manager (and its downloads) out
     browser = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
     try:
+        _sign_in(browser, site)
         yield browser
     finally:
         browser.quit()
@@ -161,6 +174,26 @@ def page(site: Site, driver: WebDriver) -> WebDriver:
     driver.get(site.url + "/")
     _wait(driver, "the first refresh", lambda d: d.find_element(By.ID, "chart-note").text)
     return driver
+
+
+def _sign_in(driver: WebDriver, site: Site) -> None:
+    """Through the page's own form, once per module: the session cookie then rides along."""
+    driver.get(site.url + "/")
+    form = _wait(driver, "the sign-in form", lambda d: d.find_element(By.ID, "sign-in"))
+    _wait(driver, "the form to show", lambda d: form.is_displayed())
+    assert not driver.find_element(By.ID, "main").is_displayed()
+    driver.find_element(By.ID, "username").send_keys(USERNAME)
+    driver.find_element(By.ID, "password").send_keys("wrong password!")
+    form.submit()
+    _wait(driver, "the refusal", lambda d: d.find_element(By.ID, "sign-in-note").text)
+    driver.find_element(By.ID, "password").clear()
+    driver.find_element(By.ID, "password").send_keys(PASSWORD)
+    form.submit()
+    _wait(driver, "the signed-in page", lambda d: d.find_element(By.ID, "main").is_displayed())
+    assert USERNAME in driver.find_element(By.ID, "who").text
+    cookie = driver.get_cookie("sealscope_session")
+    assert cookie is not None and cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+    assert driver.execute_script("return document.cookie") == ""  # no script reads it
 
 
 def _wait(driver: WebDriver, what: str, condition: Callable[[WebDriver], Any]) -> Any:
@@ -242,10 +275,12 @@ def test_page_acknowledge_changes_alert_status(page: WebDriver, site: Site) -> N
     _wait(page, "the acknowledged status", lambda d: _alert_row(d, alert)[4:5] == ["acknowledged"])
     # an acknowledged alert can only be resolved now
     assert _alert_row(page, alert)[5].split() == ["Resolve"]
-    body = httpx.get(f"{site.url}/api/v1/alerts/{alert.id}", timeout=WAIT_S).json()
-    assert body["status"] == "acknowledged"
-    # the other alert was left alone
-    assert httpx.get(f"{site.url}/api/v1/alerts/{site.watched.id}").json()["status"] == "open"
+    # the page's own session, read from outside the page
+    session = {"sealscope_session": page.get_cookie("sealscope_session")["value"]}  # type: ignore[index]
+    with httpx.Client(base_url=site.url, cookies=session, timeout=WAIT_S) as api:
+        assert api.get(f"/api/v1/alerts/{alert.id}").json()["status"] == "acknowledged"
+        # the other alert was left alone
+        assert api.get(f"/api/v1/alerts/{site.watched.id}").json()["status"] == "open"
     _assert_nothing_scrolls_sideways(page)  # "acknowledged" is the widest status
     _assert_no_browser_errors(page)
 

@@ -14,9 +14,18 @@ with warnings.catch_warnings():
     from fastapi.testclient import TestClient
 
 from composition.api import create_app
+from sealscope.accounts import Authenticator, MemoryAccountStore
 from sealscope.config import Settings
 from sealscope.db import open_engine, tables
 from sealscope.storage.memory import MemoryTelemetryStore
+
+
+def _admin() -> tuple[Authenticator, dict[str, str]]:
+    # accounts are not on the SQLAlchemy state yet (revision 0002_accounts is to come): an
+    # injected in-memory store keeps this test about the registry, alerts and dead letters
+    auth = Authenticator(MemoryAccountStore())
+    key, _ = auth.create_key(auth.store.create_org(name="a", kind="admin").id, name="t")
+    return auth, {"Authorization": f"Bearer {key}"}
 
 
 def test_api_on_postgres_state_migrates_and_serves_devices(
@@ -24,8 +33,9 @@ def test_api_on_postgres_state_migrates_and_serves_devices(
 ) -> None:
     url = postgres_databases.create()
     settings = Settings(data_dir=tmp_path, database_url=url, api_allowed_hosts=["testserver"])
-    app = create_app(settings, telemetry_store=MemoryTelemetryStore())
-    with TestClient(app) as client:
+    auth, headers = _admin()
+    app = create_app(settings, telemetry_store=MemoryTelemetryStore(), authenticator=auth)
+    with TestClient(app, headers=headers) as client:
         body = {"device_id": "ACME-0001", "kind": "valve", "manufacturer": "a", "model": "m"}
         assert client.post("/api/v1/devices", json=body).status_code == 201
         assert client.post("/api/v1/devices", json=body).status_code == 409
@@ -45,5 +55,7 @@ def test_api_on_postgres_state_nul_in_a_lookup_is_not_a_server_error(
 ) -> None:
     url = postgres_databases.create()
     settings = Settings(data_dir=tmp_path, database_url=url, api_allowed_hosts=["testserver"])
-    with TestClient(create_app(settings, telemetry_store=MemoryTelemetryStore())) as client:
+    auth, headers = _admin()
+    app = create_app(settings, telemetry_store=MemoryTelemetryStore(), authenticator=auth)
+    with TestClient(app, headers=headers) as client:
         assert client.get(path).status_code < 500

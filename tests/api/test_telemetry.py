@@ -60,10 +60,18 @@ def store() -> RecordingStore:
 
 
 @pytest.fixture
-def client(settings: Settings, registry: SqliteDeviceRegistry, store: RecordingStore) -> Any:
+def client(
+    settings: Settings,
+    registry: SqliteDeviceRegistry,
+    store: RecordingStore,
+    authenticator: Any,
+    admin_key: str,
+) -> Any:
     registry.add(Device("ACME-P-0001", "pump", "acme", "CP-1"))
-    app = create_app(settings, telemetry_store=store, registry=registry)
-    with TestClient(app) as c:
+    app = create_app(
+        settings, telemetry_store=store, registry=registry, authenticator=authenticator
+    )
+    with TestClient(app, headers={"Authorization": f"Bearer {admin_key}"}) as c:
         yield c
 
 
@@ -241,13 +249,20 @@ def test_telemetry_unknown_device_is_404(
 def test_telemetry_store_down_is_503_with_retry_after(
     settings: Settings,
     registry: SqliteDeviceRegistry,
+    authenticator: Any,
+    admin_key: str,
     assert_error: Any,
     retry_after_s: float | None,
     header: str,
 ) -> None:
     registry.add(Device("ACME-P-0001", "pump", "acme", "CP-1"))
-    app = create_app(settings, telemetry_store=DownStore(retry_after_s), registry=registry)
-    with TestClient(app) as client:
+    app = create_app(
+        settings,
+        telemetry_store=DownStore(retry_after_s),
+        registry=registry,
+        authenticator=authenticator,
+    )
+    with TestClient(app, headers={"Authorization": f"Bearer {admin_key}"}) as client:
         response = client.get(URL, params={"field": "temp_c"})
     body = assert_error(response, 503, "store_unavailable")
     assert response.headers["retry-after"] == header

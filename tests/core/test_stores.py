@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from sealscope.alerts import SqlAlertStore
+from sealscope.alerts import AlertChange, AlertStore, SqlAlertStore, renotify_due
 from sealscope.db import open_engine, read, tables, write
 from sealscope.deadletters import SqlDeadLetterStore
 from sealscope.errors import Conflict, NotFound
+from sealscope.memory_alerts import MemoryAlertStore
 from sealscope.registry import Device, SqlDeviceRegistry, SqliteDeviceRegistry
 
 
@@ -212,7 +213,7 @@ def test_alert_acknowledged_stays_acknowledged_when_raised_again(
     alerts: SqlAlertStore,
 ) -> None:
     alert = _raise(alerts, 100.0)
-    assert alerts.set_status(alert.id, "acknowledged").status == "acknowledged"
+    assert alerts.acknowledge(alert.id, actor="ana").status == "acknowledged"
     again = _raise(alerts, 200.0, severity=5)
     assert (again.id, again.status, again.severity) == (alert.id, "acknowledged", 5)
 
@@ -237,28 +238,11 @@ def test_alert_clear_touches_only_its_cause(alerts: SqlAlertStore) -> None:
     assert alerts.get(other.id).status == "open"
 
 
-def test_alert_set_status_by_hand(alerts: SqlAlertStore, clock: FakeClock) -> None:
-    alert = _raise(alerts, 100.0)
-    clock.t = 1_700_000_500.0
-    acked = alerts.set_status(alert.id, "acknowledged")
-    assert (acked.status, acked.updated_at, acked.resolved_at) == ("acknowledged", clock.t, None)
-    resolved = alerts.set_status(alert.id, "resolved")
-    assert (resolved.status, resolved.resolved_at) == ("resolved", clock.t)
-    # never reopens: acknowledging a resolved alert leaves it resolved
-    assert alerts.set_status(alert.id, "acknowledged").status == "resolved"
-    with pytest.raises(ValueError):
-        alerts.set_status(alert.id, "open")
-    with pytest.raises(NotFound):
-        alerts.set_status(999, "resolved")
-    with pytest.raises(NotFound):
-        alerts.get(999)
-
-
 def test_alert_list_newest_first_with_filters(alerts: SqlAlertStore) -> None:
     a1 = _raise(alerts, 100.0, device_id="ACME-001")
     a2 = _raise(alerts, 110.0, device_id="ACME-002")
     a3 = _raise(alerts, 120.0, device_id="ACME-001", cause="actuation_wear")
-    alerts.set_status(a2.id, "resolved")
+    alerts.resolve(a2.id, actor="ana")
     assert [a.id for a in alerts.list()] == [a3.id, a2.id, a1.id]
     assert [a.id for a in alerts.list(status="open")] == [a3.id, a1.id]
     assert [a.id for a in alerts.list(device_id="ACME-001")] == [a3.id, a1.id]
@@ -316,6 +300,287 @@ def test_alert_one_open_per_cause_under_concurrent_writers(db_engine: sa.Engine)
     unresolved = [a for a in stores[0].list(limit=1000) if a.status != "resolved"]
     assert len(unresolved) == 1
     assert unresolved[0].updated_at == 149.0
+    other.dispose()
+
+
+# --- alert lifecycle: the same contract on SQLite, PostgreSQL and in memory --------------
+
+T0 = 1_700_000_000.0
+# the in-memory adapter runs the lifecycle contract too (its unused engine is SQLite)
+ON_EACH_STORE = pytest.mark.parametrize(
+    ("db_engine", "kind"),
+    [("sqlite", "sql"), ("postgresql", "sql"), ("sqlite", "memory")],
+    indirect=["db_engine"],
+)
+
+
+@pytest.fixture
+def store(db_engine: sa.Engine, kind: str, clock: FakeClock) -> AlertStore:
+    if kind == "memory":
+        return MemoryAlertStore(clock=clock, renotify_after_s=3600)
+    return SqlAlertStore(db_engine, clock=clock, renotify_after_s=3600)
+
+
+def _trail(store: AlertStore, alert_id: int) -> list[tuple[object, ...]]:
+    return [
+        (e.action, e.actor, e.from_status, e.to_status, e.comment, e.assignee)
+        for e in store.events(alert_id)
+    ]
+
+
+@ON_EACH_STORE
+def test_alert_lifecycle_acknowledge_assign_resolve_in_the_trail(
+    store: AlertStore, clock: FakeClock
+) -> None:
+    alert = _raise(store, 100.0)  # type: ignore[arg-type]
+    clock.t = T0 + 60
+    acked = store.acknowledge(alert.id, actor="ana", comment="on my way")
+    assert (acked.status, acked.acknowledged_by, acked.acknowledged_at) == (
+        "acknowledged",
+        "ana",
+        T0 + 60,
+    )
+    clock.t = T0 + 120
+    assigned = store.assign(alert.id, actor="ana", assignee="bo")
+    assert (assigned.status, assigned.assignee, assigned.updated_at) == (
+        "acknowledged",
+        "bo",
+        T0 + 120,
+    )
+    clock.t = T0 + 900
+    resolved = store.resolve(alert.id, actor="bo", note="seat replaced")
+    assert (resolved.status, resolved.resolved_at, resolved.version) == ("resolved", T0 + 900, 4)
+    assert store.get(alert.id) == resolved
+    assert _trail(store, alert.id) == [
+        ("raised", "detector", None, "open", "", None),
+        ("acknowledged", "ana", "open", "acknowledged", "on my way", None),
+        ("assigned", "ana", "acknowledged", "acknowledged", "", "bo"),
+        ("resolved", "bo", "acknowledged", "resolved", "seat replaced", None),
+    ]
+    events = store.events(alert.id)
+    assert [e.at for e in events] == [T0, T0 + 60, T0 + 120, T0 + 900]
+    assert [e.id for e in events] == sorted(e.id for e in events)
+    assert [e.id for e in store.events(alert.id, limit=2, offset=1)] == [
+        events[1].id,
+        events[2].id,
+    ]
+
+
+@ON_EACH_STORE
+def test_alert_acts_repeated_change_nothing_and_never_reopen(store: AlertStore) -> None:
+    alert = _raise(store, 100.0)  # type: ignore[arg-type]
+    store.acknowledge(alert.id, actor="ana")
+    assert store.acknowledge(alert.id, actor="bo").acknowledged_by == "ana"
+    store.assign(alert.id, actor="ana", assignee="bo")
+    store.assign(alert.id, actor="ana", assignee="bo")
+    resolved = store.resolve(alert.id, actor="bo")
+    assert store.resolve(alert.id, actor="cy") == resolved
+    assert store.acknowledge(alert.id, actor="cy") == resolved
+    assert store.assign(alert.id, actor="cy", assignee="dee") == resolved
+    actions = [e.action for e in store.events(alert.id)]
+    assert actions == ["raised", "acknowledged", "assigned", "resolved"]
+    # an open alert can be resolved directly, and assigned without acknowledging
+    other = _raise(store, 100.0, cause="actuation_wear")  # type: ignore[arg-type]
+    assert store.assign(other.id, actor="ana", assignee="bo").status == "open"
+    assert store.resolve(other.id, actor="ana").status == "resolved"
+    assert _trail(store, other.id)[-1] == ("resolved", "ana", "open", "resolved", "", None)
+
+
+@ON_EACH_STORE
+def test_alert_detector_changes_are_in_the_trail(store: AlertStore) -> None:
+    alert = _raise(store, 100.0)  # type: ignore[arg-type]
+    _raise(store, 110.0, severity=3)  # type: ignore[arg-type]
+    store.acknowledge(alert.id, actor="ana")
+    _raise(store, 120.0, severity=4)  # type: ignore[arg-type]
+    cleared = store.clear(device_id="ACME-001", cause="seat_leak", t=130.0)
+    assert cleared is not None and cleared.version == 5
+    assert _trail(store, alert.id) == [
+        ("raised", "detector", None, "open", "", None),
+        ("updated", "detector", "open", "open", "", None),
+        ("acknowledged", "ana", "open", "acknowledged", "", None),
+        ("updated", "detector", "acknowledged", "acknowledged", "", None),
+        ("cleared", "detector", "acknowledged", "resolved", "", None),
+    ]
+    # re-open semantics: the next raise is a new alert with a trail of its own
+    again = _raise(store, 140.0)  # type: ignore[arg-type]
+    assert again.id != alert.id
+    assert [e.action for e in store.events(again.id)] == ["raised"]
+
+
+@ON_EACH_STORE
+def test_alert_lifecycle_unknown_id_is_not_found(store: AlertStore) -> None:
+    acts = [
+        lambda: store.acknowledge(999, actor="ana"),
+        lambda: store.assign(999, actor="ana", assignee="bo"),
+        lambda: store.resolve(999, actor="ana"),
+        lambda: store.events(999),
+        lambda: store.get(999),
+    ]
+    for act in acts:
+        with pytest.raises(NotFound):
+            act()
+    assert store.record_renotify(999, T0 + 10**6) is None
+
+
+@ON_EACH_STORE
+def test_alert_renotify_once_per_period_until_acknowledged(
+    store: AlertStore, clock: FakeClock
+) -> None:
+    alert = _raise(store, 100.0)  # type: ignore[arg-type]  # announced at T0
+    clock.t = T0 + 1800
+    later = _raise(store, 100.0, cause="actuation_wear")  # type: ignore[arg-type]
+    assert store.due_renotifications(T0 + 3599) == []
+    assert [a.id for a in store.due_renotifications(T0 + 3600)] == [alert.id]
+    assert renotify_due(store, T0 + 3600) == 1
+    assert store.record_renotify(alert.id, T0 + 3600) is None  # recorded once
+    assert renotify_due(store, T0 + 5399) == 0
+    assert renotify_due(store, T0 + 5400) == 1  # the later alert, one period after its raise
+    assert renotify_due(store, T0 + 7199) == 0
+    assert [a.id for a in store.due_renotifications(T0 + 7200)] == [alert.id]
+    store.acknowledge(alert.id, actor="ana")
+    assert store.due_renotifications(T0 + 7200) == []
+    renotifies = [e for e in store.events(alert.id) if e.action == "renotify"]
+    assert [(e.at, e.actor, e.from_status, e.to_status) for e in renotifies] == [
+        (T0 + 3600, "system", "open", "open")
+    ]
+    # a re-raise (the detector's update) does not restart the period
+    _raise(store, 200.0, cause="actuation_wear", severity=5)  # type: ignore[arg-type]
+    assert [a.id for a in store.due_renotifications(T0 + 9000)] == [later.id]
+
+
+@pytest.mark.parametrize("kind", ["sql", "memory"])
+def test_alert_renotify_zero_means_never(db_engine: sa.Engine, kind: str) -> None:
+    store: AlertStore = (
+        MemoryAlertStore(renotify_after_s=0)
+        if kind == "memory"
+        else SqlAlertStore(db_engine, renotify_after_s=0)
+    )
+    alert = _raise(store, 100.0)  # type: ignore[arg-type]
+    assert store.due_renotifications(T0 * 10) == []
+    assert store.record_renotify(alert.id, T0 * 10) is None
+    with pytest.raises(ValueError):
+        SqlAlertStore(db_engine, renotify_after_s=-1)
+
+
+@ON_EACH_STORE
+def test_alert_listener_sees_every_change(store: AlertStore) -> None:
+    seen: list[tuple[str, int, str]] = []
+
+    def listener(conn: sa.Connection | None, change: AlertChange) -> None:
+        assert (conn is None) == isinstance(store, MemoryAlertStore)
+        assert change.alert.id == change.event.alert_id
+        seen.append((change.action, change.alert.version, change.alert.status))
+
+    store.on_change(listener)
+    alert = _raise(store, 100.0)  # type: ignore[arg-type]
+    _raise(store, 110.0, severity=3)  # type: ignore[arg-type]
+    renotify_due(store, T0 + 3600)
+    store.acknowledge(alert.id, actor="ana")
+    store.assign(alert.id, actor="ana", assignee="bo")
+    store.resolve(alert.id, actor="bo")
+    second = _raise(store, 120.0)  # type: ignore[arg-type]
+    store.clear(device_id="ACME-001", cause="seat_leak", t=130.0)
+    store.acknowledge(alert.id, actor="ana")  # no change, no call
+    assert seen == [
+        ("raised", 1, "open"),
+        ("updated", 2, "open"),
+        ("renotify", 2, "open"),
+        ("acknowledged", 3, "acknowledged"),
+        ("assigned", 4, "acknowledged"),
+        ("resolved", 5, "resolved"),
+        ("raised", 1, "open"),
+        ("cleared", 2, "resolved"),
+    ]
+    assert second.id != alert.id
+
+
+@ON_EACH_STORE
+def test_alert_listener_that_raises_rolls_the_change_back(store: AlertStore) -> None:
+    alert = _raise(store, 100.0)  # type: ignore[arg-type]
+    failing = {"on": True}
+
+    def listener(_conn: sa.Connection | None, _change: AlertChange) -> None:
+        if failing["on"]:
+            raise RuntimeError("outbox refused")
+
+    store.on_change(listener)
+    acts = [
+        lambda: _raise(store, 100.0, cause="actuation_wear"),  # a new alert
+        lambda: _raise(store, 110.0, severity=5),  # an update
+        lambda: store.acknowledge(alert.id, actor="ana"),
+        lambda: store.assign(alert.id, actor="ana", assignee="bo"),
+        lambda: store.resolve(alert.id, actor="ana"),
+        lambda: store.record_renotify(alert.id, T0 + 3600),
+        lambda: store.clear(device_id="ACME-001", cause="seat_leak", t=200.0),
+    ]
+    for act in acts:
+        with pytest.raises(RuntimeError, match="outbox refused"):
+            act()
+    assert store.list() == [alert]
+    assert [e.action for e in store.events(alert.id)] == ["raised"]
+    assert [a.id for a in store.due_renotifications(T0 + 3600)] == [alert.id]
+    failing["on"] = False
+    # nothing was half-done: the same acts now go through
+    assert store.acknowledge(alert.id, actor="ana").status == "acknowledged"
+    new = _raise(store, 100.0, cause="actuation_wear")  # type: ignore[arg-type]
+    assert [e.action for e in store.events(new.id)] == ["raised"]
+
+
+def test_alert_listener_rows_commit_and_roll_back_with_the_change(db_engine: sa.Engine) -> None:
+    probe_metadata = sa.MetaData()
+    outbox = sa.Table(
+        "outbox_probe",
+        probe_metadata,
+        sa.Column("alert_id", sa.Integer, nullable=False),
+        sa.Column("action", sa.Text, nullable=False),
+    )
+    probe_metadata.create_all(db_engine)
+    try:
+        store = SqlAlertStore(db_engine)
+        refuse: list[str] = []
+
+        def write_outbox(conn: sa.Connection | None, change: AlertChange) -> None:
+            assert conn is not None
+            conn.execute(outbox.insert().values(alert_id=change.alert.id, action=change.action))
+
+        def refuse_some(_conn: sa.Connection | None, change: AlertChange) -> None:
+            if change.action in refuse:
+                raise RuntimeError("refused after the outbox row was written")
+
+        store.on_change(write_outbox)
+        store.on_change(refuse_some)
+        alert = _raise(store, 100.0)  # type: ignore[arg-type]
+        refuse.append("acknowledged")
+        with pytest.raises(RuntimeError):
+            store.acknowledge(alert.id, actor="ana")
+        store.resolve(alert.id, actor="ana")
+        with read(db_engine) as conn:
+            rows = conn.execute(sa.select(outbox.c.alert_id, outbox.c.action)).all()
+        assert [tuple(r) for r in rows] == [(alert.id, "raised"), (alert.id, "resolved")]
+        assert store.get(alert.id).acknowledged_by is None
+    finally:
+        probe_metadata.drop_all(db_engine)
+
+
+def test_alert_renotify_by_two_processes_at_once_records_one(db_engine: sa.Engine) -> None:
+    other = _second_engine(db_engine)
+    clock = FakeClock(T0)
+    stores = [SqlAlertStore(e, clock=clock, renotify_after_s=60) for e in (db_engine, other)]
+    alert = _raise(stores[0], 100.0)  # type: ignore[arg-type]
+    barrier = threading.Barrier(2)
+    done: list[int] = []
+
+    def sweep(store: SqlAlertStore) -> None:
+        barrier.wait()
+        done.append(renotify_due(store, T0 + 60))
+
+    threads = [threading.Thread(target=sweep, args=(s,)) for s in stores]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert sorted(done) == [0, 1]
+    assert [e.action for e in stores[0].events(alert.id)] == ["raised", "renotify"]
     other.dispose()
 
 

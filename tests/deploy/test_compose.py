@@ -822,7 +822,7 @@ def test_dashboard_alerts_queries_run_on_a_migrated_postgres(postgres_databases:
     gone = alerts.raise_alert(
         device_id="ACME-1", cause="sensor", category="function_check", severity=3, **common
     )
-    alerts.set_status(gone.id, "resolved")
+    alerts.resolve(gone.id, actor="test")
     by_category, table = _alerts_sql()
     with engine.connect() as conn:
         assert conn.execute(sa.text(by_category)).all() == [("failure", 2)]

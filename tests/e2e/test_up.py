@@ -57,7 +57,10 @@ def test_up_simulate_serves_devices_telemetry_and_alerts_then_stops_losing_nothi
         text = log_path.read_text()
         assert f"{api}/" in text
         assert f"mqtt://127.0.0.1:{mqtt_port}" in text
-        with httpx.Client(base_url=api, timeout=10) as client:
+        key = _admin_key(text)
+        assert httpx.get(f"{api}/api/v1/devices", timeout=10).status_code == 401
+        auth = {"Authorization": f"Bearer {key}"}
+        with httpx.Client(base_url=api, timeout=10, headers=auth) as client:
             devices = _wait_for(
                 lambda: (
                     len(client.get("/api/v1/devices").json()["data"]) == 10
@@ -97,6 +100,8 @@ def test_up_simulate_serves_devices_telemetry_and_alerts_then_stops_losing_nothi
     with sqlite3.connect(tmp_path / "data" / "telemetry.db") as db:
         stored = db.execute("SELECT count(*) FROM telemetry WHERE p_in_kpa IS NOT NULL").fetchone()
     assert stored[0] == acked > 0
+    # the key was printed once, by `up` itself, and never by a logger
+    assert text.count(key) == 2  # the key line and the export line
     # no false alarm: every alerted device is one the simulator degraded
     with sqlite3.connect(tmp_path / "data" / "sealscope.db") as db:
         alerted = {row[0] for row in db.execute("SELECT device_id FROM alerts")}
@@ -122,6 +127,7 @@ class _Up:
         self.tmp_path = tmp_path
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
+        self.key = ""
 
     def start(self) -> None:
         self.starts += 1
@@ -137,6 +143,12 @@ class _Up:
                 stderr=subprocess.STDOUT,
             )  # fmt: skip
         _wait_for(lambda: "sealscope is up" in self.log_path.read_text(), 30, "start-up")
+        text = self.log_path.read_text()
+        if self.starts == 1:
+            self.key = _admin_key(text)
+        else:  # a restart never shows a key again, it says how to make one
+            assert "ssk_" not in text
+            assert "sealscope accounts create-key --admin" in text
 
     @property
     def broker_pid(self) -> int:
@@ -156,9 +168,16 @@ def _pid_alive(pid: int) -> bool:
     return stat.rpartition(")")[2].split()[0] != "Z"
 
 
-def _register(api: str, device_id: str) -> None:
+def _admin_key(text: str) -> str:
+    match = re.search(r"admin API key +(ssk_\S+)", text)
+    assert match, text[-3000:]
+    return match[1]
+
+
+def _register(up: _Up, device_id: str) -> None:
     response = httpx.post(
-        f"{api}/api/v1/devices",
+        f"{up.api}/api/v1/devices",
+        headers={"Authorization": f"Bearer {up.key}"},
         json={"device_id": device_id, "kind": "valve", "manufacturer": "MYCO", "model": "GV-80"},
         timeout=10,
     )
@@ -207,7 +226,7 @@ def test_up_restarts_after_sigkill_on_the_same_ports_and_drains(tmp_path: Path) 
     up = _Up(tmp_path, mqtt_port=free_port(), api_port=free_port())
     try:
         up.start()
-        _register(up.api, "MYCO-V-000001")
+        _register(up, "MYCO-V-000001")
         broker_pid = up.broker_pid
         _publish_acked(up.mqtt_port, "MYCO-V-000001", 300)
         assert up.proc is not None
@@ -250,7 +269,7 @@ def test_up_restarts_a_broker_that_died_alone_and_healthz_reports_it(tmp_path: P
             _wait_for(lambda: client.get("/healthz").status_code == 200, 30, "/healthz ok again")
         assert up.broker_pid != broker_pid
         assert "broker: restarted on port" in up.log_path.read_text()
-        _register(up.api, "MYCO-V-000002")
+        _register(up, "MYCO-V-000002")
         _publish_acked(up.mqtt_port, "MYCO-V-000002", 5)
         _wait_for(lambda: _stored(up.data, "MYCO-V-000002") == 5, 30, "stored after restart")
     finally:
@@ -290,7 +309,7 @@ def test_up_broker_keeps_ingest_when_a_client_connects_as_sealscope_ingest(
 
     try:
         up.start()
-        _register(up.api, "MYCO-V-000003")
+        _register(up, "MYCO-V-000003")
         creds_path = up.data / "mosquitto" / "credentials.json"
         assert creds_path.stat().st_mode & 0o777 == 0o600
         ingest_password = json.loads(creds_path.read_text())["ingest"]["password"]

@@ -15,6 +15,7 @@ from sealscope import wire
 from sealscope.deadletters import SqliteDeadLetterStore
 from sealscope.errors import SpoolFull
 from tests.gateway.helpers import Received, Subscriber, cbor_pack, device_id, post_uplink
+from tests.ingest.conftest import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -88,7 +89,8 @@ async def test_forwarder_backlog_survives_a_gateway_restart(
     async with gateway_factory(server=broker) as gw:
         await sub.wait_for(lambda m: set(seqs(m)) >= set(range(20)), timeout_s=15)
         assert await gw.forwarder.wait_drained(5)
-        assert gw.forwarder.backlog() == 0
+        # the checkpoint is committed a moment after the last PUBACK, not with it
+        await wait_until(lambda: gw.forwarder.backlog() == 0, 5, "the checkpoint to catch up")
     assert first_seen(sub.snapshot()) == list(range(20))
     assert len(sub.snapshot()) == 20
 

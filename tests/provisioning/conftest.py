@@ -1,4 +1,8 @@
-"""An API app on a fresh SQLite state in tmp_path, and fleet files to upload."""
+"""An API app on a fresh SQLite state in tmp_path, callers with keys, and fleet files.
+
+``client`` calls as the manufacturer ACME; ``bearer(keys[role])`` makes the headers of
+another caller: ``admin``, ``acme``, ``other`` (manufacturer OTHER), ``operator`` (sites
+north-plant and south-plant), ``rival`` (an operator with site elsewhere), ``monitor``."""
 
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ with warnings.catch_warnings():
     from fastapi.testclient import TestClient
 
 from composition.api import create_app
+from sealscope.accounts import Authenticator, Site, SqliteAccountStore
 from sealscope.config import Settings
 from sealscope.storage.memory import MemoryTelemetryStore
 
@@ -59,8 +64,37 @@ def settings(tmp_path: Path) -> Settings:
     return Settings(data_dir=tmp_path / "data", api_allowed_hosts=["testserver"])
 
 
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def make_keys(settings: Settings) -> dict[str, str]:
+    store = SqliteAccountStore(settings.state_db)
+    try:
+        auth = Authenticator(store)
+        orgs = {
+            "admin": store.create_org(name="platform", kind="admin"),
+            "acme": store.create_org(name="Acme", kind="manufacturer", manufacturer_code="ACME"),
+            "other": store.create_org(name="Other", kind="manufacturer", manufacturer_code="OTHER"),
+            "operator": store.create_org(name="Water works", kind="operator"),
+            "rival": store.create_org(name="Rival works", kind="operator"),
+            "monitor": store.create_org(name="Monitor", kind="monitoring_point"),
+        }
+        for site in ("north-plant", "south-plant"):
+            store.put_site(Site(site, orgs["operator"].id, "zj-wenzhou"))
+        store.put_site(Site("elsewhere", orgs["rival"].id, "zj-taizhou"))
+        return {role: auth.create_key(org.id, name="tests")[0] for role, org in orgs.items()}
+    finally:
+        store.close()
+
+
 @pytest.fixture
-def client(settings: Settings) -> Iterator[TestClient]:
+def keys(settings: Settings) -> dict[str, str]:
+    return make_keys(settings)
+
+
+@pytest.fixture
+def client(settings: Settings, keys: dict[str, str]) -> Iterator[TestClient]:
     app = create_app(settings, telemetry_store=MemoryTelemetryStore())
-    with TestClient(app) as c:
+    with TestClient(app, headers=bearer(keys["acme"])) as c:
         yield c

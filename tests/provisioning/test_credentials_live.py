@@ -24,7 +24,14 @@ from sealscope.config import Settings
 from sealscope.storage.memory import MemoryTelemetryStore
 from sealscope.topics import parse_device_topic
 from tests.gateway.helpers import Subscriber, cbor_pack, free_udp_port, post_uplink
-from tests.provisioning.conftest import UPLOAD, bundle_rows, fleet_csv, fleet_rows
+from tests.provisioning.conftest import (
+    UPLOAD,
+    bearer,
+    bundle_rows,
+    fleet_csv,
+    fleet_rows,
+    make_keys,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -44,10 +51,11 @@ async def test_provisioned_coap_keys_send_through_a_running_gateway(
 ) -> None:
     settings = Settings(data_dir=tmp_path / "data", api_allowed_hosts=["testserver"])
     prefix = f"P{secrets.token_hex(3).upper()}"
+    key = make_keys(settings)["acme"]
     app = create_app(settings, telemetry_store=MemoryTelemetryStore())
-    with TestClient(app) as client:
+    with TestClient(app, headers=bearer(key)) as client:
         r = client.post(
-            f"{UPLOAD}?manufacturer=ACME",
+            UPLOAD,
             content=fleet_csv(fleet_rows(DEVICES, prefix=prefix)),
             headers={"content-type": "text/csv", "accept": "text/csv"},
         )

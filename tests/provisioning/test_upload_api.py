@@ -14,20 +14,29 @@ from composition.api import create_app
 from gateway.keys import SqliteDeviceKeys, load_pepper
 from sealscope.config import Settings
 from sealscope.storage.memory import MemoryTelemetryStore
-from tests.provisioning.conftest import UPLOAD, bundle_rows, fleet_csv, fleet_rows
+from tests.provisioning.conftest import (
+    UPLOAD,
+    bearer,
+    bundle_rows,
+    fleet_csv,
+    fleet_rows,
+    make_keys,
+)
 
 CSV = {"content-type": "text/csv"}
 
 
-def _upload(client: TestClient, body: Any, *, query: str = "", manufacturer: str = "ACME") -> Any:
-    url = f"{UPLOAD}?manufacturer={manufacturer}{query}"
+def _upload(client: TestClient, body: Any, *, query: str = "", key: str | None = None) -> Any:
+    url = f"{UPLOAD}?{query.lstrip('&')}"
+    headers = bearer(key) if key else {}
     if isinstance(body, bytes):
-        return client.post(url, content=body, headers=CSV)
-    return client.post(url, json=body)
+        return client.post(url, content=body, headers={**CSV, **headers})
+    return client.post(url, json=body, headers=headers)
 
 
-def _devices(client: TestClient, manufacturer: str = "ACME") -> list[dict[str, Any]]:
-    r = client.get("/api/v1/devices", params={"manufacturer": manufacturer, "limit": 1000})
+def _devices(client: TestClient, key: str | None = None) -> list[dict[str, Any]]:
+    headers = bearer(key) if key else {}
+    r = client.get("/api/v1/devices", params={"limit": 1000}, headers=headers)
     assert r.status_code == 200, r.text
     return r.json()["data"]  # type: ignore[no-any-return]
 
@@ -75,7 +84,7 @@ def test_upload_csv_registers_the_fleet_and_returns_its_credentials_once(
     assert devices["ACME-BV50-000000"]["kind"] == "pump"
     assert devices["ACME-BV50-000000"]["batch"] == "L000"
     # the report stays readable; the secrets do not
-    detail = client.get(r.headers["location"], params={"manufacturer": "ACME"})
+    detail = client.get(r.headers["location"])
     assert detail.status_code == 200
     assert detail.json()["upload"] == report["upload"]
     assert "credentials_csv" not in detail.text
@@ -111,9 +120,7 @@ def test_upload_good_rows_only_stores_the_good_and_reports_the_bad(client: TestC
         "ACME-BV50-000002",
     ]
     assert len(_devices(client)) == 2
-    rejected = client.get(
-        r.headers["location"], params={"manufacturer": "ACME", "status": "rejected"}
-    ).json()["rows"]
+    rejected = client.get(r.headers["location"], params={"status": "rejected"}).json()["rows"]
     assert [row["line"] for row in rejected] == [3, 5]
     assert "must be a whole number" in rejected[1]["reason"]
 
@@ -174,23 +181,40 @@ def test_upload_again_is_idempotent_and_keeps_credentials(
         keys.close()
 
 
-def test_upload_refuses_another_manufacturers_device_ids(client: TestClient) -> None:
+def test_upload_refuses_another_manufacturers_device_ids(
+    client: TestClient, keys: dict[str, str]
+) -> None:
     assert _upload(client, fleet_csv(fleet_rows(2))).status_code == 200
-    r = _upload(
-        client, fleet_csv(fleet_rows(3)), manufacturer="OTHER", query="&mode=good_rows_only"
-    )
+    r = _upload(client, fleet_csv(fleet_rows(3)), key=keys["other"], query="mode=good_rows_only")
     rows = r.json()["rows"]
     assert [row["status"] for row in rows] == ["rejected", "rejected", "created"]
     assert "another manufacturer" in rows[0]["reason"]
     assert {d["manufacturer"] for d in _devices(client)} == {"ACME"}
     # one manufacturer's upload report is not another's to read
-    other = client.get(r.headers["location"], params={"manufacturer": "ACME"})
-    assert other.status_code == 404
+    assert client.get(r.headers["location"]).status_code == 404
+    assert client.get(r.headers["location"], headers=bearer(keys["admin"])).status_code == 200
+
+
+def test_upload_is_for_manufacturers_under_their_own_code(
+    client: TestClient, keys: dict[str, str]
+) -> None:
+    body = fleet_csv(fleet_rows(1))
+    assert _upload(client, body, query="manufacturer=OTHER").status_code == 403
+    for role in ("operator", "monitor"):
+        assert _upload(client, body, key=keys[role]).status_code == 403
+    assert (
+        client.post(UPLOAD, content=body, headers={**CSV, "Authorization": ""}).status_code == 401
+    )
+    # the admin names the manufacturer it provisions for
+    assert _upload(client, body, key=keys["admin"]).status_code == 422
+    r = _upload(client, body, key=keys["admin"], query="manufacturer=OTHER")
+    assert r.status_code == 200
+    assert r.json()["upload"]["manufacturer"] == "OTHER"
 
 
 def test_upload_with_accept_csv_answers_the_file_itself(client: TestClient) -> None:
     r = client.post(
-        f"{UPLOAD}?manufacturer=ACME",
+        UPLOAD,
         content=fleet_csv(fleet_rows(3)),
         headers={**CSV, "accept": "text/csv"},
     )
@@ -215,7 +239,7 @@ def test_upload_with_accept_csv_answers_the_file_itself(client: TestClient) -> N
 def test_upload_refuses_an_unreadable_file(
     client: TestClient, body: bytes, headers: dict[str, str], status: int, error: str
 ) -> None:
-    r = client.post(f"{UPLOAD}?manufacturer=ACME", content=body, headers=headers)
+    r = client.post(UPLOAD, content=body, headers=headers)
     assert r.status_code == status, r.text
     assert r.json()["error"] == error
 
@@ -226,15 +250,16 @@ def test_upload_has_its_own_body_cap(tmp_path: Any) -> None:
         api_allowed_hosts=["testserver"],
         provisioning_max_body_bytes=2 << 20,
     )
+    key = make_keys(settings)["acme"]
     app = create_app(settings, telemetry_store=MemoryTelemetryStore())
     big = json.dumps(fleet_rows(12_000)).encode()  # ~2.5 MB
     fits = json.dumps(fleet_rows(6_000)).encode()  # over the 1 MiB of other routes
     assert 1 << 20 < len(fits) < 2 << 20 < len(big)
     json_type = {"content-type": "application/json"}
-    with TestClient(app) as client:
-        r = client.post(f"{UPLOAD}?manufacturer=ACME", content=big, headers=json_type)
+    with TestClient(app, headers=bearer(key)) as client:
+        r = client.post(UPLOAD, content=big, headers=json_type)
         assert r.status_code == 413 and r.json()["error"] == "payload_too_large"
-        r = client.post(f"{UPLOAD}?manufacturer=ACME", content=fits, headers=json_type)
+        r = client.post(UPLOAD, content=fits, headers=json_type)
         assert r.status_code == 200 and r.json()["upload"]["created"] == 6_000
         assert client.post("/api/v1/devices", content=fits, headers=json_type).status_code == 413
 
@@ -255,9 +280,7 @@ def test_upload_never_logs_a_secret(client: TestClient, caplog: pytest.LogCaptur
 def test_upload_of_10000_devices(client: TestClient) -> None:
     body = json.dumps(fleet_rows(10_000)).encode()
     started = time.perf_counter()
-    r = client.post(
-        f"{UPLOAD}?manufacturer=ACME", content=body, headers={"content-type": "application/json"}
-    )
+    r = client.post(UPLOAD, content=body, headers={"content-type": "application/json"})
     elapsed_s = time.perf_counter() - started
     assert r.status_code == 200, r.text[:500]
     report = r.json()

@@ -4,13 +4,16 @@ from fastapi import APIRouter
 
 from composition.api.models import ErrorBody
 from composition.api.routes import (
+    accounts,
     alerts,
     dead_letters,
     devices,
     health,
+    keys,
     page,
     provisioning,
     risk,
+    session,
     telemetry,
 )
 
@@ -26,6 +29,9 @@ api_router.include_router(telemetry.router)
 api_router.include_router(alerts.router)
 api_router.include_router(dead_letters.router)
 api_router.include_router(risk.router)
+api_router.include_router(session.router)
+api_router.include_router(keys.router)
+api_router.include_router(accounts.router)
 api_router.include_router(provisioning.router)
 
 # outside the versioned prefix: probes and the web page

@@ -1,5 +1,9 @@
 """Provisioning: a manufacturer uploads a fleet file; a technician claims a device into a site.
 
+Access: a manufacturer uploads under its own code (the admin names one with
+``?manufacturer=``) and reads its own uploads' reports; an operator's technician (or the
+admin) claims into one of its operator's sites. Failed claims are limited per person or key.
+
 ``POST /provisioning/devices`` takes ``text/csv`` or a JSON array, up to
 ``Settings.provisioning_max_body_bytes`` (this path only). The answer carries the
 credentials file once: as JSON (``credentials_csv``) or, with ``Accept: text/csv``, as the
@@ -17,11 +21,13 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from starlette.concurrency import run_in_threadpool
 
+from composition.api.auth import PrincipalDep
 from composition.api.body import parse_strict_json
-from composition.api.handlers import error_response
+from composition.api.handlers import ApiError, error_response
 from composition.api.models import DevicePublic, ErrorBody
 from composition.api.params import MAX_ID, Offset
-from sealscope.errors import FleetFileRejected, NotFound
+from sealscope.accounts import Principal
+from sealscope.errors import FleetFileRejected, Forbidden, NotFound
 from sealscope.labels import check_label
 from sealscope.provisioning import (
     MAX_ROWS,
@@ -44,29 +50,49 @@ UPLOAD_PATH = "/api/v1/provisioning/devices"
 router = APIRouter(tags=["provisioning"])
 
 
-# ---- WHO CALLS: the one place this module reads the principal. ------------------------
-# Until sealscope.accounts is on main: the uploader names its manufacturer code in the
-# query, and a claimer is known by its client address (the rate-limit key) as org
-# "anonymous". With accounts: the manufacturer org's own code (no parameter), and the
-# operator org id, claiming into its own sites only.
+# ---- WHO CALLS: the one place this module turns the principal into what it may do. ----
 def uploader_manufacturer(
+    principal: PrincipalDep,
     manufacturer: Annotated[
-        str,
-        Query(min_length=1, max_length=128, description="your manufacturer code (until keys)"),
-    ],
+        str | None,
+        Query(
+            min_length=1,
+            max_length=128,
+            description="admin only: the manufacturer code to provision for (a manufacturer"
+            " provisions under its own code)",
+        ),
+    ] = None,
 ) -> str:
+    """The manufacturer code an upload (or its report) is for: a manufacturer's own only."""
+    principal.require("devices:register")
+    scope = principal.scope
+    if scope.kind == "manufacturer":
+        own = scope.manufacturer_code
+        if own is None or manufacturer not in (None, own):
+            raise Forbidden(f"a manufacturer provisions only its own devices ({own!r})")
+        return own
+    if manufacturer is None:
+        raise ApiError(422, "validation_error", "Name the manufacturer: ?manufacturer=CODE.")
     return manufacturer
 
 
 @dataclass(frozen=True, slots=True)
 class Claimer:
     org: str  # recorded as who claimed
-    rate_key: str  # whose failures count together
+    rate_key: str  # whose failures count together: one person or key
 
 
-def claimer(request: Request) -> Claimer:
-    host = request.client.host if request.client else "unknown"
-    return Claimer(org="anonymous", rate_key=f"addr:{host}")
+def claimer(principal: PrincipalDep) -> Claimer:
+    principal.require("devices:claim")
+    who = principal.user_id if principal.user_id is not None else principal.key_id
+    return Claimer(org=f"org:{principal.org_id}", rate_key=f"{principal.org_id}/{who}")
+
+
+def check_claim_site(principal: Principal, site: str) -> None:
+    """A technician claims into its operator's own sites; the admin into any."""
+    scope = principal.scope
+    if not scope.is_admin and site not in scope.sites:
+        raise Forbidden(f"{site!r} is not one of your sites")
 
 
 ManufacturerDep = Annotated[str, Depends(uploader_manufacturer)]
@@ -187,6 +213,7 @@ _NO_STORE = {"Cache-Control": "no-store"}
             "description": "the report, and the credentials file (shown once)",
             "content": {"text/csv": {"schema": {"type": "string"}}},
         },
+        403: {"model": ErrorBody, "description": "not a manufacturer (or admin), or not yours"},
         413: {"model": ErrorBody, "description": "the file is over the upload size limit"},
         415: {"model": ErrorBody, "description": "the body is neither text/csv nor JSON"},
         422: {
@@ -283,14 +310,15 @@ async def upload_fleet(
 def get_upload(
     upload_id: Annotated[int, Path(ge=1, le=MAX_ID, description="the upload's id")],
     provisioner: ProvisionerDep,
-    manufacturer: ManufacturerDep,
+    principal: PrincipalDep,
     status: RowStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=MAX_ROWS)] = 1000,
     offset: Offset = 0,
 ) -> UploadDetail:
+    principal.require("devices:register")
     store = provisioner.store
     upload = store.get_upload(upload_id)
-    if upload.manufacturer != manufacturer:
+    if not principal.scope.is_admin and upload.manufacturer != principal.scope.manufacturer_code:
         raise NotFound("upload", str(upload_id))  # another manufacturer's: as if missing
     rows = store.upload_rows(upload_id, status=status, limit=limit, offset=offset)
     return UploadDetail(
@@ -305,6 +333,7 @@ def get_upload(
     "/devices/claim",
     response_model=DevicePublic,
     responses={
+        403: {"model": ErrorBody, "description": "not a technician, or not one of your sites"},
         404: {"model": ErrorBody, "description": "no such device, or the code does not match"},
         429: {"model": ErrorBody, "description": "too many failed claims; see Retry-After"},
     },
@@ -313,8 +342,10 @@ def claim_device(
     body: ClaimRequest,
     provisioner: ProvisionerDep,
     limiter: ClaimLimiterDep,
+    principal: PrincipalDep,
     caller: ClaimerDep,
 ) -> Any:
+    check_claim_site(principal, body.site)
     wait_s = limiter.retry_after_s(caller.rate_key)
     if wait_s is not None:
         response = error_response(
@@ -333,4 +364,4 @@ def claim_device(
     except NotFound:
         limiter.failed(caller.rate_key)
         raise
-    return DevicePublic.of(device)
+    return DevicePublic.of(principal.scope.present(device))

@@ -10,12 +10,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
+from composition.api.auth import PrincipalDep
+from composition.api.deps import RiskStoreDep
 from composition.api.handlers import ApiError
 from composition.api.models import ErrorBody
-from sealscope.risk import RiskStore
 
 __all__ = ["RiskRowPublic", "RiskTablePublic", "router"]
 
@@ -23,14 +24,6 @@ router = APIRouter(prefix="/risk", tags=["risk"])
 
 Dimension = Literal["batch", "model", "manufacturer", "region"]
 Strength = Literal["none", "weak", "moderate", "strong"]
-
-
-def get_risk_store(request: Request) -> RiskStore:
-    store: RiskStore = request.app.state.risk_store
-    return store
-
-
-RiskStoreDep = Annotated[RiskStore, Depends(get_risk_store)]
 
 
 class RiskRowPublic(BaseModel):
@@ -72,11 +65,13 @@ class RiskTablePublic(BaseModel):
 )
 def risk_table(
     risk: RiskStoreDep,
+    principal: PrincipalDep,
     dimension: Dimension | None = None,
     min_strength: Strength = "none",
     flagged: bool | None = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
 ) -> RiskTablePublic:
+    principal.require("risk:read")
     table = risk.load()
     if table is None:
         raise ApiError(
@@ -85,7 +80,11 @@ def risk_table(
             "No fleet risk evaluated yet: the detection process (sealscope ingest or up) "
             "saves it once it has run.",
         )
-    rows = table.select(dimension=dimension, min_strength=min_strength)
+    rows = [
+        r
+        for r in table.select(dimension=dimension, min_strength=min_strength)
+        if principal.scope.allows_risk_row(r)
+    ]
     if flagged is not None:
         rows = [r for r in rows if r.flagged == flagged]
     return RiskTablePublic(

@@ -13,8 +13,11 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 from fastapi.exceptions import RequestValidationError
 
+from composition.api.auth import PrincipalDep
 from composition.api.deps import RegistryDep, TelemetryDep
 from composition.api.models import ErrorBody, TelemetryPoint, TelemetryPublic
+from composition.api.scoping import visible_device
+from sealscope.errors import Forbidden
 from sealscope.storage import TelemetryQuery
 from sealscope.wire import SAMPLE_FIELDS
 
@@ -96,6 +99,7 @@ def _iso_ms(t_ms: int) -> str:
     "/{device_id}/telemetry",
     response_model=TelemetryPublic,
     responses={
+        403: {"model": ErrorBody, "description": "raw samples outside the caller's grant"},
         404: {"model": ErrorBody, "description": "unknown device"},
         503: {"model": ErrorBody, "description": "the store is down; see Retry-After"},
     },
@@ -104,6 +108,7 @@ async def device_telemetry(
     device_id: str,
     registry: RegistryDep,
     store: TelemetryDep,
+    principal: PrincipalDep,
     field: Annotated[SampleField, Query(description="a sample field of wire contract v1")],
     start: Annotated[
         str | None,
@@ -129,9 +134,12 @@ async def device_telemetry(
     if stop_ns <= start_ns:
         raise _invalid("stop", stop or "now", "stop must be later than start")
     every_s = parse_every_s(every) if every else None
+    principal.require("telemetry:read")
+    if every_s is None and not principal.scope.sees_raw_telemetry:
+        raise Forbidden("this remit grants bucketed telemetry only: add every=... (e.g. 1h)")
 
     # the registry is synchronous and lock-guarded; keep the event loop free while it answers
-    device = await asyncio.to_thread(registry.get, device_id)
+    device = await asyncio.to_thread(visible_device, registry, principal.scope, device_id)
     rows = await store.query(
         TelemetryQuery(
             device_id=device_id,
