@@ -1,7 +1,7 @@
 """Provisioning: claim state per provisioned device, uploads and their per-row results.
 
 Revision ID: 0004_provisioning
-Revises: 0001_base
+Revises: 0005_alert_lifecycle
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = "0004_provisioning"
-down_revision = "0001_base"
+down_revision = "0005_alert_lifecycle"
 branch_labels = None
 depends_on = None
 
