@@ -15,7 +15,7 @@ from collections.abc import Callable
 from sealscope.accounts import AccountStore, Scope
 from sealscope.errors import NotFound
 from sealscope.registry import DeviceRegistry
-from sealscope.risk import RiskTable
+from sealscope.risk import DIMENSIONS, RiskTable
 
 __all__ = ["DeliveryScope"]
 
@@ -51,6 +51,10 @@ class DeliveryScope:
             return False
         if scope.is_admin:
             return True
+        # a fleet risk alert's subject is "dimension:group", never a device id
+        dimension, colon, group = device_id.partition(":")
+        if colon and dimension in DIMENSIONS:
+            return self.risk_in_scope(org_id, dimension, group)
         try:
             return scope.allows_device(self._registry.get(device_id))
         except NotFound:
