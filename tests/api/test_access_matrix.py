@@ -313,7 +313,7 @@ MATRIX: dict[tuple[str, str], tuple[Build, dict[str, int], dict[str, int] | None
         _all(200),
         NOT_OWN,
     ),
-    ("POST", "/api/v1/deliveries/{delivery_id}/redeliver"): (_delivery, _all(202), NOT_OWN),
+    ("POST", "/api/v1/deliveries/{delivery_id}/redeliver"): (_delivery, _all(200), NOT_OWN),
 }
 
 

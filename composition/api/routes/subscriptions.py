@@ -13,6 +13,7 @@ import secrets
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
+from pydantic import BaseModel, ConfigDict
 
 from composition.api.auth import PrincipalDep
 from composition.api.delivery_models import (
@@ -40,6 +41,12 @@ _ID = {"min_length": 1, "max_length": 64}
 SubscriptionId = Annotated[str, Path(description="the subscription's id", **_ID)]
 DeliveryId = Annotated[str, Path(description="the delivery's id (its webhook-id)", **_ID)]
 _missing: dict[int | str, dict[str, object]] = {404: {"model": ErrorBody}}
+
+
+class Redeliver(BaseModel):
+    """No fields: the body is optional, and anything in it is refused."""
+
+    model_config = ConfigDict(extra="forbid")
 
 
 def get_outbox(request: Request) -> Outbox:
@@ -153,11 +160,14 @@ def list_deliveries(
 @router.post(
     "/deliveries/{delivery_id}/redeliver",
     response_model=DeliveryPublic,
-    status_code=status.HTTP_202_ACCEPTED,
     responses=_missing,
 )
 def redeliver(
-    delivery_id: DeliveryId, principal: PrincipalDep, outbox: OutboxDep, request: Request
+    delivery_id: DeliveryId,
+    principal: PrincipalDep,
+    outbox: OutboxDep,
+    request: Request,
+    body: Redeliver | None = None,
 ) -> DeliveryPublic:
     """Send again, due now, with a fresh retry budget and the same delivery id."""
     principal.require("alerts:read")
