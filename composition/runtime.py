@@ -33,9 +33,17 @@ from sealscope.alerts import AlertStore, SqlAlertStore, renotify_due
 from sealscope.config import Settings
 from sealscope.db import open_migrated
 from sealscope.deadletters import DeadLetterStore, SqlDeadLetterStore
+from sealscope.delivery import (
+    Channel,
+    Dispatcher,
+    MqttChannel,
+    Outbox,
+    SqlOutbox,
+    WebhookChannel,
+)
 from sealscope.errors import ConfigError, NotFound, SealscopeError
 from sealscope.registry import DeviceRegistry, SqlDeviceRegistry
-from sealscope.risk import RiskTable
+from sealscope.risk import JsonFileRiskStore, RiskTable
 from sealscope.storage import TelemetryStore
 from sealscope.storage.factory import open_telemetry_store
 
@@ -67,23 +75,54 @@ class Core:
     alerts: AlertStore
     dead_letters: DeadLetterStore
     store: TelemetryStore
+    outbox: Outbox  # every alert change is enqueued here, in the change's transaction
 
 
 @contextlib.asynccontextmanager
 async def open_core(settings: Settings) -> AsyncIterator[Core]:
+    from composition.delivery_scope import DeliveryScope
+    from sealscope.accounts import SqliteAccountStore
+
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = open_migrated(settings.database_url)
     registry = SqlDeviceRegistry(engine)
     alerts = SqlAlertStore(engine, renotify_after_s=settings.renotify_after_s)
     dead_letters = SqlDeadLetterStore(engine)
+    accounts = SqliteAccountStore(settings.state_db)
+    # fleet risk groups' makers: the table the detection process last saved
+    scope = DeliveryScope(accounts, registry, JsonFileRiskStore(settings.risk_table_path).load)
+    outbox = SqlOutbox(engine, in_scope=scope.in_scope, risk_in_scope=scope.risk_in_scope)
+    alerts.on_change(outbox.enqueue)
     try:
         store = await open_telemetry_store(settings)
         try:
-            yield Core(settings, registry, alerts, dead_letters, store)
+            yield Core(settings, registry, alerts, dead_letters, store, outbox)
         finally:
             await store.close()
     finally:
+        accounts.close()
         engine.dispose()
+
+
+@contextlib.asynccontextmanager
+async def _dispatcher(settings: Settings, outbox: Outbox) -> AsyncIterator[Dispatcher]:
+    """Send the outbox's deliveries while the block runs: webhooks, and MQTT on the
+    service's broker (with its login, which may publish alerts). No email channel yet: there
+    are no SMTP settings, so email deliveries are retried and end ``dead``."""
+    password = settings.mqtt_password.get_secret_value() if settings.mqtt_password else None
+    channels: list[Channel] = [
+        WebhookChannel(timeout_s=10.0),
+        MqttChannel(
+            host=settings.mqtt_host,
+            port=settings.mqtt_port,
+            username=settings.mqtt_username if password is not None else None,
+            password=password,
+            timeout_s=5.0,
+        ),
+    ]
+    async with Dispatcher(outbox=outbox, channels=channels) as dispatcher:
+        log.info("delivery: dispatcher %s running", dispatcher.name)
+        yield dispatcher
 
 
 ADMIN_ORG = "platform admin"
@@ -173,6 +212,7 @@ def _api_server(
     port: int,
     risk_store: Any = None,
     components: Callable[[], dict[str, str]] | None = None,
+    wake_dispatcher: Callable[[], None] | None = None,
 ) -> _ApiServer:
     from composition.api import create_app
 
@@ -183,7 +223,9 @@ def _api_server(
         alerts=core.alerts,
         dead_letters=core.dead_letters,
         risk_store=risk_store,
+        outbox=core.outbox,
     )
+    app.state.wake_dispatcher = wake_dispatcher  # redelivery sends now, not at the next poll
     if components is not None:
         app.state.health_components = components  # /healthz reports what is down
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
@@ -251,6 +293,7 @@ async def run_ingest(settings: Settings, *, stop: asyncio.Event | None = None) -
             detection=_detection(core),
         ),
         _renotifier(settings, core.alerts),
+        _dispatcher(settings, core.outbox),
     ):
         log.info("ingest: consuming from %s:%d", settings.mqtt_host, settings.mqtt_port)
         await stop.wait()
@@ -584,7 +627,12 @@ async def run_up(
                     "ingest": "connected" if ingest.wait_connected(0) else "reconnecting",
                 }
 
-            async with ingest, _renotifier(settings, core.alerts), asyncio.TaskGroup() as tg:
+            async with (
+                ingest,
+                _renotifier(settings, core.alerts),
+                _dispatcher(settings, core.outbox) as dispatcher,
+                asyncio.TaskGroup() as tg,
+            ):
                 if not await asyncio.to_thread(ingest.wait_connected, 10.0):
                     raise SealscopeError(
                         f"ingest could not connect to the embedded broker on port {broker.port}"
@@ -599,6 +647,7 @@ async def run_up(
                     api_port,
                     risk_store=_LiveRisk(monitor) if monitor is not None else None,
                     components=components,
+                    wake_dispatcher=dispatcher.wake,
                 )
                 await _serve_until_started(server, tg)
                 info = {

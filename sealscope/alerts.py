@@ -107,7 +107,7 @@ class AlertChange:
 
 
 # conn is the transaction of the change (None from the in-memory store, which has none)
-ChangeListener = Callable[[Connection | None, AlertChange], None]
+ChangeListener = Callable[[Connection | None, AlertChange], object]  # return value ignored
 
 
 class AlertStore(Protocol):

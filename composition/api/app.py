@@ -20,12 +20,14 @@ from composition.api.handlers import install_handlers
 from composition.api.hosts import TrustedHosts
 from composition.api.routes import api_router, root_router
 from composition.api.routes.provisioning import UPLOAD_PATH
+from composition.delivery_scope import DeliveryScope
 from composition.provisioning import open_provisioner
 from sealscope.accounts import AccountStore, Authenticator, SqliteAccountStore
 from sealscope.alerts import AlertStore, SqlAlertStore
 from sealscope.config import Settings
 from sealscope.db import open_migrated
 from sealscope.deadletters import DeadLetterStore, SqlDeadLetterStore
+from sealscope.delivery import Outbox, SqlOutbox
 from sealscope.provisioning import ClaimLimiter, MqttIdentities
 from sealscope.registry import DeviceRegistry, SqlDeviceRegistry
 from sealscope.risk import JsonFileRiskStore, RiskStore
@@ -46,6 +48,7 @@ def create_app(
     risk_store: RiskStore | None = None,
     accounts: AccountStore | None = None,
     authenticator: Authenticator | None = None,
+    outbox: Outbox | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     mqtt_identities: MqttIdentities | None = None,
 ) -> FastAPI:
@@ -53,14 +56,17 @@ def create_app(
     the ones the lifespan opens from ``settings`` it also closes. A request body over
     ``max_body_bytes`` answers 413 before any route reads it (the fleet upload has its own
     cap, ``settings.provisioning_max_body_bytes``). ``mqtt_identities`` issues devices'
-    broker logins at provisioning; without it the credentials file has no MQTT columns."""
+    broker logins at provisioning; without it the credentials file has no MQTT columns.
+    Without an ``outbox`` the lifespan opens one on the state database, and feeds it the
+    alert changes only when it opened the alert store too (a passed-in store's owner wires
+    its own)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
             reg, alr, dls = registry, alerts, dead_letters
             engine = None
-            if reg is None or alr is None or dls is None:
+            if reg is None or alr is None or dls is None or outbox is None:
                 engine = open_migrated(settings.database_url)
                 stack.callback(engine.dispose)
                 if reg is None:
@@ -83,6 +89,14 @@ def create_app(
                     acc = SqliteAccountStore(settings.state_db)
                     stack.callback(acc.close)
                 auth = Authenticator(acc)
+            box = outbox
+            if box is None:
+                assert engine is not None  # opened above whenever no outbox was passed in
+                scope = DeliveryScope(auth.store, reg, app.state.risk_store.load)
+                box = SqlOutbox(engine, in_scope=scope.in_scope, risk_in_scope=scope.risk_in_scope)
+                if alerts is None:
+                    alr.on_change(box.enqueue)
+            app.state.outbox = box
             app.state.authenticator = auth
             app.state.registry = reg
             app.state.alerts = alr

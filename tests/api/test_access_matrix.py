@@ -22,9 +22,13 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
     from fastapi.testclient import TestClient
 
+from composition.delivery_scope import DeliveryScope
 from sealscope.accounts import Authenticator, Remit, Site
 from sealscope.accounts.passwords import hash_password
 from sealscope.alerts import SqliteAlertStore
+from sealscope.config import Settings
+from sealscope.db import open_migrated
+from sealscope.delivery import SqlOutbox, Subscription
 from sealscope.registry import Device, SqliteDeviceRegistry
 from sealscope.risk import MemoryRiskStore, RiskRow, RiskTable
 
@@ -78,6 +82,9 @@ class World:
     spare_keys: dict[str, str] = field(default_factory=dict)  # role -> a key id to revoke
     in_alert: int = 0
     out_alert: int = 0
+    subscriptions: dict[str, str] = field(default_factory=dict)  # role -> its subscription
+    spare_subscriptions: dict[str, str] = field(default_factory=dict)  # role -> one to delete
+    deliveries: dict[str, str] = field(default_factory=dict)  # role -> a delivery id
 
 
 @pytest.fixture
@@ -86,7 +93,8 @@ def world(
     registry: SqliteDeviceRegistry,
     alerts: SqliteAlertStore,
     app: Any,
-) -> World:
+    settings: Settings,
+) -> Iterator[World]:
     store = authenticator.store
     w = World()
     codes = {"manufacturer": "ACME"}
@@ -101,6 +109,16 @@ def world(
     store.set_remit(w.orgs["monitoring_point"], Remit(frozenset({"R1"}), frozenset({"valve"})))
     registry.add(IN_DEVICE)
     registry.add(OUT_DEVICE)
+    # each organisation subscribed (MQTT: no receiver needed); the alert below is in every
+    # organisation's scope, so each subscription gets a delivery to redeliver
+    engine = open_migrated(settings.database_url)
+    scope = DeliveryScope(store, registry)
+    outbox = SqlOutbox(engine, in_scope=scope.in_scope, risk_in_scope=scope.risk_in_scope)
+    alerts.on_change(outbox.enqueue)
+    for role in ROLES[1:]:
+        for ids, n in ((w.subscriptions, 1), (w.spare_subscriptions, 2)):
+            sub = Subscription(f"sub_{role}_{n}", str(w.orgs[role]), "mqtt", f"org-{role}")
+            ids[role] = outbox.add_subscription(sub).id
     common = {"category": "maintenance_required", "severity": 3, "summary": "s", "t": 1.0}
     w.in_alert = alerts.raise_alert(
         device_id=IN_DEVICE.device_id, cause="seat_leak", evidence={}, **common
@@ -108,9 +126,12 @@ def world(
     w.out_alert = alerts.raise_alert(
         device_id=OUT_DEVICE.device_id, cause="seat_leak", evidence={}, **common
     ).id
+    for role, sub_id in w.subscriptions.items():
+        w.deliveries[role] = outbox.deliveries(subscription_id=sub_id)[0].id
     app.state.risk_store = MemoryRiskStore()
     app.state.risk_store.save(RiskTable(1.0, 20, 4, 200.0, len(RISK_ROWS), RISK_ROWS))
-    return w
+    yield w
+    engine.dispose()
 
 
 PW_HASH = hash_password(PASSWORD)
@@ -154,6 +175,25 @@ def _org_key(w: World, role: str, inside: bool) -> tuple[str, Any]:
     return f"/api/v1/orgs/{w.orgs['operator']}/keys/{w.spare_keys['operator']}", None
 
 
+def _other(role: str) -> str:
+    return "manufacturer" if role != "manufacturer" else "operator"
+
+
+def _subscription(suffix: str = "", spare: bool = False) -> Build:
+    # outside: another organisation's subscription, which answers as missing (admin too)
+    def build(w: World, role: str, inside: bool) -> tuple[str, Any]:
+        ids = w.spare_subscriptions if spare else w.subscriptions
+        sub = ids.get(role if inside else _other(role), "sub_none")
+        return f"/api/v1/subscriptions/{sub}{suffix}", None
+
+    return build
+
+
+def _delivery(w: World, role: str, inside: bool) -> tuple[str, Any]:
+    delivery = w.deliveries.get(role if inside else _other(role), "msg_none")
+    return f"/api/v1/deliveries/{delivery}/redeliver", None
+
+
 def _sign_in(w: World, role: str, inside: bool) -> tuple[str, Any]:
     username = w.users.get(role, "nobody")
     return "/api/v1/session", {"username": username, "password": PASSWORD}
@@ -170,6 +210,7 @@ def _only(ok: int, *roles: str) -> dict[str, int]:
 NEW_DEVICE = {"device_id": "ACME-V-000009", "kind": "valve", "manufacturer": "ACME", "model": "X"}
 NEW_ROW = {"device_id": "ACME-V-000010", "kind": "valve", "model": "X"}
 NOT_FOUND_OUTSIDE = {A: 401, OP: 404, M: 404, P: 404, D: 200}
+NOT_OWN = {A: 401, OP: 404, M: 404, P: 404, D: 404}  # another organisation's, admin's too
 
 MATRIX: dict[tuple[str, str], tuple[Build, dict[str, int], dict[str, int] | None]] = {
     ("GET", "/healthz"): (_fixed("/healthz"), _all(200, anon=200), None),
@@ -280,6 +321,24 @@ MATRIX: dict[tuple[str, str], tuple[Build, dict[str, int], dict[str, int] | None
         {A: 401, OP: 404, M: 403, P: 403, D: 404},
         None,
     ),
+    ("POST", "/api/v1/subscriptions"): (
+        _fixed("/api/v1/subscriptions", {"channel": "mqtt"}),
+        _all(201),
+        None,
+    ),
+    ("GET", "/api/v1/subscriptions"): (_fixed("/api/v1/subscriptions"), _all(200), None),
+    ("GET", "/api/v1/subscriptions/{subscription_id}"): (_subscription(), _all(200), NOT_OWN),
+    ("DELETE", "/api/v1/subscriptions/{subscription_id}"): (
+        _subscription(spare=True),
+        _all(204),
+        NOT_OWN,
+    ),
+    ("GET", "/api/v1/subscriptions/{subscription_id}/deliveries"): (
+        _subscription("/deliveries"),
+        _all(200),
+        NOT_OWN,
+    ),
+    ("POST", "/api/v1/deliveries/{delivery_id}/redeliver"): (_delivery, _all(200), NOT_OWN),
 }
 
 

@@ -26,6 +26,7 @@ from sealscope.config import Settings
 
 FUZZ_EXAMPLES = int(os.environ.get("SEALSCOPE_FUZZ_EXAMPLES", "25"))
 _ids = itertools.count(1)
+_deliveries: list[str] = []  # one the http fixture made
 
 
 def _post_routes() -> list[str]:
@@ -53,6 +54,11 @@ _EMPTY_BODIES = (b"{}", b"null")
 def http(live_api: Any) -> Iterator[httpx.Client]:
     admin = {"Authorization": f"Bearer {live_api.keys['admin']}"}
     with httpx.Client(base_url=live_api.url, timeout=30, headers=admin) as client:
+        # a delivery to redeliver: subscribe, then change an alert no other route acts on
+        sub = client.post("/api/v1/subscriptions", json={"channel": "mqtt"}).json()["id"]
+        client.post(f"/api/v1/alerts/{live_api.alert_ids[5]}/resolve")
+        log = client.get(f"/api/v1/subscriptions/{sub}/deliveries").json()["data"]
+        _deliveries.append(log[0]["id"])
         yield client
 
 
@@ -60,7 +66,12 @@ def _url(route: str, live_api: Any) -> str:
     # resolve acts on its own alert, so acknowledge's and assign's stay unresolved
     acts_on = {"/acknowledge": 0, "/assign": 2}
     alert_id = live_api.alert_ids[next((i for k, i in acts_on.items() if route.endswith(k)), 1)]
-    return route.replace("{alert_id}", str(alert_id)).replace("{org_id}", str(live_api.operator_id))
+    delivery = _deliveries[0] if _deliveries else "msg_none"
+    return (
+        route.replace("{alert_id}", str(alert_id))
+        .replace("{org_id}", str(live_api.operator_id))
+        .replace("{delivery_id}", delivery)
+    )
 
 
 def _good_body(route: str, live_api: Any) -> Any:
@@ -71,6 +82,7 @@ def _good_body(route: str, live_api: Any) -> Any:
         "/api/v1/orgs": {"name": f"fuzz org {n}", "kind": "operator"},
         "/api/v1/orgs/{org_id}/users": {"username": f"fuzz{n}", "password": "p" * 12},
         "/api/v1/orgs/{org_id}/keys": {"name": f"fuzz {n}"},
+        "/api/v1/subscriptions": {"channel": "mqtt"},
     }.get(route)
 
 

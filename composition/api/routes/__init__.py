@@ -14,6 +14,7 @@ from composition.api.routes import (
     provisioning,
     risk,
     session,
+    subscriptions,
     telemetry,
 )
 
@@ -33,6 +34,7 @@ api_router.include_router(session.router)
 api_router.include_router(keys.router)
 api_router.include_router(accounts.router)
 api_router.include_router(provisioning.router)
+api_router.include_router(subscriptions.router)
 
 # outside the versioned prefix: probes and the web page
 root_router = APIRouter()
