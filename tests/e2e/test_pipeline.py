@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from composition.runtime import run_api, run_ingest
+from composition.runtime import create_admin_key, run_api, run_ingest
 from composition.servers import MosquittoServer, free_port
 from firmware_sim import Fleet, FleetSpec, run_simulation
 from sealscope.config import Settings
@@ -62,6 +62,7 @@ async def test_pipeline_returns_exactly_the_published_samples(
         **extra,
     )
     settings.data_dir.mkdir(parents=True)
+    admin_key = create_admin_key(settings)  # the API answers nobody without a key
     stop = asyncio.Event()
     registry = SqliteDeviceRegistry(settings.state_db)
     fleet = Fleet(SPEC)
@@ -70,7 +71,8 @@ async def test_pipeline_returns_exactly_the_published_samples(
         tg.create_task(run_api(settings, stop=stop))
         try:
             api = f"http://127.0.0.1:{settings.api_port}"
-            async with httpx.AsyncClient(base_url=api, timeout=10) as client:
+            auth = {"Authorization": f"Bearer {admin_key}"}
+            async with httpx.AsyncClient(base_url=api, timeout=10, headers=auth) as client:
                 await _wait_http(client)
                 first = await run_simulation(
                     host=broker.host, port=broker.port, fleet=fleet, uplinks=ROUNDS // 2,
