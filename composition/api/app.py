@@ -19,7 +19,7 @@ from composition.api.docs import install_docs
 from composition.api.handlers import install_handlers
 from composition.api.hosts import TrustedHosts
 from composition.api.routes import api_router, root_router
-from sealscope.accounts import AccountStore, Authenticator, SqliteAccountStore
+from sealscope.accounts import AccountStore, Authenticator, SqlAccountStore
 from sealscope.alerts import AlertStore, SqlAlertStore
 from sealscope.config import Settings
 from sealscope.db import open_migrated
@@ -52,8 +52,10 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
-            reg, alr, dls = registry, alerts, dead_letters
-            if reg is None or alr is None or dls is None:
+            reg, alr, dls, acc = registry, alerts, dead_letters, accounts
+            if authenticator is not None:
+                acc = authenticator.store
+            if reg is None or alr is None or dls is None or acc is None:
                 engine = open_migrated(settings.database_url)
                 stack.callback(engine.dispose)
                 if reg is None:
@@ -62,6 +64,8 @@ def create_app(
                     alr = SqlAlertStore(engine)
                 if dls is None:
                     dls = SqlDeadLetterStore(engine)
+                if acc is None:
+                    acc = SqlAccountStore(engine)
             store = telemetry_store
             if store is None:
                 # imported here so an app with an injected store never loads store drivers
@@ -69,13 +73,7 @@ def create_app(
 
                 store = await open_telemetry_store(settings)
                 stack.push_async_callback(store.close)
-            auth = authenticator
-            if auth is None:
-                acc = accounts
-                if acc is None:
-                    acc = SqliteAccountStore(settings.state_db)
-                    stack.callback(acc.close)
-                auth = Authenticator(acc)
+            auth = authenticator if authenticator is not None else Authenticator(acc)
             app.state.authenticator = auth
             app.state.registry = reg
             app.state.alerts = alr
