@@ -14,7 +14,7 @@ one number; NaN covariates count as 0 consistently.
 from __future__ import annotations
 
 import math
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import numpy as np
 
@@ -84,7 +84,8 @@ class ActuationWearDetector(ResidualDetector):
         dp = p_in - batch.signal("p_out_kpa")
         cov = np.stack([p_in / 1000.0, dp / 1000.0], axis=1)
         ok = np.isfinite(y).any(axis=1) & (np.nan_to_num(y, nan=1.0) > 0).all(axis=1)
-        return ok, cov, y
+        # numpy types any/all(axis=...) as "scalar or array"; over an axis of 2-D it is an array
+        return cast(np.ndarray, ok), cov, y
 
     def evidence(self, v: Verdicts, i: int) -> dict[str, Any]:
         return tidy_evidence(super().evidence(v, i))

@@ -29,6 +29,7 @@ import numpy.typing as npt
 
 from analytics.params import Param
 from sealscope import iso5208
+from sealscope.alerts import Category
 from sealscope.registry import Device
 from sealscope.wire import SAMPLE_FIELDS, Sample
 
@@ -68,7 +69,7 @@ class CategoryCode(enum.IntEnum):
 
 
 # Index by CategoryCode; names are sealscope.alerts.Category values.
-CATEGORY_NAMES: Final[tuple[str | None, ...]] = (
+CATEGORY_NAMES: Final[tuple[Category | None, ...]] = (
     None,
     "maintenance_required",
     "out_of_specification",

@@ -44,7 +44,7 @@ import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -185,7 +185,7 @@ def benjamini_hochberg(p: npt.ArrayLike) -> F64:
 def _strength(q: float) -> Strength:
     for name in ("strong", "moderate", "weak"):
         if q <= _STRENGTH_Q[name]:
-            return name  # type: ignore[return-value]
+            return name
     return "none"
 
 
@@ -369,7 +369,8 @@ class FleetRisk:
         events = had_event.astype(np.int64)
         stratum = self._stratum[:n]
         n_strata = max(len(self._strata), 1)
-        e_s = np.bincount(stratum, exposure, minlength=n_strata)
+        # with weights bincount sums floats, though numpy types its result as integers
+        e_s = cast(F64, np.bincount(stratum, exposure, minlength=n_strata))
         n_s = np.bincount(stratum, events, minlength=n_strata).astype(np.int64)
         newest = float(last[seen].max()) if seen.any() else 0.0
 
@@ -442,7 +443,9 @@ class FleetRisk:
         p_value = conditional_rate_test(observed, n_s.tolist(), share.tolist())
         lo, hi = poisson_interval(observed)
         if expected > 0:
-            rr, rr_lo, rr_hi = observed / expected, lo / expected, hi / expected
+            rr: float | None = observed / expected
+            rr_lo: float | None = lo / expected
+            rr_hi: float | None = hi / expected
         else:
             rr = rr_lo = rr_hi = None
             if observed > 0:
@@ -518,15 +521,15 @@ class FleetRisk:
                 RiskChange(row.key, "updated" if was else "raised", strength, when, row, evidence)
             )
         for key in sorted(self._active):
-            row = by_key.get(key)
-            if row is not None and self._passes(asdict(row), row.q_value, self.clear_q):
+            held = by_key.get(key)
+            if held is not None and self._passes(asdict(held), held.q_value, self.clear_q):
                 continue
             try:
                 alerts.clear(device_id=key, cause=CAUSE, t=when)
             except SealscopeError:
                 continue
             del self._active[key]
-            changes.append(RiskChange(key, "cleared", "none", when, row))
+            changes.append(RiskChange(key, "cleared", "none", when, held))
         return changes
 
     @property
@@ -568,13 +571,14 @@ class FleetRisk:
             fields = {a: str(attrs[a][i]) for a in ("kind", *self.dimensions)}
             fields.setdefault("manufacturer", "")
             fields.setdefault("model", "")
+            # str attributes that were Device fields when saved: the literals kind and class
             self._slot_for(Device(device_id=device_id, **fields))  # type: ignore[arg-type]
         n = len(ids)
         self._first_t[:n] = state["first_t"]
         self._last_t[:n] = state["last_t"]
         self._event_t[:n] = state["event_t"]
         self._active = {
-            str(k): str(s)  # type: ignore[misc]
+            str(k): str(s)  # type: ignore[misc]  # saved from this dict: each is a Strength
             for k, s in zip(state["active_keys"], state["active_strength"], strict=True)
         }
 
@@ -584,6 +588,7 @@ class FleetRisk:
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         try:
             with open(tmp, "wb") as f:
+                # numpy's stub matches **arrays against its allow_pickle: bool keyword
                 np.savez(f, **self.state_dict())  # type: ignore[arg-type]
                 f.flush()
                 os.fsync(f.fileno())

@@ -188,6 +188,7 @@ def run_detect(
         if seat:
             device = Device(
                 device_id="offline", kind=kind, manufacturer="", model="", dn=dn, pn=pn,
+                # CLI text, unchecked: DeviceTable treats a class it does not know as none given
                 leakage_class=leakage_class.upper(),  # type: ignore[arg-type]
             )  # fmt: skip
             _score_seat_leak(t, sig, in_train, warm, device, scores, summary)

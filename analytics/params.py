@@ -63,7 +63,7 @@ class Param:
             return tuple(value)
         if isinstance(self.default, float):
             return float(value)
-        return value  # type: ignore[no-any-return]
+        return value
 
     @property
     def range_text(self) -> str:

@@ -309,13 +309,13 @@ class _TimeReader:
                 with contextlib.suppress(ValueError, OverflowError):
                     out[i] = _parse_iso(c)
         else:
-            out = _numbers_fast(cells)
-            if out is None:
-                out = np.full(len(cells), np.nan)
+            parsed = _numbers_fast(cells)
+            if parsed is None:
+                parsed = np.full(len(cells), np.nan)
                 for i, c in enumerate(cells):
                     with contextlib.suppress(ValueError):
-                        out[i] = float(c)
-            out = np.where(np.isfinite(out), out / self.div, np.nan)
+                        parsed[i] = float(c)
+            out = np.where(np.isfinite(parsed), parsed / self.div, np.nan)
         self.chunks.append(out)
 
     def _decide(self, cells: list[str]) -> None:

@@ -26,7 +26,7 @@ from array import array
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, cast
 
 import numpy as np
 
@@ -317,7 +317,7 @@ class DetectionService:
             t = det.last_event_s(i)
         try:
             if cat:
-                category: Category = CATEGORY_NAMES[cat]  # type: ignore[assignment]
+                category = cast(Category, CATEGORY_NAMES[cat])  # only code 0 has no name
                 summary = det.summary(v, i)
                 evidence = tidy_evidence(det.evidence(v, i))
                 alert: Alert | None = self._alerts.raise_alert(
@@ -394,6 +394,7 @@ class DetectionService:
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         try:
             with open(tmp, "wb") as f:
+                # numpy's stub matches **arrays against its allow_pickle: bool keyword
                 np.savez(f, **arrays)  # type: ignore[arg-type]
                 f.flush()
                 os.fsync(f.fileno())

@@ -159,9 +159,9 @@ def _run_accounts(settings: Settings, args: argparse.Namespace) -> int:
                 print(f"{org.id}\t{org.kind}\t{org.name}")
                 for user in store.list_users(org.id):
                     print(f"\tuser {user.username}")
-                for key in store.list_keys(org.id):
-                    state = "revoked" if key.revoked_at else "active"
-                    print(f"\tkey {key.key_id} {key.name!r} {state}")
+                for api_key in store.list_keys(org.id):
+                    state = "revoked" if api_key.revoked_at else "active"
+                    print(f"\tkey {api_key.key_id} {api_key.name!r} {state}")
     finally:
         store.close()
     return 0

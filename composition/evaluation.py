@@ -39,7 +39,8 @@ import numpy as np
 from analytics.base import Detector
 from analytics.fleet_risk import FleetRisk
 from analytics.service import DetectionService, default_detectors
-from sealscope.alerts import Alert
+from sealscope.alerts import Alert, Category
+from sealscope.memory_alerts import MemoryAlertStore
 
 __all__ = ["AlertRecord", "EvalReport", "SeedResult", "TruthRecord", "run_eval", "score_alerts"]
 
@@ -131,10 +132,10 @@ class EvalReport:
         )
         lines.append(head)
         for r in self.seeds:
-            caught = f"{r.caught_before_limit}/{r.warnable}"
+            caught_text = f"{r.caught_before_limit}/{r.warnable}"
             lines.append(
                 f"{r.seed:>4} {r.devices:>7} {r.days:>5.0f} {r.degrading:>5} {r.crossed:>5} "
-                f"{r.instant:>4} {caught:>9} {r.median_lead_days:>7.1f} "
+                f"{r.instant:>4} {caught_text:>9} {r.median_lead_days:>7.1f} "
                 f"{r.median_delay_days:>7.1f} {r.false_alarms:>4} "
                 f"{r.false_alarms_per_1000_device_months:>8.2f} {r.samples:>11} "
                 f"{r.elapsed_s:>7.1f}"
@@ -223,12 +224,13 @@ def score_alerts(
                 s <= t <= (e if e is not None else math.inf) + _FAULT_GRACE_S for s, e in faults
             )
 
-        degrading = d.onset_t is not None and d.onset_t <= until_t
+        # None unless the device starts degrading within the run
+        onset_t = d.onset_t if d.onset_t is not None and d.onset_t <= until_t else None
         first_after_onset: float | None = None
         for a in mine:
             if _is_sensor(a.cause):
                 false = not in_fault(a.t)
-            elif degrading and a.t >= d.onset_t:  # type: ignore[operator]
+            elif onset_t is not None and a.t >= onset_t:
                 false = False
                 if first_after_onset is None:
                     first_after_onset = a.t
@@ -241,10 +243,10 @@ def score_alerts(
                 result.false_alarm_devices.append(d.device_id)
                 if faults:
                     result.false_alarms_sensor_fault += 1
-        if not degrading:
+        if onset_t is None:
             continue
         result.degrading += 1
-        onset = float(d.onset_t)  # type: ignore[arg-type]
+        onset = float(onset_t)
         if first_after_onset is not None:
             result.detected += 1
             result.delays_s.append(first_after_onset - onset)
@@ -275,21 +277,32 @@ def score_alerts(
 # -- simulation ----------------------------------------------------------------------------
 
 
-class _RecordingAlerts:
+class _RecordingAlerts(MemoryAlertStore):
     """An AlertStore that keeps nothing: the eval reads the service's changes instead."""
 
     def __init__(self) -> None:
+        super().__init__()
         self._next = 0
 
-    def raise_alert(self, **kw: Any) -> Alert:
+    def raise_alert(
+        self,
+        *,
+        device_id: str,
+        cause: str,
+        category: Category,
+        severity: int,
+        summary: str,
+        evidence: dict[str, Any],
+        t: float,
+    ) -> Alert:
         self._next += 1
         return Alert(
-            id=self._next, device_id=kw["device_id"], cause=kw["cause"],
-            category=kw["category"], severity=kw["severity"], status="open",
-            summary=kw["summary"], evidence=kw["evidence"], opened_at=kw["t"], updated_at=kw["t"],
+            id=self._next, device_id=device_id, cause=cause, category=category,
+            severity=severity, status="open", summary=summary, evidence=evidence,
+            opened_at=t, updated_at=t,
         )  # fmt: skip
 
-    def clear(self, **kw: Any) -> None:
+    def clear(self, *, device_id: str, cause: str, t: float) -> Alert | None:
         return None
 
 
@@ -341,7 +354,7 @@ def _field_spec(devices: int, seed: int, overrides: dict[str, Any]) -> Any:
     if callable(factory):
         return factory(devices=devices, seed=seed, **overrides)
     # the first simulator: hourly samples, daily uplinks, onsets over the run
-    values = {
+    values: dict[str, Any] = {
         "devices": devices,
         "seed": seed,
         "sample_interval_s": 3600.0,
@@ -362,8 +375,9 @@ class _Decoder:
         sample = msgspec.defstruct(
             "_EvalSample", [("t", float), *((f, float, math.nan) for f in fields)]
         )
+        # built at run time from the fields asked for, so no static type to name
         body = msgspec.defstruct("_EvalTelemetry", [("samples", list[sample])])  # type: ignore[valid-type]
-        self._decode = msgspec.json.Decoder(body).decode
+        self._decode: Callable[[bytes], Any] = msgspec.json.Decoder(body).decode
         self._row = operator.attrgetter("t", *fields)
 
     def rows(self, payload: bytes) -> list[tuple[float, ...]]:

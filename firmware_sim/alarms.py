@@ -80,7 +80,7 @@ def event_payloads(
             v=SCHEMA_VERSION,
             seq=int(state.seq[i]),
             t=t,
-            kind=kind,  # type: ignore[arg-type]
+            kind=kind,  # type: ignore[arg-type]  # physics and this module raise only EVENT_KINDS
             detail=detail,
             reading=Sample(t=t, **reading),
         )

@@ -192,9 +192,9 @@ class DeviceSession:
             kind, flags, reply = await self._read()
             if kind == _PUBACK:
                 (pid,) = struct.unpack("!H", reply[:2])
-                index = pending.pop(pid, None)
-                if index is not None and len(reply) > 2 and reply[2] >= 0x80:
-                    outcome[index] = _reason(reply[2])
+                acked = pending.pop(pid, None)
+                if acked is not None and len(reply) > 2 and reply[2] >= 0x80:
+                    outcome[acked] = _reason(reply[2])
             else:
                 await self._handle(kind, flags, reply)
         return outcome

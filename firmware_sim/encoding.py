@@ -162,15 +162,15 @@ def encode_telemetry_rows(
     buf[...] = np.frombuffer(bytes(template), dtype=np.uint8)
     _write_number(buf[:, seq_at : seq_at + 1 + seq_width], seq_f, 0, seq_width)
     samples = buf[:, head_len:tail_at].reshape(n, s, len(record))
-    for (a, b, c, iw), (name, values, present) in zip(body_spans, body, strict=True):
+    for (a, b, c, iw), (name, values, is_present) in zip(body_spans, body, strict=True):
         _write_number(samples[:, :, b:c], values, DECIMALS[name], iw)
-        if present is not None:
-            samples[:, :, a:c][~present] = _DROP
+        if is_present is not None:
+            samples[:, :, a:c][~is_present] = _DROP
     samples[:, s - 1, -2:] = _DROP  # the last sample closes after the tail fields
-    for (a, b, c, iw), (name, values, present) in zip(tail_spans, tail, strict=True):
+    for (a, b, c, iw), (name, values, is_present) in zip(tail_spans, tail, strict=True):
         _write_number(buf[:, b:c], values, DECIMALS[name], iw)
-        if present is not None:
-            buf[:, a:c][~present] = _DROP
+        if is_present is not None:
+            buf[:, a:c][~is_present] = _DROP
 
     lengths = np.count_nonzero(buf, axis=1)
     data = buf.tobytes().translate(None, b"\x00")

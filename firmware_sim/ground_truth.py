@@ -90,6 +90,7 @@ def fleet_truth(state: FleetState) -> FleetTruth:
                 limit_crossing_t=_finite(crossing[i]),
                 leak_exponent=round(float(state.leak_n[i]), 4),
                 sensor_faults=tuple(
+                    # names from faults.SENSORS and FAULT_KINDS: the Literal values as str
                     SensorFault(s, k, a, b)  # type: ignore[arg-type]
                     for s, k, a, b in state.faults.episodes(i, until)
                 ),

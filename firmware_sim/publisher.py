@@ -57,7 +57,8 @@ class OutgoingMessage(NamedTuple):
     retain: bool = False
 
 
-class Refusal(NamedTuple):
+@dataclass(frozen=True, slots=True)
+class Refusal:  # not a NamedTuple: its index field would hide tuple.index
     index: int  # position in the batch
     reason: str  # the broker's PUBACK reason
 

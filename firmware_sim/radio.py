@@ -16,6 +16,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 import numpy.typing as npt
 
@@ -71,7 +73,8 @@ def transmit(
     up_ok = rng.random((m, max_attempts)) >= _leg_loss(fading)
     ack_ok = rng.random((m, max_attempts)) >= 0.8 * _leg_loss(fading)
     success = up_ok & ack_ok
-    is_acked = success.any(axis=1)
+    # numpy types any(axis=...) as "scalar or array"; over an axis of 2-D it is an array
+    is_acked = cast(npt.NDArray[np.bool_], success.any(axis=1))
     attempts = np.where(is_acked, success.argmax(axis=1) + 1, max_attempts)
     made = np.arange(max_attempts)[None, :] < attempts[:, None]
     copies = (up_ok & made).sum(axis=1)

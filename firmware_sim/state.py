@@ -121,8 +121,8 @@ class FleetState:
                         model=model.name,
                         dn=int(dn[i]),
                         seat_material=seat,
-                        leakage_class=leak_class,  # type: ignore[arg-type]
-                        **common,  # type: ignore[arg-type]
+                        leakage_class=leak_class,
+                        **common,
                     )
                 )
             else:
@@ -136,7 +136,7 @@ class FleetState:
                         model=model_name,
                         dn=int(dn[i]),
                         seat_material="SiC/carbon",  # mechanical seal faces
-                        **common,  # type: ignore[arg-type]
+                        **common,
                     )
                 )
         self.devices: tuple[Device, ...] = tuple(devices)

@@ -94,7 +94,8 @@ def transmit(
     )  # few: alarms are rare
     all_t = np.concatenate([wake_t[tele_dev], ev_t])
     order = np.argsort(all_t, kind="stable")
-    kinds: list[MessageKind] = ["telemetry"] * tele_dev.size + ["event"] * ev_dev.size
+    kinds: list[MessageKind] = ["telemetry"] * tele_dev.size
+    kinds += ["event"] * ev_dev.size
     all_payloads = [payloads[i] for i in tele_dev.tolist()] + ev_payloads
     order_l = order.tolist()
     return RoundOutput(

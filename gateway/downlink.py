@@ -18,6 +18,7 @@ same command, so MQTT redeliveries collapse.
 from __future__ import annotations
 
 import asyncio
+import builtins  # the queue has a method named list, which hides the type in its body
 import contextlib
 import json
 import logging
@@ -27,7 +28,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Annotated, Any, Final, Literal
+from typing import Annotated, Any, Final, Literal, cast
 
 import msgspec
 import paho.mqtt.client as mqtt
@@ -300,7 +301,7 @@ class DownlinkQueue:
     # -- the uplink path --------------------------------------------------------------
     async def on_uplink(
         self, device_id: str, reports: Sequence[CommandReport] = ()
-    ) -> list[Command]:
+    ) -> builtins.list[Command]:
         """Apply the device's reports, then take the commands for this uplink's response."""
         now = self._clock()
         changed: list[Command] = []
@@ -329,7 +330,7 @@ class DownlinkQueue:
 
     def _apply_reports(
         self, device_id: str, reports: Sequence[CommandReport], now: float
-    ) -> list[Command]:
+    ) -> builtins.list[Command]:
         changed: list[Command] = []
         with self._db.write() as conn:
             for report in reports:
@@ -358,7 +359,7 @@ class DownlinkQueue:
         return changed
 
     # -- deadlines --------------------------------------------------------------------
-    async def expire_due(self) -> list[Command]:
+    async def expire_due(self) -> builtins.list[Command]:
         """Mark every open command past its deadline ``expired``; returns them."""
         now = self._clock()
         with self._db.write() as conn:
@@ -493,7 +494,9 @@ class CommandSubscriber:
         loop = self._loop
         if loop is None or loop.is_closed():
             return  # not acknowledged: the broker delivers it again next session
-        future = asyncio.run_coroutine_threadsafe(self.handle(msg.topic, msg.payload), loop)
+        # paho unpacks a received payload with struct, so it is bytes, never bytearray
+        payload = cast(bytes, msg.payload)
+        future = asyncio.run_coroutine_threadsafe(self.handle(msg.topic, payload), loop)
         try:
             future.result(timeout=self._handle_timeout_s)
         except Exception:

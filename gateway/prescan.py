@@ -135,7 +135,7 @@ def _trailing(open_: list[int | None], left: int, what: str) -> None:
 def _item_done(open_: list[int | None]) -> None:
     """One item finished: count it against its container, closing those it completes."""
     while open_ and open_[-1] is not None:
-        left = open_[-1] - 1  # type: ignore[operator]
+        left = open_[-1] - 1
         if left:
             open_[-1] = left
             return

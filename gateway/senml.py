@@ -169,9 +169,9 @@ def _number(value: Any, label: str, where: str) -> int | float:
     kind = type(value)
     if kind is float:
         if value - value == 0.0 and -1e300 <= value <= 1e300:  # NaN and inf fail this
-            return value  # type: ignore[no-any-return]
+            return value
     elif kind is int and -_INT_LIMIT <= value <= _INT_LIMIT:
-        return value  # type: ignore[no-any-return]
+        return value
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise BadSenml(f"{where}: {label} must be a number, not {type(value).__name__}")
     try:
@@ -250,7 +250,8 @@ def _resolve(pack: Any, *, now_s: float, labels: Any) -> list[Record]:
         label = values[0]
         value: Value = fields[label]
         if label == "v":
-            value = value + base_value  # both checked to be within +-1e300: stays finite
+            # both checked to be numbers within +-1e300: stays finite
+            value = fields["v"] + base_value
         t = base_time + fields.get("t", 0)
         if t <= RELATIVE_TIME_LIMIT_S:
             t = now_s + t

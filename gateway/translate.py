@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, cast
 
 import msgspec
 
@@ -180,7 +180,8 @@ class _Builder:
         outcome, _, detail = self.text(record, where).partition(":")
         if outcome not in _OUTCOMES:
             raise self.fail(where, f"command outcome {outcome!r} is not one of {sorted(_OUTCOMES)}")
-        self.reports.append(CommandReport(command_id, outcome, detail[:512] or None))  # type: ignore[arg-type]
+        checked = cast(CommandOutcome, outcome)  # one of _OUTCOMES, checked above
+        self.reports.append(CommandReport(command_id, checked, detail[:512] or None))
 
     # -- messages ---------------------------------------------------------------------
     def sample_at(self, t_ms: int) -> dict[str, Any] | None:

@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
@@ -199,6 +199,7 @@ class MqttConsumer:
         if not was_connected:
             return  # paho may report one drop twice (DISCONNECT packet, then socket close)
         delay_s = self._backoff.dropped()
+        # paho annotates the delays as int but computes with them as float seconds
         client.reconnect_delay_set(min_delay=delay_s, max_delay=self._max_reconnect_delay_s)  # type: ignore[arg-type]
         if is_session_taken_over(reason):
             self.takeovers += 1
@@ -221,6 +222,7 @@ class MqttConsumer:
             )
 
     def _on_message(self, _client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        payload = cast(bytes, msg.payload)  # paho unpacks it with struct: bytes, not bytearray
         self._on_delivery(
-            Delivery(msg.topic, msg.payload, time.time(), msg.mid, msg.qos, self._generation)
+            Delivery(msg.topic, payload, time.time(), msg.mid, msg.qos, self._generation)
         )

@@ -206,7 +206,7 @@ def _optional(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
-def _row_to_alert(row: Mapping[str, Any]) -> Alert:
+def _row_to_alert(row: Mapping[Any, Any]) -> Alert:
     return Alert(
         id=row["id"],
         device_id=row["device_id"],
@@ -226,7 +226,7 @@ def _row_to_alert(row: Mapping[str, Any]) -> Alert:
     )
 
 
-def _row_to_event(row: Mapping[str, Any]) -> AlertEvent:
+def _row_to_event(row: Mapping[Any, Any]) -> AlertEvent:
     return AlertEvent(
         id=row["id"],
         alert_id=row["alert_id"],
@@ -291,7 +291,7 @@ class SqlAlertStore:
     def _record(
         self,
         conn: Connection,
-        row: Mapping[str, Any],
+        row: Mapping[Any, Any],
         *,
         action: AlertAction,
         actor: str,
@@ -400,7 +400,7 @@ class SqlAlertStore:
             )
 
     @staticmethod
-    def _update(conn: Connection, alert_id: int, **values: Any) -> Mapping[str, Any]:
+    def _update(conn: Connection, alert_id: int, **values: Any) -> Mapping[Any, Any]:
         update = (
             sa.update(_ALERTS)
             .where(_ALERTS.c.id == alert_id)
@@ -410,7 +410,7 @@ class SqlAlertStore:
         return conn.execute(update).mappings().one()
 
     @staticmethod
-    def _locked(conn: Connection, alert_id: int) -> Mapping[str, Any]:
+    def _locked(conn: Connection, alert_id: int) -> Mapping[Any, Any]:
         # FOR UPDATE on PostgreSQL; SQLite's BEGIN IMMEDIATE already holds the write lock
         query = sa.select(_ALERTS).where(_ALERTS.c.id == alert_id).with_for_update()
         row = conn.execute(query).mappings().first()

@@ -82,6 +82,9 @@ class Settings(BaseSettings):
     # API
     api_host: str = "127.0.0.1"
     api_port: int = Field(8000, ge=0, le=65535)
+    provisioning_max_body_bytes: int = Field(
+        16 << 20, ge=1 << 20, description="body cap of the fleet upload route only"
+    )
     # Host header names the API answers to; any other is 400 (a listener on 0.0.0.0 with no
     # auth must not answer names an attacker's DNS points at it). Comma-separated in the
     # environment; '*.example.com' matches subdomains; '*' turns the check off.
@@ -226,6 +229,7 @@ def load_settings(config_file: str | Path | None = None, **overrides: object) ->
         raise ConfigError("config", f"no such file: {path}")
     token = _config_file.set(str(path) if path else None)
     try:
+        # overrides are untyped by design: pydantic validates each one, as for the environment
         return Settings(**{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
     except ValueError as exc:
         raise ConfigError("settings", str(exc)) from exc

@@ -75,7 +75,7 @@ def _text(value: str) -> str:
     return value.replace("\x00", "\ufffd")
 
 
-def _row_to_dead_letter(row: Mapping[str, Any]) -> DeadLetter:
+def _row_to_dead_letter(row: Mapping[Any, Any]) -> DeadLetter:
     return DeadLetter(
         id=row["id"],
         received_at=row["received_at"],

@@ -20,6 +20,7 @@ sqlite3 exception types::
     ├── SpoolFull                     the on-disk spool reached its byte bound
     ├── NotFound                      a registry/alert lookup found nothing
     ├── Conflict                      a create collided with an existing record
+    ├── FleetFileRejected             a provisioning file unusable as a whole (row faults are data)
     ├── PushRefused                   a platform push that did not prove its sender (``status``)
     ├── PublishError                  the simulator's MQTT publishing failed (``acked`` so far)
     │   ├── ConnectFailed             the broker refused or could not be reached
@@ -50,6 +51,7 @@ __all__ = [
     "Conflict",
     "ConnectFailed",
     "DeliveryFailed",
+    "FleetFileRejected",
     "Forbidden",
     "MalformedMessage",
     "MessageRejected",
@@ -173,6 +175,14 @@ class Conflict(SealscopeError):
         super().__init__(f"{kind} {key!r} already exists")
         self.kind = kind
         self.key = key
+
+
+class FleetFileRejected(SealscopeError):
+    """A fleet file that cannot be read as rows at all (encoding, header, shape, size)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 class BadSenml(MalformedMessage):

@@ -7,7 +7,7 @@ the embedded default, or PostgreSQL); ``SqliteDeviceRegistry`` opens one on a fi
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -94,6 +94,10 @@ class DeviceRegistry(Protocol):
         """Raises NotFound."""
         ...
 
+    def get_many(self, device_ids: Sequence[str]) -> dict[str, Device]:
+        """Those of ``device_ids`` that are registered (a fleet file's lookup, in bulk)."""
+        ...
+
     def list(
         self,
         *,
@@ -113,10 +117,11 @@ class DeviceRegistry(Protocol):
 _DEVICES = tables.devices
 _COLUMNS = tuple(f.name for f in fields(Device))
 # Provisioning the same fleet again updates what it describes but keeps the first created_at.
+_IN_CHUNK = 500  # ids per IN (...) lookup, well under SQLite's bound on parameters
 _UPDATED_BY_UPSERT = tuple(c for c in _COLUMNS if c not in ("device_id", "created_at"))
 
 
-def _row_to_device(row: Mapping[str, Any]) -> Device:
+def _row_to_device(row: Mapping[Any, Any]) -> Device:
     return Device(**{c: row[c] for c in _COLUMNS})
 
 
@@ -192,6 +197,16 @@ class SqlDeviceRegistry:
         if row is None:
             raise NotFound("device", device_id)
         return _row_to_device(row)
+
+    def get_many(self, device_ids: Sequence[str]) -> dict[str, Device]:
+        ids = [d for d in device_ids if _storable(d)]
+        found: dict[str, Device] = {}
+        with read(self._engine) as conn:
+            for i in range(0, len(ids), _IN_CHUNK):
+                query = sa.select(_DEVICES).where(_DEVICES.c.device_id.in_(ids[i : i + _IN_CHUNK]))
+                for row in conn.execute(query).mappings():
+                    found[row["device_id"]] = _row_to_device(row)
+        return found
 
     def list(
         self,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Final, Literal
+from typing import Final, Literal, cast
 
 from sealscope.errors import TopicRejected
 
@@ -61,7 +61,7 @@ def parse_device_topic(topic: str) -> DeviceTopic:
     if kind not in _KINDS:
         raise TopicRejected(f"topic {topic!r}: unknown message kind {kind!r}", device_id=device_id)
     check_device_id(device_id)
-    return DeviceTopic(device_id, kind)  # type: ignore[arg-type]
+    return DeviceTopic(device_id, cast(MessageKind, kind))  # checked against _KINDS above
 
 
 # MQTT forbids U+0000 and discourages the other controls (MQTT 5 §1.5.4); a topic is UTF-8

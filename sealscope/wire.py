@@ -67,8 +67,28 @@ EventTime = Annotated[
 ]
 
 
-def _reading(lo: float, hi: float, unit: str) -> Any:
-    return Annotated[float, msgspec.Meta(ge=lo, le=hi, description=unit)]
+def _range(lo: float, hi: float, unit: str) -> msgspec.Meta:
+    return msgspec.Meta(ge=lo, le=hi, description=unit)
+
+
+# One alias per reading, so type checkers see plain floats and msgspec sees the bounds.
+_PInKpa = Annotated[float, _range(-101.325, 100_000, "inlet/line pressure, kPa gauge")]
+_POutKpa = Annotated[float, _range(-101.325, 100_000, "outlet/downstream pressure, kPa gauge")]
+_LeakMm3s = Annotated[float, _range(0, 1e9, "seat or seal leakage, mm3/s")]
+_PositionPct = Annotated[float, _range(0, 100, "valve position, % open")]
+_StrokeS = Annotated[float, _range(0, 3600, "last full stroke time, s")]
+_TorqueNm = Annotated[float, _range(0, 1e6, "actuation torque, N m")]
+_MotorA = Annotated[float, _range(0, 10_000, "motor current, A")]
+_TempC = Annotated[float, _range(-60, 400, "temperature, degC")]
+_VibMms = Annotated[float, _range(0, 1000, "vibration velocity RMS, mm/s")]
+_FlowM3h = Annotated[float, _range(0, 1e6, "flow, m3/h")]
+_SpeedRpm = Annotated[float, _range(0, 100_000, "pump shaft speed, rpm")]
+_BatteryV = Annotated[float, _range(0, 60, "battery voltage, V")]
+_RsrpDbm = Annotated[float, _range(-160, 0, "NB-IoT reference signal received power, dBm")]
+_SinrDb = Annotated[float, _range(-30, 50, "NB-IoT signal to interference plus noise, dB")]
+_StateRsrpDbm = Annotated[float, _range(-160, 0, "dBm")]
+_StateSinrDb = Annotated[float, _range(-30, 50, "dB")]
+_StateBatteryV = Annotated[float, _range(0, 60, "V")]
 
 
 class Sample(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
@@ -79,20 +99,20 @@ class Sample(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     """
 
     t: EventTime
-    p_in_kpa: _reading(-101.325, 100_000, "inlet/line pressure, kPa gauge") | None = None
-    p_out_kpa: _reading(-101.325, 100_000, "outlet/downstream pressure, kPa gauge") | None = None
-    leak_mm3s: _reading(0, 1e9, "seat or seal leakage, mm3/s") | None = None
-    position_pct: _reading(0, 100, "valve position, % open") | None = None
-    stroke_s: _reading(0, 3600, "last full stroke time, s") | None = None
-    torque_nm: _reading(0, 1e6, "actuation torque, N m") | None = None
-    motor_a: _reading(0, 10_000, "motor current, A") | None = None
-    temp_c: _reading(-60, 400, "temperature, degC") | None = None
-    vib_mms: _reading(0, 1000, "vibration velocity RMS, mm/s") | None = None
-    flow_m3h: _reading(0, 1e6, "flow, m3/h") | None = None
-    speed_rpm: _reading(0, 100_000, "pump shaft speed, rpm") | None = None
-    battery_v: _reading(0, 60, "battery voltage, V") | None = None
-    rsrp_dbm: _reading(-160, 0, "NB-IoT reference signal received power, dBm") | None = None
-    sinr_db: _reading(-30, 50, "NB-IoT signal to interference plus noise, dB") | None = None
+    p_in_kpa: _PInKpa | None = None
+    p_out_kpa: _POutKpa | None = None
+    leak_mm3s: _LeakMm3s | None = None
+    position_pct: _PositionPct | None = None
+    stroke_s: _StrokeS | None = None
+    torque_nm: _TorqueNm | None = None
+    motor_a: _MotorA | None = None
+    temp_c: _TempC | None = None
+    vib_mms: _VibMms | None = None
+    flow_m3h: _FlowM3h | None = None
+    speed_rpm: _SpeedRpm | None = None
+    battery_v: _BatteryV | None = None
+    rsrp_dbm: _RsrpDbm | None = None
+    sinr_db: _SinrDb | None = None
 
 
 SAMPLE_FIELDS: Final[tuple[str, ...]] = tuple(f for f in Sample.__struct_fields__ if f != "t")
@@ -139,9 +159,9 @@ class State(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     fw: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
     seq: Seq | None = None
     config: dict[Annotated[str, msgspec.Meta(max_length=64)], ConfigValue] = {}
-    rsrp_dbm: _reading(-160, 0, "dBm") | None = None
-    sinr_db: _reading(-30, 50, "dB") | None = None
-    battery_v: _reading(0, 60, "V") | None = None
+    rsrp_dbm: _StateRsrpDbm | None = None
+    sinr_db: _StateSinrDb | None = None
+    battery_v: _StateBatteryV | None = None
     last_wake_t: EventTime | None = None
 
 

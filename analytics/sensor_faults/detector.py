@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Collection
-from typing import Any, ClassVar, Final
+from typing import Any, ClassVar, Final, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -201,7 +201,7 @@ class SensorFaultDetector(Detector):
         self.learn_samples = learn_samples
         c, n_c = self.channels, len(self.channels)
         # every screen is built, so bad hyper-parameters are refused whichever run
-        made: dict[str, ChannelScreen | SignalScreen] = {
+        channel_made: dict[str, ChannelScreen] = {
             "stuck": StuckScreen(
                 channels=n_c, alpha=alpha, min_run=min_run, min_duration_s=min_duration_s,
                 closed_max_pct=closed_max_pct,
@@ -214,6 +214,8 @@ class SensorFaultDetector(Detector):
                 channels=n_c, window=hampel_window, k=hampel_k, rate=spike_rate,
                 alpha=spike_alpha,
             ),
+        }  # fmt: skip
+        signal_made: dict[str, SignalScreen] = {
             "pressure_drift": PressureDriftScreen(
                 channels=c, open_min_pct=open_min_pct, closed_max_pct=closed_max_pct,
                 drift_kpa=drift_kpa, baseline=drift_baseline, clear_samples=clear_samples,
@@ -228,14 +230,11 @@ class SensorFaultDetector(Detector):
         on = [name for name in SCREEN_NAMES if name in screens]
         # channel screens in increasing precedence, so the latch keeps the worst
         self.channel_screens: tuple[ChannelScreen, ...] = tuple(
-            sorted((made[n] for n in on if n in ("stuck", "missing", "spiking")),
-                   key=lambda sc: sc.code)  # type: ignore[arg-type]
-        )  # fmt: skip
+            sorted((channel_made[n] for n in on if n in channel_made), key=lambda sc: sc.code)
+        )
         # signal screens in order of precedence when both are on
         self.signal_screens: tuple[SignalScreen, ...] = tuple(
-            made[n]
-            for n in on
-            if n in ("pressure_drift", "leak_drift")  # type: ignore[misc]
+            signal_made[n] for n in on if n in signal_made
         )
         super().__init__()
 
@@ -250,7 +249,7 @@ class SensorFaultDetector(Detector):
             "category": (np.dtype(np.int8), (), 0),
             "changed_t": (np.dtype(np.float64), (), 0.0),
         }
-        for screen in (*self.channel_screens, *self.signal_screens):
+        for screen in self._screens():
             own = screen.state_spec()
             if own.keys() & spec.keys():
                 raise ValueError(f"screen {screen.name} reuses state {own.keys() & spec.keys()}")
@@ -300,15 +299,15 @@ class SensorFaultDetector(Detector):
     def _update(self, batch: SampleBatch, devices: DeviceTable | None) -> None:
         x = np.stack([batch.signal(c) for c in self.channels], axis=1)
         self._bad = np.zeros(x.shape, dtype=bool)
-        screens = (*self.channel_screens, *self.signal_screens)
-        inputs = [sc.prepare(batch) for sc in screens]
+        inputs = [sc.prepare(batch) for sc in self._screens()]
         s = self._state
         decay = np.float32(1.0 - 1.0 / self.learn_samples)
         for rows in step_groups(batch.slot):
             slots = batch.slot[rows]
             xr = x[rows]
             present = np.isfinite(xr)
-            any_present = present.any(axis=1)
+            # numpy types any(axis=...) as "scalar or array"; over an axis of 2-D it is an array
+            any_present = cast(npt.NDArray[np.bool_], present.any(axis=1))
             training = s["rows_n"][slots] < self.train_samples
             s["rows_n"][slots] += any_present & training
             st = Step(
@@ -425,11 +424,16 @@ class SensorFaultDetector(Detector):
             },
         )
 
+    def _screens(self) -> tuple[ChannelScreen | SignalScreen, ...]:
+        return (*self.channel_screens, *self.signal_screens)
+
+    def _signal_screen(self, residual: int) -> SignalScreen:
+        return next(sg for sg in self.signal_screens if residual in sg.residual)
+
     def _shown_screen(self, v: Verdicts, i: int) -> ChannelScreen | SignalScreen | None:
         code = int(v.evidence["fault"][i])
         if code == DRIFTING:
-            residual = int(v.evidence["drift_residual"][i])
-            return next(sg for sg in self.signal_screens if residual in sg.residual)
+            return self._signal_screen(int(v.evidence["drift_residual"][i]))
         return next((sc for sc in self.channel_screens if sc.code == code), None)
 
     def evidence(self, v: Verdicts, i: int) -> dict[str, Any]:
@@ -440,9 +444,7 @@ class SensorFaultDetector(Detector):
         if code == DRIFTING:
             residual = int(v.evidence["drift_residual"][i])
             out["signal"] = _DRIFT_NAMES[residual]
-            sg = self._shown_screen(v, i)
-            assert sg is not None
-            out["channel"] = "/".join(sg.signals)
+            out["channel"] = "/".join(self._signal_screen(residual).signals)
         elif math.isfinite(ch) and ch >= 0:
             out["channel"] = self.channels[int(ch)]
             out["signal"] = out["channel"]

@@ -11,7 +11,7 @@ from these two alone, so both are withheld. NAMUR NE 107: ``out_of_specification
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Final
+from typing import Any, ClassVar, Final, cast
 
 import numpy as np
 
@@ -114,7 +114,8 @@ class PressureDriftScreen:
         st.pair_drift = self.on(s, st.slots)
 
     def on(self, s: State, slots: I64 | slice) -> Bool:
-        return s["drift_on"][slots].any(axis=1)
+        # numpy types any(axis=...) as "scalar or array"; over an axis of 2-D it is an array
+        return cast(Bool, s["drift_on"][slots].any(axis=1))
 
     def since(self, s: State, slots: I64 | slice) -> F64:
         return np.where(s["drift_on"][slots], s["drift_since"][slots], np.inf).min(axis=1)

@@ -14,16 +14,19 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from fastapi import FastAPI
 from sqlalchemy import make_url
 
-from composition.api.body import DEFAULT_MAX_BODY_BYTES, BodyGuard
+from composition.api.body import DEFAULT_MAX_BODY_BYTES, BodyGuard, BodyRule
 from composition.api.docs import install_docs
 from composition.api.handlers import install_handlers
 from composition.api.hosts import TrustedHosts
 from composition.api.routes import api_router, root_router
+from composition.api.routes.provisioning import UPLOAD_PATH
+from composition.provisioning import open_provisioner
 from sealscope.accounts import AccountStore, Authenticator, SqlAccountStore
 from sealscope.alerts import AlertStore, SqlAlertStore
 from sealscope.config import Settings
 from sealscope.db import open_migrated
 from sealscope.deadletters import DeadLetterStore, SqlDeadLetterStore
+from sealscope.provisioning import ClaimLimiter, MqttIdentities
 from sealscope.registry import DeviceRegistry, SqlDeviceRegistry
 from sealscope.risk import JsonFileRiskStore, RiskStore
 from sealscope.storage import TelemetryStore
@@ -44,10 +47,13 @@ def create_app(
     accounts: AccountStore | None = None,
     authenticator: Authenticator | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    mqtt_identities: MqttIdentities | None = None,
 ) -> FastAPI:
     """Build the API. Stores passed in belong to the caller and are left open at shutdown;
     the ones the lifespan opens from ``settings`` it also closes. A request body over
-    ``max_body_bytes`` answers 413 before any route reads it."""
+    ``max_body_bytes`` answers 413 before any route reads it (the fleet upload has its own
+    cap, ``settings.provisioning_max_body_bytes``). ``mqtt_identities`` issues devices'
+    broker logins at provisioning; without it the credentials file has no MQTT columns."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -55,6 +61,7 @@ def create_app(
             reg, alr, dls, acc = registry, alerts, dead_letters, accounts
             if authenticator is not None:
                 acc = authenticator.store
+            engine = None
             if reg is None or alr is None or dls is None or acc is None:
                 engine = open_migrated(settings.database_url)
                 stack.callback(engine.dispose)
@@ -79,6 +86,10 @@ def create_app(
             app.state.alerts = alr
             app.state.dead_letters = dls
             app.state.telemetry_store = store
+            app.state.provisioner = stack.enter_context(
+                open_provisioner(settings, registry=reg, engine=engine, mqtt=mqtt_identities)
+            )
+            app.state.claim_limiter = ClaimLimiter()
             log.info(
                 "API ready (state %s, telemetry store %s)",
                 make_url(settings.database_url).render_as_string(hide_password=True),
@@ -100,7 +111,8 @@ def create_app(
     # a separate API process serves the table the detection process last saved
     app.state.risk_store = risk_store or JsonFileRiskStore(settings.risk_table_path)
     install_handlers(app)
-    app.add_middleware(BodyGuard, max_bytes=max_body_bytes)
+    upload = BodyRule(settings.provisioning_max_body_bytes, accepts_csv=True)
+    app.add_middleware(BodyGuard, max_bytes=max_body_bytes, rules={UPLOAD_PATH: upload})
     # added last, so it runs first: a foreign Host is refused before anything reads the body
     app.add_middleware(TrustedHosts, allowed_hosts=settings.api_allowed_hosts)
     app.include_router(api_router)

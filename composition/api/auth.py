@@ -64,7 +64,7 @@ _csrf = APIKeyHeader(
 
 
 def get_authenticator(request: Request) -> Authenticator:
-    return request.app.state.authenticator  # type: ignore[no-any-return]
+    return request.app.state.authenticator
 
 
 AuthenticatorDep = Annotated[Authenticator, Depends(get_authenticator)]

@@ -8,6 +8,8 @@ that are valid Unicode, and nesting no deeper than ``MAX_JSON_DEPTH``. Python's 
 accepts most of those silently, and the route would then answer a misleading type error or
 fail deep in a store; here each is refused with a reason that names the real fault.
 
+A path may have its own ``BodyRule`` (the fleet upload: a larger cap, and CSV as well as
+JSON); a CSV body is left to its route, which reports faults per row.
 """
 
 from __future__ import annotations
@@ -15,12 +17,13 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from dataclasses import dataclass
 from typing import Any
 
 from composition.api.handlers import error_response, validation_response
 
-__all__ = ["DEFAULT_MAX_BODY_BYTES", "MAX_JSON_DEPTH", "BodyGuard"]
+__all__ = ["DEFAULT_MAX_BODY_BYTES", "MAX_JSON_DEPTH", "BodyGuard", "BodyRule"]
 
 DEFAULT_MAX_BODY_BYTES = 1 << 20
 MAX_JSON_DEPTH = 32
@@ -140,6 +143,10 @@ def _is_json(content_type: str) -> bool:
     )
 
 
+def _is_csv(content_type: str) -> bool:
+    return content_type.split(";", 1)[0].strip().lower() == "text/csv"
+
+
 def _header(scope: Scope, name: bytes) -> str | None:
     for key, value in scope.get("headers", ()):
         if key.lower() == name:
@@ -147,24 +154,42 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
+@dataclass(frozen=True, slots=True)
+class BodyRule:
+    """One path's admission: its size cap, and whether it also takes ``text/csv``."""
+
+    max_bytes: int
+    accepts_csv: bool = False
+
+
 class BodyGuard:
-    def __init__(self, app: ASGIApp, *, max_bytes: int = DEFAULT_MAX_BODY_BYTES) -> None:
-        if max_bytes <= 0:
-            raise ValueError(f"max_bytes={max_bytes}: must be positive")
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        rules: Mapping[str, BodyRule] | None = None,
+    ) -> None:
+        self.rules = dict(rules or {})
+        for limit in (max_bytes, *(r.max_bytes for r in self.rules.values())):
+            if limit <= 0:
+                raise ValueError(f"max_bytes={limit}: must be positive")
         self.app = app
         self.max_bytes = max_bytes
+        self._default = BodyRule(max_bytes)
 
-    def _too_large(self) -> Any:
+    def _too_large(self, max_bytes: int) -> Any:
         return error_response(
             413,
             "payload_too_large",
-            f"The request body is larger than {self.max_bytes} bytes.",
+            f"The request body is larger than {max_bytes} bytes.",
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        rule = self.rules.get(scope.get("path", ""), self._default)
         declared = _header(scope, b"content-length")
         if declared is not None:
             # ASCII digits only: str.isdigit() also admits '²', which int() refuses
@@ -172,8 +197,8 @@ class BodyGuard:
                 bad = error_response(400, "bad_request", "Content-Length is not a number.")
                 await bad(scope, receive, send)
                 return
-            if int(declared) > self.max_bytes:
-                await self._too_large()(scope, receive, send)
+            if int(declared) > rule.max_bytes:
+                await self._too_large(rule.max_bytes)(scope, receive, send)
                 return
 
         chunks: list[bytes] = []
@@ -186,8 +211,8 @@ class BodyGuard:
                 break
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > self.max_bytes:
-                await self._too_large()(scope, receive, send)
+            if size > rule.max_bytes:
+                await self._too_large(rule.max_bytes)(scope, receive, send)
                 return
             chunks.append(chunk)
             if not message.get("more_body", False):
@@ -195,7 +220,7 @@ class BodyGuard:
         body = b"".join(chunks)
 
         if body and first is None:
-            refusal = self._refusal(scope, body)
+            refusal = self._refusal(scope, body, rule)
             if refusal is not None:
                 await refusal(scope, receive, send)
                 return
@@ -213,13 +238,19 @@ class BodyGuard:
 
         await self.app(scope, replay, send)
 
-    def _refusal(self, scope: Scope, body: bytes) -> Any:
+    def _refusal(self, scope: Scope, body: bytes, rule: BodyRule) -> Any:
         content_type = _header(scope, b"content-type")
+        if rule.accepts_csv and content_type is not None and _is_csv(content_type):
+            return None
         if content_type is None or not _is_json(content_type):
             return error_response(
                 415,
                 "unsupported_media_type",
-                "Send the body as application/json"
+                (
+                    "Send the body as application/json or text/csv"
+                    if rule.accepts_csv
+                    else "Send the body as application/json"
+                )
                 + (
                     f" (got {content_type[:80]!r})."
                     if content_type

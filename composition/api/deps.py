@@ -24,27 +24,27 @@ __all__ = [
 
 
 def get_settings(request: Request) -> Settings:
-    return request.app.state.settings  # type: ignore[no-any-return]
+    return request.app.state.settings
 
 
 def get_registry(request: Request) -> DeviceRegistry:
-    return request.app.state.registry  # type: ignore[no-any-return]
+    return request.app.state.registry
 
 
 def get_alerts(request: Request) -> AlertStore:
-    return request.app.state.alerts  # type: ignore[no-any-return]
+    return request.app.state.alerts
 
 
 def get_dead_letters(request: Request) -> DeadLetterStore:
-    return request.app.state.dead_letters  # type: ignore[no-any-return]
+    return request.app.state.dead_letters
 
 
 def get_telemetry_store(request: Request) -> TelemetryStore:
-    return request.app.state.telemetry_store  # type: ignore[no-any-return]
+    return request.app.state.telemetry_store
 
 
 def get_risk_store(request: Request) -> RiskStore:
-    return request.app.state.risk_store  # type: ignore[no-any-return]
+    return request.app.state.risk_store
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]

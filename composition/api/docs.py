@@ -34,7 +34,9 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
             for method, op in operations.items():
                 if "security" not in op:
                     continue  # a public route
-                session = {"session": []} if method in _SAFE else {"session": [], "csrf": []}
+                session: dict[str, list[str]] = (
+                    {"session": []} if method in _SAFE else {"session": [], "csrf": []}
+                )
                 op["security"] = [{"apiKey": []}, session]
                 responses = op.setdefault("responses", {})
                 for status, text in _REFUSALS.items():

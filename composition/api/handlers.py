@@ -104,7 +104,7 @@ def _clean_errors(errors: Any) -> list[dict[str, Any]]:
         if "ctx" in err:
             entry["ctx"] = {k: _clip(str(v)) for k, v in err["ctx"].items()}
         cleaned.append(entry)
-    return jsonable_encoder(cleaned)  # type: ignore[no-any-return]
+    return jsonable_encoder(cleaned)
 
 
 def _where(loc: Any) -> str:

@@ -126,8 +126,8 @@ class InfluxServer(ManagedServer):
                 body: bytes = response.read()
                 return body
         except urllib.error.HTTPError as exc:
-            body = exc.read().decode("utf-8", "replace")
-            raise ServerFailed(f"influxd answered {exc.code}: {body}") from exc
+            detail = exc.read().decode("utf-8", "replace")
+            raise ServerFailed(f"influxd answered {exc.code}: {detail}") from exc
         except OSError as exc:
             raise ServerFailed(f"influxd at {self.url} unreachable: {exc}") from exc
 

@@ -282,9 +282,9 @@ async def run_bench_ingest(*, messages: int, samples: int, devices: int) -> int:
                     mqtt_host=host,
                     mqtt_port=port,
                     mqtt_client_id=f"bench-ingest-{store}",
-                    store=store,  # type: ignore[arg-type]
+                    store=store,
                     influx_url=shim.url,
-                    influx_token="bench-token-not-secret",  # type: ignore[arg-type]
+                    influx_token="bench-token-not-secret",
                     influx_bucket="telemetry",
                     detect=False,
                 )

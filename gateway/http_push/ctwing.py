@@ -20,7 +20,7 @@ recognised by the digest of its body.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import msgspec
@@ -90,7 +90,7 @@ def parse_ctwing(body: bytes) -> ParsedPush:
     refs = tuple(dict.fromkeys(r for r in (device_id, optional_str(obj.get("IMEI"), "IMEI")) if r))
     t = platform_time(obj.get("timestamp"), "timestamp")
     if message_type == "dataReport":
-        messages = _data_report(obj, t)
+        messages: Sequence[Payload] = _data_report(obj, t)
     else:
         content = expect_object(obj.get("eventContent"), "eventContent")
         messages = property_messages([PropertyGroup("SealEvent", content, t)])

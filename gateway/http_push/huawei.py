@@ -24,7 +24,7 @@ Neither signs its pushes (IoTDA's HTTP forwarding action has only ``url``, ``cer
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import msgspec
@@ -41,7 +41,7 @@ from .notification import (
     optional_str,
     platform_time,
 )
-from .payload import PropertyGroup, property_messages, raw_bytes, raw_messages
+from .payload import Payload, PropertyGroup, property_messages, raw_bytes, raw_messages
 
 __all__ = ["parse_huawei"]
 
@@ -99,7 +99,7 @@ def _iotda(obj: Mapping[str, Any], digest: str) -> ParsedPush:
             groups = [
                 g if g.t is not None else PropertyGroup(g.service, g.properties, t) for g in groups
             ]
-        messages = property_messages(groups)
+        messages: Sequence[Payload] = property_messages(groups)
     else:
         content = body.get("content")
         when = obj.get("event_time_ms") or obj.get("event_time")

@@ -34,6 +34,7 @@ __all__ = ["ACTIONS", "Action", "Principal", "Scope"]
 Action = Literal[
     "devices:read",
     "devices:register",
+    "devices:claim",
     "telemetry:read",
     "alerts:read",
     "alerts:act",
@@ -50,7 +51,8 @@ _ALL: Final[frozenset[OrgKind]] = frozenset(
 # action -> the organisation kinds that may take it (inside their scope)
 ACTIONS: Final[dict[Action, frozenset[OrgKind]]] = {
     "devices:read": _ALL,
-    "devices:register": frozenset({"manufacturer", "admin"}),
+    "devices:register": frozenset({"manufacturer", "admin"}),  # incl. fleet provisioning
+    "devices:claim": frozenset({"operator", "admin"}),  # into the operator's own sites
     "telemetry:read": _ALL,
     "alerts:read": _ALL,
     "alerts:act": frozenset({"operator", "admin"}),  # acknowledge, resolve: technicians

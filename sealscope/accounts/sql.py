@@ -31,7 +31,7 @@ def _remit_json(remit: Remit) -> dict[str, Any]:
     }
 
 
-def _remit(data: Mapping[str, Any]) -> Remit:
+def _remit(data: Mapping[Any, Any]) -> Remit:
     return Remit(
         regions=frozenset(data.get("regions", ())),
         kinds=frozenset(data.get("kinds", ())),
@@ -41,7 +41,7 @@ def _remit(data: Mapping[str, Any]) -> Remit:
     )
 
 
-def _org(row: Mapping[str, Any]) -> Organisation:
+def _org(row: Mapping[Any, Any]) -> Organisation:
     return Organisation(
         id=row["id"],
         name=row["name"],
@@ -52,7 +52,7 @@ def _org(row: Mapping[str, Any]) -> Organisation:
     )
 
 
-def _user(row: Mapping[str, Any]) -> User:
+def _user(row: Mapping[Any, Any]) -> User:
     return User(
         id=row["id"],
         org_id=row["org_id"],
@@ -63,7 +63,7 @@ def _user(row: Mapping[str, Any]) -> User:
     )
 
 
-def _key(row: Mapping[str, Any]) -> ApiKey:
+def _key(row: Mapping[Any, Any]) -> ApiKey:
     return ApiKey(**row)
 
 
@@ -87,27 +87,31 @@ class SqlAccountStore:
             set_={"operator_id": insert.excluded.operator_id, "region": insert.excluded.region},
         )
 
-    def _one(self, query: sa.Select[Any]) -> Mapping[str, Any] | None:
+    def _one(self, query: sa.Select[Any]) -> Mapping[Any, Any] | None:
         with read(self._engine) as conn:
             return conn.execute(query).mappings().first()
 
-    def _all(self, query: sa.Select[Any]) -> list[Mapping[str, Any]]:
+    def _all(self, query: sa.Select[Any]) -> list[Mapping[Any, Any]]:
         with read(self._engine) as conn:
             return list(conn.execute(query).mappings().all())
 
     def create_org(
         self, *, name: str, kind: OrgKind, manufacturer_code: str | None = None
     ) -> Organisation:
-        values = {
-            "name": name,
-            "kind": kind,
-            "manufacturer_code": manufacturer_code,
-            "remit": _remit_json(Remit()),
-            "created_at": self._clock(),
-        }
+        created_at = self._clock()
+        insert = tbl.orgs.insert().returning(tbl.orgs.c.id)
         with write(self._engine, conflict=("organisation", name)) as conn:
-            org_id = conn.execute(tbl.orgs.insert(), values).inserted_primary_key[0]
-        return Organisation(id=org_id, remit=Remit(), **{k: values[k] for k in _ORG_PLAIN})
+            org_id = conn.execute(
+                insert,
+                {
+                    "name": name,
+                    "kind": kind,
+                    "manufacturer_code": manufacturer_code,
+                    "remit": _remit_json(Remit()),
+                    "created_at": created_at,
+                },
+            ).scalar_one()
+        return Organisation(org_id, name, kind, manufacturer_code, Remit(), created_at)
 
     def get_org(self, org_id: int) -> Organisation:
         row = self._one(sa.select(tbl.orgs).where(tbl.orgs.c.id == org_id))
@@ -147,11 +151,19 @@ class SqlAccountStore:
 
     def create_user(self, *, org_id: int, username: str, password_hash: str) -> User:
         self.get_org(org_id)
-        user = User(0, org_id, username, password_hash, created_at=self._clock())
-        values = {c: getattr(user, c) for c in _USER_COLUMNS}
+        created_at = self._clock()
+        insert = tbl.users.insert().returning(tbl.users.c.id)
         with write(self._engine, conflict=("user", username)) as conn:
-            user_id = conn.execute(tbl.users.insert(), values).inserted_primary_key[0]
-        return User(user_id, org_id, username, password_hash, created_at=user.created_at)
+            user_id = conn.execute(
+                insert,
+                {
+                    "org_id": org_id,
+                    "username": username,
+                    "password_hash": password_hash,
+                    "created_at": created_at,
+                },
+            ).scalar_one()
+        return User(user_id, org_id, username, password_hash, created_at)
 
     def find_user(self, username: str) -> User | None:
         if not _storable(username):
@@ -240,10 +252,6 @@ class SqlAccountStore:
     def close(self) -> None:
         if self._owns_engine:
             self._engine.dispose()
-
-
-_ORG_PLAIN = ("name", "kind", "manufacturer_code", "created_at")
-_USER_COLUMNS = ("org_id", "username", "password_hash", "created_at", "disabled")
 
 
 class SqliteAccountStore(SqlAccountStore):

@@ -9,7 +9,7 @@ below so Alembic's autogenerate sees it) and add one revision under
 ``migrations/versions``.
 """
 
-from sealscope.db import accounts, alert_events, delivery, tables
+from sealscope.db import accounts, alert_events, delivery, provisioning, tables
 from sealscope.db.engine import (
     insert_for,
     is_unique_violation,
@@ -32,6 +32,7 @@ __all__ = [
     "migrate",
     "open_engine",
     "open_migrated",
+    "provisioning",
     "read",
     "sqlite_url",
     "tables",

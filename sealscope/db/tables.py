@@ -21,7 +21,7 @@ Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 # "ACME1x" by locale rules, and pages through a registry must not depend on the locale).
 DeviceId = sa.Text().with_variant(postgresql.TEXT(collation="C"), "postgresql")
 # Unix seconds as a double: device event times are fractional and never time-zone aware.
-UnixS = sa.Double()
+UnixS: sa.Double[float] = sa.Double()
 # JSONB on PostgreSQL so Grafana and ad-hoc SQL can query into evidence.
 Json = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 

@@ -16,6 +16,7 @@ from email.message import EmailMessage
 from typing import Self
 
 from sealscope.delivery.outbox import Delivery
+from sealscope.delivery.subscription import ChannelKind
 from sealscope.errors import DeliveryFailed
 
 __all__ = ["EmailChannel"]
@@ -26,7 +27,7 @@ def _printable(text: object, max_chars: int = 80) -> str:
 
 
 class EmailChannel:
-    kind = "email"
+    kind: ChannelKind = "email"
 
     def __init__(
         self,

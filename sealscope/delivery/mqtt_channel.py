@@ -16,6 +16,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from sealscope.delivery.outbox import Delivery
+from sealscope.delivery.subscription import ChannelKind
 from sealscope.errors import DeliveryFailed
 from sealscope.topics import alerts_topic
 
@@ -23,7 +24,7 @@ __all__ = ["MqttChannel"]
 
 
 class MqttChannel:
-    kind = "mqtt"
+    kind: ChannelKind = "mqtt"
 
     def __init__(
         self,

@@ -172,7 +172,7 @@ class SqlOutbox:
             )
         if values:
             txn.execute(sa.insert(deliveries), values)
-        return [v["id"] for v in values]
+        return [str(v["id"]) for v in values]
 
     def claim(self, owner: str, *, limit: int, lease_s: float) -> list[Delivery]:
         now = self._clock()
@@ -208,8 +208,8 @@ class SqlOutbox:
             if not claimed:
                 return []
             rows = conn.execute(self._select().where(deliveries.c.id.in_(claimed))).all()
-        rows.sort(key=lambda r: (r.next_attempt_at, r.created_at))
-        return [_delivery(r) for r in rows]
+        ordered = sorted(rows, key=lambda r: (r.next_attempt_at, r.created_at))
+        return [_delivery(r) for r in ordered]
 
     def record(
         self, delivery: Delivery, owner: str, attempt: Attempt, *, next_attempt_at: float

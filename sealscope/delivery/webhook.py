@@ -14,6 +14,7 @@ import aiohttp
 
 from sealscope.delivery.outbox import Delivery
 from sealscope.delivery.signature import headers
+from sealscope.delivery.subscription import ChannelKind
 from sealscope.errors import DeliveryFailed
 
 __all__ = ["WebhookChannel"]
@@ -22,7 +23,7 @@ _MAX_RESPONSE_BYTES = 4096
 
 
 class WebhookChannel:
-    kind = "webhook"
+    kind: ChannelKind = "webhook"
 
     def __init__(
         self, *, timeout_s: float = 10.0, max_connections: int = 100, user_agent: str = "sealscope"

@@ -168,7 +168,11 @@ class InfluxStore:
     async def _send(self, body: str) -> None:
         try:
             await self._writer().write(
-                bucket=self.bucket, org=self.org, record=body, write_precision=WritePrecision.NS
+                bucket=self.bucket,
+                org=self.org,
+                record=body,
+                # the client declares its own constant WritePrecision.NS a plain str
+                write_precision=WritePrecision.NS,  # type: ignore[arg-type]
             )
         except InfluxDBError as exc:
             status = getattr(exc, "status", None)

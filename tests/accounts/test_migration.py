@@ -68,9 +68,9 @@ def _write_old_accounts(path: Path) -> None:
     old.close()
 
 
-# None: a file from before Alembic; "0003_delivery": what main wrote while accounts still
+# None: a file from before Alembic; "0004_provisioning": what main wrote while accounts still
 # went through sqlite3 beside the SQLAlchemy tables
-@pytest.mark.parametrize("alembic_at", [None, "0003_delivery"])
+@pytest.mark.parametrize("alembic_at", [None, "0004_provisioning"])
 def test_migrate_adopts_accounts_the_sqlite3_adapter_wrote(
     tmp_path: Path, alembic_at: str | None
 ) -> None:

@@ -168,6 +168,7 @@ def _only(ok: int, *roles: str) -> dict[str, int]:
 
 
 NEW_DEVICE = {"device_id": "ACME-V-000009", "kind": "valve", "manufacturer": "ACME", "model": "X"}
+NEW_ROW = {"device_id": "ACME-V-000010", "kind": "valve", "model": "X"}
 NOT_FOUND_OUTSIDE = {A: 401, OP: 404, M: 404, P: 404, D: 200}
 
 MATRIX: dict[tuple[str, str], tuple[Build, dict[str, int], dict[str, int] | None]] = {
@@ -255,6 +256,30 @@ MATRIX: dict[tuple[str, str], tuple[Build, dict[str, int], dict[str, int] | None
         None,
     ),
     ("GET", "/api/v1/sites"): (_fixed("/api/v1/sites"), _only(200, OP, D), None),
+    ("POST", "/api/v1/provisioning/devices"): (
+        _fixed("/api/v1/provisioning/devices?manufacturer=ACME", [NEW_ROW]),
+        _only(200, M, D),
+        None,
+    ),
+    # upload 1 is the one the POST above made in this same run (routes run in table order);
+    # an upload id nobody made answers 404 like another manufacturer's
+    ("GET", "/api/v1/provisioning/uploads/{upload_id}"): (
+        lambda w, role, inside: (
+            f"/api/v1/provisioning/uploads/{1 if inside else 999}?manufacturer=ACME",
+            None,
+        ),
+        _only(200, M, D),
+        {A: 401, OP: 403, M: 404, P: 403, D: 404},
+    ),
+    # a wrong claim code: allowed callers get the code's 404, the others never get that far
+    ("POST", "/api/v1/devices/claim"): (
+        _fixed(
+            "/api/v1/devices/claim",
+            {"device_id": IN_DEVICE.device_id, "claim_code": "AAAAA-AAAAA", "site": "north"},
+        ),
+        {A: 401, OP: 404, M: 403, P: 403, D: 404},
+        None,
+    ),
 }
 
 

@@ -93,6 +93,19 @@ def _good_request(http: httpx.Client, route: str, live_api: Any) -> None:
     elif route.endswith("/assign"):
         response = http.post(url, json={"assignee": f"tech-{next(_ids)}"})
         assert response.status_code == 200, response.text
+    elif route in ("/api/v1/provisioning/devices", "/api/v1/devices/claim"):
+        # the admin provisions for a manufacturer it names, and may claim into any site
+        device_id = f"FUZZ-P-{next(_ids):06d}"
+        row = {"device_id": device_id, "kind": "valve", "model": "m"}
+        response = http.post(
+            "/api/v1/provisioning/devices", params={"manufacturer": "f"}, json=[row]
+        )
+        assert response.status_code == 200, response.text
+        if route == "/api/v1/devices/claim":
+            code = response.json()["credentials_csv"].splitlines()[1].split(",")[-1]
+            claim = {"device_id": device_id, "claim_code": code, "site": "north"}
+            response = http.post(url, json=claim)
+            assert response.status_code == 200, response.text
     else:
         body = _good_body(route, live_api)
         response = http.post(url) if body is None else http.post(url, json=body)

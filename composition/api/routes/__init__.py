@@ -11,6 +11,7 @@ from composition.api.routes import (
     health,
     keys,
     page,
+    provisioning,
     risk,
     session,
     telemetry,
@@ -31,6 +32,7 @@ api_router.include_router(risk.router)
 api_router.include_router(session.router)
 api_router.include_router(keys.router)
 api_router.include_router(accounts.router)
+api_router.include_router(provisioning.router)
 
 # outside the versioned prefix: probes and the web page
 root_router = APIRouter()

@@ -59,7 +59,7 @@ class KeyPublic(BaseModel):
             key_id=key.key_id,
             org_id=key.org_id,
             name=key.name,
-            created_at=_utc(key.created_at),  # type: ignore[arg-type]
+            created_at=_utc(key.created_at),
             expires_at=_utc(key.expires_at),
             revoked_at=_utc(key.revoked_at),
             last_used_at=_utc(key.last_used_at),

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 
 from alembic import context
+from sqlalchemy.engine import Connection
 
 import sealscope.db  # noqa: F401  (declares every table on the shared metadata)
 from sealscope.db.engine import open_engine
@@ -15,7 +16,7 @@ from sealscope.db.metadata import metadata
 config = context.config
 
 
-def _run(connection: object) -> None:
+def _run(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=metadata,

@@ -10,6 +10,8 @@ Revises:
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
@@ -26,13 +28,13 @@ _NOT_RESOLVED = sa.text("status != 'resolved'")
 _ONCE = sa.text("once_key IS NOT NULL")
 
 
-def _create_table(inspector: sa.Inspector, name: str, *items: object, **kw: object) -> None:
+def _create_table(inspector: sa.Inspector, name: str, *items: Any, **kw: Any) -> None:
     if not inspector.has_table(name):
         op.create_table(name, *items, **kw)
 
 
 def _create_index(
-    inspector: sa.Inspector, table: str, name: str, columns: list[str], **kw: object
+    inspector: sa.Inspector, table: str, name: str, columns: list[str], **kw: Any
 ) -> None:
     if name not in {ix["name"] for ix in inspector.get_indexes(table)}:
         op.create_index(name, table, columns, **kw)

@@ -6,17 +6,19 @@ revision creates only what is missing, so such a file keeps its rows and is stam
 its column types read back the same through SQLAlchemy (remit JSON text, disabled 0/1).
 
 Revision ID: 0004_accounts
-Revises: 0003_delivery
+Revises: 0004_provisioning (chained after what main had when this landed: one head)
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = "0004_accounts"
-down_revision = "0003_delivery"
+down_revision = "0004_provisioning"
 branch_labels = None
 depends_on = None
 
@@ -25,7 +27,7 @@ _JSON = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 _KINDS = "'operator', 'manufacturer', 'monitoring_point', 'admin'"
 
 
-def _create_table(inspector: sa.Inspector, name: str, *items: object, **kw: object) -> None:
+def _create_table(inspector: sa.Inspector, name: str, *items: Any, **kw: Any) -> None:
     if not inspector.has_table(name):
         op.create_table(name, *items, **kw)
 
