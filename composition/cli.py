@@ -125,15 +125,14 @@ def _accounts_parser(sub: Any) -> None:
 def _run_accounts(settings: Settings, args: argparse.Namespace) -> int:
     import time
 
-    from composition.runtime import create_admin_key
-    from sealscope.accounts import Authenticator, SqliteAccountStore
+    from composition.runtime import create_admin_key, open_accounts
+    from sealscope.accounts import Authenticator
     from sealscope.accounts.passwords import hash_password
 
     if args.accounts == "create-key" and args.admin:
         print(create_admin_key(settings, name=args.name))
         return 0
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    store = SqliteAccountStore(settings.state_db)
+    store = open_accounts(settings)
     try:
         if args.accounts == "create-key":
             expires = time.time() + args.expires_days * 86_400 if args.expires_days else None

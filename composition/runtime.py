@@ -49,11 +49,13 @@ from sealscope.storage.factory import open_telemetry_store
 
 if TYPE_CHECKING:
     from firmware_sim import SimReport
+    from sealscope.accounts import SqlAccountStore
 
 __all__ = [
     "Core",
     "create_admin_key",
     "first_admin",
+    "open_accounts",
     "open_core",
     "run_api",
     "run_gateway",
@@ -81,14 +83,14 @@ class Core:
 @contextlib.asynccontextmanager
 async def open_core(settings: Settings) -> AsyncIterator[Core]:
     from composition.delivery_scope import DeliveryScope
-    from sealscope.accounts import SqliteAccountStore
+    from sealscope.accounts import SqlAccountStore
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = open_migrated(settings.database_url)
     registry = SqlDeviceRegistry(engine)
     alerts = SqlAlertStore(engine, renotify_after_s=settings.renotify_after_s)
     dead_letters = SqlDeadLetterStore(engine)
-    accounts = SqliteAccountStore(settings.state_db)
+    accounts = SqlAccountStore(engine)  # the engine outlives it: closed below
     # fleet risk groups' makers: the table the detection process last saved
     scope = DeliveryScope(accounts, registry, JsonFileRiskStore(settings.risk_table_path).load)
     outbox = SqlOutbox(engine, in_scope=scope.in_scope, risk_in_scope=scope.risk_in_scope)
@@ -128,13 +130,21 @@ async def _dispatcher(settings: Settings, outbox: Outbox) -> AsyncIterator[Dispa
 ADMIN_ORG = "platform admin"
 
 
+def open_accounts(settings: Settings) -> SqlAccountStore:
+    """The accounts store on the state database (``database_url``), migrated; closing it
+    releases its engine."""
+    from sealscope.accounts import SqlAccountStore
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return SqlAccountStore(open_migrated(settings.database_url), owns_engine=True)
+
+
 def create_admin_key(settings: Settings, *, name: str = "admin key") -> str:
     """A new key of the platform admin organisation (created if missing); no expiry, so
     revoke it (``DELETE /api/v1/keys/{key_id}``) once people have their own accounts."""
-    from sealscope.accounts import Authenticator, SqliteAccountStore
+    from sealscope.accounts import Authenticator
 
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    store = SqliteAccountStore(settings.state_db)
+    store = open_accounts(settings)
     try:
         admins = [o for o in store.list_orgs(kind="admin") if o.name == ADMIN_ORG]
         org = admins[0] if admins else store.create_org(name=ADMIN_ORG, kind="admin")
@@ -147,11 +157,9 @@ def create_admin_key(settings: Settings, *, name: str = "admin key") -> str:
 def first_admin(settings: Settings) -> tuple[str, str] | None:
     """On a fresh data directory: the first admin key and the password of the ``admin``
     user for the web page, both random and stored hashed. None when an admin exists."""
-    from sealscope.accounts import SqliteAccountStore
     from sealscope.accounts.passwords import hash_password
 
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    store = SqliteAccountStore(settings.state_db)
+    store = open_accounts(settings)
     try:
         if store.list_orgs(kind="admin"):
             return None

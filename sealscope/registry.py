@@ -105,7 +105,11 @@ class DeviceRegistry(Protocol):
         site: str | None = None,
         limit: int = 100,
         offset: int = 0,
-    ) -> list[Device]: ...
+        where: sa.ColumnElement[bool] | None = None,
+    ) -> list[Device]:
+        """In device_id order. ``where``: a further filter over ``tables.devices.c`` (a
+        caller's ``Scope.device_clause``), so a scoped page is one indexed query."""
+        ...
 
     def close(self) -> None: ...
 
@@ -211,8 +215,11 @@ class SqlDeviceRegistry:
         site: str | None = None,
         limit: int = 100,
         offset: int = 0,
+        where: sa.ColumnElement[bool] | None = None,
     ) -> list[Device]:
         query = sa.select(_DEVICES)
+        if where is not None:
+            query = query.where(where)
         for column, value in ((_DEVICES.c.manufacturer, manufacturer), (_DEVICES.c.site, site)):
             if value is not None:
                 if not _storable(value):

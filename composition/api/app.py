@@ -22,7 +22,7 @@ from composition.api.routes import api_router, root_router
 from composition.api.routes.provisioning import UPLOAD_PATH
 from composition.delivery_scope import DeliveryScope
 from composition.provisioning import open_provisioner
-from sealscope.accounts import AccountStore, Authenticator, SqliteAccountStore
+from sealscope.accounts import AccountStore, Authenticator, SqlAccountStore
 from sealscope.alerts import AlertStore, SqlAlertStore
 from sealscope.config import Settings
 from sealscope.db import open_migrated
@@ -64,9 +64,11 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
-            reg, alr, dls = registry, alerts, dead_letters
+            reg, alr, dls, acc = registry, alerts, dead_letters, accounts
+            if authenticator is not None:
+                acc = authenticator.store
             engine = None
-            if reg is None or alr is None or dls is None or outbox is None:
+            if reg is None or alr is None or dls is None or acc is None or outbox is None:
                 engine = open_migrated(settings.database_url)
                 stack.callback(engine.dispose)
                 if reg is None:
@@ -75,6 +77,8 @@ def create_app(
                     alr = SqlAlertStore(engine)
                 if dls is None:
                     dls = SqlDeadLetterStore(engine)
+                if acc is None:
+                    acc = SqlAccountStore(engine)
             store = telemetry_store
             if store is None:
                 # imported here so an app with an injected store never loads store drivers
@@ -82,13 +86,7 @@ def create_app(
 
                 store = await open_telemetry_store(settings)
                 stack.push_async_callback(store.close)
-            auth = authenticator
-            if auth is None:
-                acc = accounts
-                if acc is None:
-                    acc = SqliteAccountStore(settings.state_db)
-                    stack.callback(acc.close)
-                auth = Authenticator(acc)
+            auth = authenticator if authenticator is not None else Authenticator(acc)
             box = outbox
             if box is None:
                 assert engine is not None  # opened above whenever no outbox was passed in

@@ -13,7 +13,7 @@ from sealscope.accounts.models import (
     User,
 )
 from sealscope.accounts.scope import ACTIONS, Action, Principal, Scope
-from sealscope.accounts.sqlite import SqliteAccountStore
+from sealscope.accounts.sql import SqlAccountStore, SqliteAccountStore
 from sealscope.accounts.store import AccountStore, MemoryAccountStore
 from sealscope.accounts.throttle import SignInThrottle
 
@@ -33,6 +33,7 @@ __all__ = [
     "Session",
     "SignInThrottle",
     "Site",
+    "SqlAccountStore",
     "SqliteAccountStore",
     "User",
 ]

@@ -1,6 +1,6 @@
 """What the accounts store holds: organisations, their sites and remits, people, keys, sessions.
 
-Values only; the stores (``store.py``, ``sqlite.py``) keep them and ``scope.py`` decides what
+Values only; the stores (``store.py``, ``sql.py``) keep them and ``scope.py`` decides what
 each organisation may see. Secrets never live in these values: a user carries an argon2
 hash, a key and a session their SHA-256 digests.
 """

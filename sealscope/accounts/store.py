@@ -1,4 +1,4 @@
-"""The accounts port and its in-memory adapter (unit tests; the SQLite adapter is ``sqlite.py``).
+"""The accounts port and its in-memory adapter (unit tests; the SQL one is ``sql.py``).
 
 Both adapters pass the same contract tests (tests/accounts/test_store.py).
 """
@@ -78,7 +78,7 @@ class AccountStore(Protocol):
 
 
 class MemoryAccountStore:
-    """``AccountStore`` in dicts, for tests; thread-safe like the SQLite one."""
+    """``AccountStore`` in dicts, for tests; thread-safe like the SQL one."""
 
     def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
         self._clock = clock

@@ -1,4 +1,4 @@
-"""The state database: registry, alerts, dead letters (and what later revisions add).
+"""The state database: registry, alerts, dead letters, accounts, delivery.
 
 SQLAlchemy 2.0 Core on one shared ``metadata``; SQLite by default, PostgreSQL in
 production (``SEALSCOPE_DATABASE_URL``). Alembic migrations ship in ``migrations/`` and are
@@ -9,7 +9,7 @@ below so Alembic's autogenerate sees it) and add one revision under
 ``migrations/versions``.
 """
 
-from sealscope.db import alert_events, delivery, provisioning, tables
+from sealscope.db import accounts, alert_events, delivery, provisioning, tables
 from sealscope.db.engine import (
     insert_for,
     is_unique_violation,
@@ -22,6 +22,7 @@ from sealscope.db.metadata import metadata
 from sealscope.db.migrate import head_revisions, migrate, open_migrated
 
 __all__ = [
+    "accounts",
     "alert_events",
     "delivery",
     "head_revisions",

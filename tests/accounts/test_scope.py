@@ -1,4 +1,5 @@
-"""The scope policy: the Python rule and the SQL filter agree on every device."""
+"""The scope policy: the Python rule and the SQL filter agree on every device, also when the
+SQL registry pages through the filter on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ import pytest
 import sqlalchemy as sa
 
 from sealscope.accounts import Organisation, Remit, Scope, Site
+from sealscope.db import tables
 from sealscope.errors import Forbidden
-from sealscope.registry import Device
+from sealscope.registry import Device, SqlDeviceRegistry
 
 DEVICES = [
     Device(f"D-{i:04d}", kind, maker, model, site=site, region=region)
@@ -95,3 +97,21 @@ def test_scope_risk_groups() -> None:
     assert not narrow.allows_risk_group("model", "BV-50", ["PumpCo"])
     assert not narrow.allows_risk_group("batch", "b1", ["ACME"])
     assert not SCOPES["operator"].allows_risk_group("region", "R1")
+
+
+@pytest.mark.parametrize("name", sorted(SCOPES))
+def test_scope_device_clause_pages_the_sql_registry_like_the_python_rule(
+    name: str, db_engine: sa.Engine
+) -> None:
+    scope = SCOPES[name]
+    registry = SqlDeviceRegistry(db_engine)
+    registry.upsert_many(DEVICES)
+    allowed = [d.device_id for d in DEVICES if scope.allows_device(d)]  # already in id order
+    clause = scope.device_clause(tables.devices.c)
+    for offset in (0, 3):
+        page = registry.list(where=clause, limit=5, offset=offset)
+        assert [d.device_id for d in page] == allowed[offset : offset + 5]
+    by_maker = registry.list(manufacturer="PumpCo", where=clause, limit=1000)
+    assert [d.device_id for d in by_maker] == [
+        d.device_id for d in DEVICES if d.manufacturer == "PumpCo" and scope.allows_device(d)
+    ]

@@ -1,4 +1,4 @@
-"""One contract, both adapters: the in-memory store and SQLite on a real file."""
+"""One contract, every adapter: in memory, and SQL on SQLite and on a real PostgreSQL."""
 
 from __future__ import annotations
 
@@ -7,16 +7,24 @@ from pathlib import Path
 
 import pytest
 
-from sealscope.accounts import ApiKey, MemoryAccountStore, Remit, Session, Site, SqliteAccountStore
+from sealscope.accounts import ApiKey, MemoryAccountStore, Remit, Session, Site, SqlAccountStore
 from sealscope.accounts.store import AccountStore
+from sealscope.db import open_migrated, sqlite_url
 from sealscope.errors import Conflict, NotFound
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "postgresql"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[AccountStore]:
-    s: AccountStore = (
-        MemoryAccountStore() if request.param == "memory" else SqliteAccountStore(tmp_path / "s.db")
+    if request.param == "memory":
+        yield MemoryAccountStore()
+        return
+    # a fresh database each, so no test sees another's organisations
+    url = (
+        sqlite_url(tmp_path / "state.db")
+        if request.param == "sqlite"
+        else request.getfixturevalue("postgres_databases").create()
     )
+    s = SqlAccountStore(open_migrated(url), owns_engine=True)
     yield s
     s.close()
 
@@ -66,3 +74,36 @@ def test_store_users_keys_and_sessions(store: AccountStore) -> None:
     assert store.get_session("d1") is None and store.get_session("d2") is not None
     store.delete_session("d2")
     assert store.get_session("d2") is None
+
+
+def test_store_hostile_lookups_find_nothing(store: AccountStore) -> None:
+    # NUL cannot be stored in PostgreSQL text: a lookup by it is a miss, not a 500
+    assert store.find_user("ann\x00") is None
+    with pytest.raises(NotFound):
+        store.get_key("aaaa\x00")
+    store.touch_key("aaaa\x00", t=1.0)
+    assert store.get_session("\x00") is None
+    store.delete_session("\x00")
+
+
+def test_store_users_and_keys_list_per_org(store: AccountStore) -> None:
+    a = store.create_org(name="A", kind="operator")
+    b = store.create_org(name="B", kind="manufacturer", manufacturer_code="ACME")
+    assert b.manufacturer_code == "ACME" and store.get_org(b.id) == b
+    ann = store.create_user(org_id=a.id, username="ann", password_hash="h1")
+    bob = store.create_user(org_id=b.id, username="bob", password_hash="h2")
+    assert store.get_user(ann.id) == ann and not ann.disabled
+    assert store.list_users(a.id) == [ann] and store.list_users(b.id) == [bob]
+    with pytest.raises(NotFound):
+        store.create_user(org_id=999, username="eve", password_hash="h")
+    with pytest.raises(NotFound):
+        store.get_user(999)
+    store.add_key(ApiKey("k2", a.id, "later", "1" * 64, created_at=2.0, expires_at=9.0))
+    store.add_key(ApiKey("k1", a.id, "first", "2" * 64, created_at=1.0))
+    assert [k.key_id for k in store.list_keys(a.id)] == ["k1", "k2"]
+    assert store.get_key("k2").expires_at == 9.0 and store.list_keys(b.id) == []
+    with pytest.raises(NotFound):
+        store.revoke_key("nope", t=1.0)
+    assert [o.name for o in store.list_orgs()] == ["A", "B"]
+    with pytest.raises(NotFound):
+        store.set_remit(999, Remit())
