@@ -36,6 +36,7 @@ from sealscope.deadletters import DeadLetterStore, SqlDeadLetterStore
 from sealscope.delivery import (
     Channel,
     Dispatcher,
+    EmailChannel,
     MqttChannel,
     Outbox,
     SqlOutbox,
@@ -108,9 +109,9 @@ async def open_core(settings: Settings) -> AsyncIterator[Core]:
 
 @contextlib.asynccontextmanager
 async def _dispatcher(settings: Settings, outbox: Outbox) -> AsyncIterator[Dispatcher]:
-    """Send the outbox's deliveries while the block runs: webhooks, and MQTT on the
-    service's broker (with its login, which may publish alerts). No email channel yet: there
-    are no SMTP settings, so email deliveries are retried and end ``dead``."""
+    """Send the outbox's deliveries while the block runs: webhooks, MQTT on the service's
+    broker (with its login, which may publish alerts), and e-mail when ``smtp_host`` is set
+    (without it, e-mail deliveries are retried and end ``dead``)."""
     password = settings.mqtt_password.get_secret_value() if settings.mqtt_password else None
     channels: list[Channel] = [
         WebhookChannel(timeout_s=10.0),
@@ -122,6 +123,18 @@ async def _dispatcher(settings: Settings, outbox: Outbox) -> AsyncIterator[Dispa
             timeout_s=5.0,
         ),
     ]
+    if settings.smtp_host:
+        smtp_password = settings.smtp_password
+        channels.append(
+            EmailChannel(
+                host=settings.smtp_host,
+                port=settings.smtp_port,
+                sender=settings.smtp_sender,
+                username=settings.smtp_username if smtp_password is not None else None,
+                password=smtp_password.get_secret_value() if smtp_password else None,
+                starttls=settings.smtp_starttls,
+            )
+        )
     async with Dispatcher(outbox=outbox, channels=channels) as dispatcher:
         log.info("delivery: dispatcher %s running", dispatcher.name)
         yield dispatcher

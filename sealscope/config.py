@@ -79,6 +79,14 @@ class Settings(BaseSettings):
         4 * 3600.0, ge=0, le=365 * 86400, description="re-notify open alerts; 0: never"
     )
 
+    # alert e-mail: unset host = no e-mail channel (e-mail subscriptions then end ``dead``)
+    smtp_host: str | None = None
+    smtp_port: int = Field(25, ge=1, le=65535)
+    smtp_sender: str = "sealscope@localhost"
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = False
+
     # API
     api_host: str = "127.0.0.1"
     api_port: int = Field(8000, ge=0, le=65535)

@@ -152,3 +152,27 @@ async def test_email_channel_retries_while_the_smtp_server_is_down(outbox) -> No
 def _enqueue(outbox: SqlOutbox, **overrides: object) -> list[str]:
     with outbox.transaction() as txn:
         return outbox.enqueue(txn, change(**overrides))
+
+
+async def test_runtime_dispatcher_sends_email_when_smtp_is_configured(
+    smtp, outbox, tmp_path: Path
+) -> None:
+    # the dispatcher `up` and `ingest` run: SMTP settings alone turn the e-mail channel on
+    from composition.runtime import _dispatcher
+    from sealscope.config import Settings
+
+    controller, inbox = smtp
+    outbox.add_subscription(
+        Subscription(id="e2", org_id="org-mp", channel="email", target="duty@example.org")
+    )
+    [delivery_id] = _enqueue(outbox)
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        smtp_host=controller.hostname,
+        smtp_port=controller.port,
+        smtp_sender="alerts@sealscope.test",
+    )
+    async with _dispatcher(settings, outbox):
+        await wait_until(lambda: outbox.get(delivery_id).status == "delivered", timeout_s=WAIT_S)
+    [(sender, recipients, _raw)] = inbox.messages
+    assert (sender, recipients) == ("alerts@sealscope.test", ["duty@example.org"])
