@@ -94,6 +94,12 @@ def _parser() -> argparse.ArgumentParser:
     bs = bench_sub.add_parser("sim", help="simulated device-samples/s and publish rate")
     bs.add_argument("--devices", type=int, default=100_000)
     bs.add_argument("--rounds", type=int, default=3)
+    bp = bench_sub.add_parser(
+        "provisioning", help="API upload, background dynsec apply, devices publishing"
+    )
+    bp.add_argument("--devices", type=int, default=10_000)
+    bp.add_argument("--chunk", type=int, default=25, help="dynsec commands per message")
+    bp.add_argument("--workers", type=int, default=16, help="device connections at a time")
     bd = bench_sub.add_parser("delivery", help="alert changes/s to a webhook, p50/p99 latency")
     bd.add_argument("--changes", type=int, default=5000, help="queued changes for the rate")
     bd.add_argument("--rate", type=float, default=None, help="changes/s for the latency run")
@@ -394,6 +400,15 @@ def _run_bench(args: argparse.Namespace) -> int:
         return asyncio.run(
             run_bench_gateway(uplinks=args.uplinks, devices=args.devices, samples=args.samples)
         )
+    if args.bench == "provisioning":
+        from composition.bench.provisioning import run_bench_provisioning
+
+        if args.devices < 2 or args.chunk < 1 or args.workers < 1:
+            raise ConfigError("bench provisioning", "--devices >= 2, --chunk and --workers >= 1")
+        run_bench_provisioning(
+            devices=args.devices, chunk_commands=args.chunk, workers=args.workers
+        )
+        return 0
     if args.bench == "broker":
         from composition.bench.broker import run_bench_broker
 

@@ -93,6 +93,15 @@ class Settings(BaseSettings):
     provisioning_max_body_bytes: int = Field(
         16 << 20, ge=1 << 20, description="body cap of the fleet upload route only"
     )
+    # Mosquitto dynamic-security admin identity: devices provisioned through the API get
+    # MQTT logins, applied to the broker in the background. Unset host: no MQTT credentials.
+    broker_admin_host: str | None = None
+    broker_admin_port: int = Field(1883, ge=1, le=65535)
+    broker_admin_username: str = "sealscope-broker-admin"
+    broker_admin_password: SecretStr | None = None
+    broker_admin_chunk_commands: int = Field(
+        25, ge=1, le=1000, description="dynsec commands per message (the broker stalls on each)"
+    )
     # Host header names the API answers to; any other is 400 (a listener on 0.0.0.0 with no
     # auth must not answer names an attacker's DNS points at it). Comma-separated in the
     # environment; '*.example.com' matches subdomains; '*' turns the check off.
@@ -205,6 +214,7 @@ class Settings(BaseSettings):
             "influx_token",
             "mqtt_password",
             "gateway_mqtt_password",
+            "broker_admin_password",
             "push_huawei_token",
             "push_ctwing_token",
             "push_onenet_token",

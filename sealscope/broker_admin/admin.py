@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from sealscope.broker_admin.control import Command, DynsecControl, Response
@@ -110,6 +110,13 @@ class BrokerAdmin:
         """
         ids = list(dict.fromkeys(check_device_id(d) for d in device_ids))
         passwords = {d: new_password() for d in ids}
+        self.set_device_passwords(passwords)
+        return passwords
+
+    def set_device_passwords(self, passwords: Mapping[str, str]) -> None:
+        """``provision_devices`` with passwords chosen by the caller (issued earlier and
+        applied later, e.g. in the background after an upload answered)."""
+        ids = [check_device_id(d) for d in passwords]
         creates = [
             {
                 "command": "createClient",
@@ -124,7 +131,6 @@ class BrokerAdmin:
         existing = [d for d, r in zip(ids, responses, strict=True) if r.get("error")]
         if existing:
             self._refresh_devices({d: passwords[d] for d in existing})
-        return passwords
 
     def _refresh_devices(self, passwords: dict[str, str]) -> None:
         commands: list[Command] = []

@@ -1,6 +1,7 @@
 """Provisioning's tables (revision ``0004_provisioning``): each provisioned device's claim
-state, and each fleet upload with its per-row results. No secret is stored: a claim code
-only as its keyed hash."""
+state, and each fleet upload with its per-row results. No secret is stored in the clear: a
+claim code only as its keyed hash; a device's MQTT password, until the broker has it
+(revision ``0005_broker_queue``), sealed with a server key and erased once applied."""
 
 from __future__ import annotations
 
@@ -9,7 +10,12 @@ import sqlalchemy as sa
 from sealscope.db.metadata import metadata
 from sealscope.db.tables import DeviceId, Id, UnixS
 
-__all__ = ["provisioned_devices", "provisioning_upload_rows", "provisioning_uploads"]
+__all__ = [
+    "provisioned_devices",
+    "provisioning_broker_queue",
+    "provisioning_upload_rows",
+    "provisioning_uploads",
+]
 
 provisioned_devices = sa.Table(
     "provisioned_devices",
@@ -60,5 +66,24 @@ provisioning_upload_rows = sa.Table(
     sa.Column("reason", sa.Text, nullable=False, server_default=""),
     sa.Column("credentials_issued", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.CheckConstraint("status IN ('created', 'updated', 'unchanged', 'rejected')", name="status"),
+    sqlite_with_rowid=False,
+)
+
+# MQTT logins issued by an upload, waiting for (or done with) the broker
+provisioning_broker_queue = sa.Table(
+    "provisioning_broker_queue",
+    metadata,
+    sa.Column(
+        "upload_id",
+        Id,
+        sa.ForeignKey("provisioning_uploads.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("device_id", DeviceId, primary_key=True),
+    sa.Column("sealed_password", sa.LargeBinary),  # AES-GCM; NULL once the broker has it
+    sa.Column("state", sa.Text, nullable=False, server_default="pending"),
+    sa.Column("error", sa.Text, nullable=False, server_default=""),
+    sa.CheckConstraint("state IN ('pending', 'applied', 'failed')", name="state"),
+    sa.Index("provisioning_broker_queue_pending", "state", "upload_id"),
     sqlite_with_rowid=False,
 )

@@ -21,12 +21,14 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal, Protocol
 
+from sealscope.broker_admin import new_password
 from sealscope.errors import NotFound
 from sealscope.labels import check_label
+from sealscope.provisioning.broker_queue import BrokerProgress
 from sealscope.provisioning.bundle import IssuedCredentials
 from sealscope.provisioning.claim_codes import ClaimCodes, new_claim_code
 from sealscope.provisioning.rows import FieldProblem, FleetRow, RowProblem, validate_rows
@@ -44,6 +46,7 @@ __all__ = [
     "FileFormat",
     "Mode",
     "MqttIdentities",
+    "MqttLoginQueue",
     "Provisioner",
     "ProvisioningResult",
 ]
@@ -68,6 +71,14 @@ class MqttIdentities(Protocol):
     def provision_devices(self, device_ids: Sequence[str]) -> dict[str, str]:
         """A broker login per device (username = device id), new password each; returns them."""
         ...
+
+
+class MqttLoginQueue(Protocol):
+    """Broker logins applied later (``BrokerApplier``): the upload answers at once."""
+
+    def enqueue(self, upload_id: int, passwords: Mapping[str, str]) -> None: ...
+
+    def progress(self, upload_id: int) -> BrokerProgress | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,18 +108,26 @@ class Provisioner:
         claim_codes: ClaimCodes,
         coap_keys: CoapKeyIssuer | None = None,
         mqtt: MqttIdentities | None = None,
+        mqtt_queue: MqttLoginQueue | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        """``mqtt`` applies logins to the broker during the upload; ``mqtt_queue`` (instead)
+        records them for the background, which large fleets need."""
         self._registry = registry
         self._store = store
         self._codes = claim_codes
         self._coap = coap_keys
         self._mqtt = mqtt
+        self._mqtt_queue = mqtt_queue
         self._clock = clock
 
     @property
     def store(self) -> ProvisioningStore:
         return self._store
+
+    def broker_progress(self, upload_id: int) -> BrokerProgress | None:
+        """How far the upload's MQTT logins are applied; None if none are queued."""
+        return self._mqtt_queue.progress(upload_id) if self._mqtt_queue is not None else None
 
     def provision(
         self,
@@ -214,6 +233,11 @@ class Provisioner:
             upload.rejected,
             upload.credentials_issued,
         )
+        if self._mqtt_queue is not None:
+            # after the upload row (the queue refers to it); a crash before this line loses
+            # an answer that was never sent, so no device holds these passwords
+            logins = {c.device_id: c.mqtt_password for c in credentials if c.mqtt_password}
+            self._mqtt_queue.enqueue(upload.id, logins)
         return ProvisioningResult(upload, result_rows, problems, credentials)
 
     def _issue(
@@ -233,7 +257,11 @@ class Provisioner:
                 for d in device_ids:
                     if d not in coap and d in records:
                         coap[d] = self._coap.rotate(d)
-        mqtt = self._mqtt.provision_devices(device_ids) if self._mqtt is not None else {}
+        mqtt: dict[str, str] = {}
+        if self._mqtt_queue is not None:
+            mqtt = {d: new_password() for d in device_ids}
+        elif self._mqtt is not None:
+            mqtt = self._mqtt.provision_devices(device_ids)
 
         now = self._clock()
         issued: list[IssuedCredentials] = []

@@ -12,10 +12,12 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from composition.bench.dynsec import DynsecBroker
+from composition.bench.dynsec import DynsecBroker, UplinkCounter, publish_once_per_device
 from composition.bench.dynsec import start_dynsec_broker as start_bench_broker
 from composition.servers import find_mosquitto
 from composition.servers.mosquitto import find_dynsec_plugin
+from sealscope.broker_admin import BrokerAdmin
+from sealscope.topics import device_topic
 
 WAIT_S = 10.0
 
@@ -93,3 +95,32 @@ class Session:
 
     def _on_subscribe(self, _c: Any, _u: Any, mid: int, reasons: Any, _p: Any) -> None:
         self._ack_queue(mid).put(reasons)
+
+
+def assert_fleet_publishes_only_as_itself(
+    broker: DynsecBroker, passwords: dict[str, str], *, ingest_username: str
+) -> None:
+    """One device is refused under another's id; then every device publishes once, as
+    itself, and an ingest identity on the broker receives one message from each."""
+    ids = sorted(passwords)
+    with broker.control() as control:
+        ingest_password = BrokerAdmin(control).provision_service("ingest", ingest_username)
+    with UplinkCounter(broker, ingest_username, ingest_password) as ingest:
+        forger = ids[0]
+        with Session(broker, forger, passwords[forger], forger) as device:
+            assert device.connect() == "Success"
+            assert device.publish(device_topic(ids[1], "telemetry")) == "Not authorized"
+            assert device.publish(device_topic("GHOST-0001", "telemetry")) == "Not authorized"
+            assert device.publish(device_topic(forger, "telemetry")) == "Success"
+        # one connection delivers in order: its own message arriving means the two
+        # refused ones would have arrived already
+        assert ingest.wait_for(1, timeout_s=WAIT_S)
+        assert ingest.devices == {forger}
+
+        host, port = broker.server.host, broker.server.port
+        run = publish_once_per_device(host, port, passwords, workers=8)
+        assert set(run.connack.values()) == {"Success"}
+        assert set(run.puback.values()) == {"Success"}
+        fleet = len(ids)
+        assert ingest.wait_for(fleet, timeout_s=60), f"{len(ingest.devices)} of {fleet} arrived"
+        assert ingest.devices == set(ids)

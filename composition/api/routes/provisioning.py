@@ -31,6 +31,8 @@ from sealscope.errors import FleetFileRejected, Forbidden, NotFound
 from sealscope.labels import check_label
 from sealscope.provisioning import (
     MAX_ROWS,
+    BrokerProgress,
+    BrokerState,
     ClaimLimiter,
     FleetRow,
     Mode,
@@ -162,8 +164,26 @@ class ProvisioningReport(BaseModel):
     )
 
 
+class BrokerReport(BaseModel):
+    applied: int = Field(description="devices whose MQTT login the broker has")
+    total: int = Field(description="MQTT logins this upload issued")
+    state: BrokerState = Field(
+        description="applying (in the background), done, or failed (some refused; those"
+        " devices need a new upload with rotate)"
+    )
+
+    @classmethod
+    def of(cls, progress: BrokerProgress | None) -> BrokerReport | None:
+        if progress is None:
+            return None
+        return cls(applied=progress.applied, total=progress.total, state=progress.state)
+
+
 class UploadDetail(BaseModel):
     upload: UploadPublic
+    broker: BrokerReport | None = Field(
+        None, description="the MQTT logins' progress on the broker; null: none issued"
+    )
     rows: list[RowReport]
     limit: int
     offset: int
@@ -323,6 +343,7 @@ def get_upload(
     rows = store.upload_rows(upload_id, status=status, limit=limit, offset=offset)
     return UploadDetail(
         upload=UploadPublic.of(upload),
+        broker=BrokerReport.of(provisioner.broker_progress(upload_id)),
         rows=[RowReport.of(r) for r in rows],
         limit=limit,
         offset=offset,
