@@ -1,6 +1,6 @@
 """``AccountStore`` on the state database (SQLite, the embedded default, or PostgreSQL),
 sharing its engine with the registry and the alert stores; ``SqliteAccountStore`` opens
-one on a file. Tables: ``sealscope.db.accounts`` (revision ``0004_accounts``).
+one on a file. Tables: ``sealscope.db.accounts`` (revision ``0005_accounts``).
 """
 
 from __future__ import annotations

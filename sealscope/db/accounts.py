@@ -1,5 +1,5 @@
 """Organisations, their sites, people, API keys and sign-in sessions (revision
-``0004_accounts``; before it, ``sealscope.accounts.sqlite`` kept the same tables in the
+``0005_accounts``; before it, ``sealscope.accounts.sqlite`` kept the same tables in the
 SQLite state file through sqlite3, and the revision adopts them as they are)."""
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Provisioning's tables (revision ``0004_provisioning``): each provisioned device's claim
 state, and each fleet upload with its per-row results. No secret is stored in the clear: a
 claim code only as its keyed hash; a device's MQTT password, until the broker has it
-(revision ``0005_broker_queue``), sealed with a server key and erased once applied."""
+(revision ``0006_broker_queue``), sealed with a server key and erased once applied."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Accounts written by the sqlite3 adapter (before revision ``0004_accounts``) survive the
+"""Accounts written by the sqlite3 adapter (before revision ``0005_accounts``) survive the
 upgrade: the revision adopts their tables, and the SQL store reads and extends them."""
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ def test_migrate_adopts_accounts_the_sqlite3_adapter_wrote(
 
     with read(engine) as conn:
         versions = set(conn.scalars(sa.text("SELECT version_num FROM alembic_version")))
-    assert versions == head_revisions() == {"0004_accounts"}
+    assert versions == head_revisions() and len(versions) == 1  # at the one head
     store = SqlAccountStore(engine)
     ops, mp = store.list_orgs()
     assert (ops.name, mp.remit) == (

@@ -5,7 +5,7 @@ state file through sqlite3 (its ``schema_version`` component "accounts", version
 revision creates only what is missing, so such a file keeps its rows and is stamped here;
 its column types read back the same through SQLAlchemy (remit JSON text, disabled 0/1).
 
-Revision ID: 0004_accounts
+Revision ID: 0005_accounts
 Revises: 0004_provisioning (chained after what main had when this landed: one head)
 """
 
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision = "0004_accounts"
+revision = "0005_accounts"
 down_revision = "0004_provisioning"
 branch_labels = None
 depends_on = None

@@ -1,7 +1,7 @@
 """Provisioning: MQTT logins issued by an upload, queued for the broker (sealed passwords).
 
-Revision ID: 0005_broker_queue
-Revises: 0004_provisioning
+Revision ID: 0006_broker_queue
+Revises: 0005_accounts
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision = "0005_broker_queue"
-down_revision = "0004_provisioning"
+revision = "0006_broker_queue"
+down_revision = "0005_accounts"
 branch_labels = None
 depends_on = None
 
