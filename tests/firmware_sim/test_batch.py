@@ -7,19 +7,9 @@ import pytest
 
 from firmware_sim import Fleet, FleetSpec, SampleBatch
 from sealscope.wire import SAMPLE_FIELDS, decode_telemetry
+from tests.firmware_sim.helpers import hostile_field
 
-# wears out, faults, loses and retries uplinks, overflows its buffer, runs batteries flat
-_HOSTILE = FleetSpec.field(
-    devices=40,
-    seed=11,
-    weibull_scale_days=40.0,
-    degrade_span_days=(0.5, 2.0),
-    sensor_faults_per_year=80.0,
-    wrong_clock_share=0.2,
-    buffer_samples=30,
-    max_attempts=2,
-    battery_mah=60.0,
-)
+_HOSTILE = hostile_field(40)
 
 
 def _assert_round_equal(out: object, batch: SampleBatch, s: int) -> None:
