@@ -40,6 +40,7 @@ class SampleBatch:
     copies: I64  # copies that reached the network: 0 = lost, > 1 = retries duplicated it
     attempts: I64
     is_acked: npt.NDArray[np.bool_]
+    wake_t: F64  # true event time of the transmission
     held_samples: I64  # older samples this uplink carried again (unacknowledged before)
     events: list[bytes]  # the round's alarms, as the JSON ``Event`` payloads published
 
@@ -81,7 +82,7 @@ class SampleBatch:
         for length in header["events"]:
             events.append(data[at : at + length])
             at += length
-        fixed = ("device", "seq", "t", "copies", "attempts", "is_acked", "held_samples")
+        fixed = ("device", "seq", "t", "copies", "attempts", "is_acked", "wake_t", "held_samples")
         return cls(
             index=header["index"],
             readings={k[2:]: v for k, v in arrays.items() if k.startswith("r:")},
@@ -97,6 +98,7 @@ class SampleBatch:
             ("copies", self.copies),
             ("attempts", self.attempts),
             ("is_acked", self.is_acked),
+            ("wake_t", self.wake_t),
             ("held_samples", self.held_samples),
             *((f"r:{name}", column) for name, column in self.readings.items()),
         ]

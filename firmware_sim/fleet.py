@@ -192,6 +192,7 @@ class Fleet(FleetState):
             copies=copies,
             attempts=attempts,
             is_acked=is_acked,
+            wake_t=times[dev, -1] + 1.0,
             held_samples=held,
             events=ev_payloads,
         )

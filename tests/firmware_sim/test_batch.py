@@ -22,6 +22,7 @@ def _assert_round_equal(out: object, batch: SampleBatch, s: int) -> None:
         assert int(out.copies[k]) == int(batch.copies[row])  # type: ignore[attr-defined]
         assert int(out.attempts[k]) == int(batch.attempts[row])  # type: ignore[attr-defined]
         assert bool(out.is_acked[k]) == bool(batch.is_acked[row])  # type: ignore[attr-defined]
+        assert float(out.wake_t[k]) == float(batch.wake_t[row])  # type: ignore[attr-defined]
         assert int(out.samples[k]) == s + int(batch.held_samples[row])  # type: ignore[attr-defined]
         new = decode_telemetry(out.payload[k]).samples[-s:]  # type: ignore[attr-defined]
         assert [x.t for x in new] == batch.t[row].tolist()
@@ -51,7 +52,16 @@ def test_sample_batch_frame_round_trips() -> None:
         batch = fleet.step_batch()
         back = SampleBatch.from_frame(batch.frame())
         assert back.index == batch.index and back.events == batch.events
-        for name in ("device", "seq", "t", "copies", "attempts", "is_acked", "held_samples"):
+        for name in (
+            "device",
+            "seq",
+            "t",
+            "copies",
+            "attempts",
+            "is_acked",
+            "wake_t",
+            "held_samples",
+        ):
             np.testing.assert_array_equal(getattr(back, name), getattr(batch, name))
         assert back.readings.keys() == batch.readings.keys()
         for name, column in batch.readings.items():
