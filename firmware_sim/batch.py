@@ -5,7 +5,7 @@ uplink is the largest cost of a round and a consumer would only parse it back in
 floats. ``Fleet.step_batch()`` returns the same round as arrays instead: per device that
 sent telemetry, its ``seq``, its clock's sample times and every reading (NaN = not
 measured), rounded exactly as the JSON payload writes them. ``frame()`` packs it into
-one ``bytes`` (a small JSON header, then the raw little-endian arrays) for a process
+one buffer (a small JSON header, then the raw little-endian arrays) for a process
 boundary or a file; ``SampleBatch.from_frame`` reads it back.
 
 A batch carries each round's new samples once. Samples a device held back after an
@@ -51,9 +51,10 @@ class SampleBatch:
     def samples(self) -> int:
         return int(self.t.size)
 
-    def frame(self) -> bytes:
-        """The batch as bytes: ``SSB1``, a 4-byte header length, a JSON header naming the
-        arrays, then the arrays back to back (little-endian)."""
+    def frame(self) -> memoryview:
+        """The batch as one buffer: ``SSB1``, a 4-byte header length, a JSON header naming
+        the arrays, then the arrays back to back (little-endian), then the events. Each
+        array is copied once, straight into place; write the view to a file or socket."""
         arrays = self._arrays()
         header = {
             "index": self.index,
@@ -61,17 +62,26 @@ class SampleBatch:
             "events": [len(e) for e in self.events],
         }
         head = json.dumps(header, separators=(",", ":")).encode()
-        parts = [_MAGIC, len(head).to_bytes(4, "little"), head]
-        parts += [np.ascontiguousarray(a).tobytes() for _, a in arrays]
-        parts += self.events
-        return b"".join(parts)
+        sizes = [a.nbytes for _, a in arrays] + [len(e) for e in self.events]
+        out = np.empty(8 + len(head) + sum(sizes), dtype=np.uint8)
+        out[:8] = np.frombuffer(_MAGIC + len(head).to_bytes(4, "little"), dtype=np.uint8)
+        at = 8 + len(head)
+        out[8:at] = np.frombuffer(head, dtype=np.uint8)
+        for (_, a), size in zip(arrays, sizes, strict=False):
+            out[at : at + size].view(a.dtype).reshape(a.shape)[...] = a
+            at += size
+        for e in self.events:
+            out[at : at + len(e)] = np.frombuffer(e, dtype=np.uint8)
+            at += len(e)
+        return memoryview(out)
 
     @classmethod
-    def from_frame(cls, data: bytes) -> SampleBatch:
-        if data[:4] != _MAGIC:
+    def from_frame(cls, frame: bytes | memoryview) -> SampleBatch:
+        data = memoryview(frame).cast("B")
+        if bytes(data[:4]) != _MAGIC:
             raise ValueError("not a sample batch frame")
         size = int.from_bytes(data[4:8], "little")
-        header = json.loads(data[8 : 8 + size])
+        header = json.loads(bytes(data[8 : 8 + size]))
         at = 8 + size
         arrays: dict[str, np.ndarray] = {}
         for name, dtype, shape in header["arrays"]:
@@ -80,7 +90,7 @@ class SampleBatch:
             at += a.nbytes
         events = []
         for length in header["events"]:
-            events.append(data[at : at + length])
+            events.append(bytes(data[at : at + length]))
             at += length
         fixed = ("device", "seq", "t", "copies", "attempts", "is_acked", "wake_t", "held_samples")
         return cls(
