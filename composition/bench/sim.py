@@ -22,12 +22,14 @@ from __future__ import annotations
 
 import asyncio
 import math
+import multiprocessing
 import os
 import resource
 import shutil
 import subprocess
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -225,29 +227,11 @@ def _ceilings(spec: FleetSpec, rounds: int) -> dict[str, float]:
     return parts
 
 
-def run_bench_sim_span(
-    *, devices: int = 100_000, days: float = 365.0, budget_s: float = 900.0
-) -> int:
-    """A field fleet (hourly uplinks of 12 five-minute samples) over ``days`` of event time,
-    each round generated and encoded as a ``SampleBatch`` frame (no JSON, no broker), until
-    done or ``budget_s`` of wall time passed. Prints elapsed time, device-samples/s, peak
-    memory, and per round the cost of each part (physics, alarms and radio, the binary
-    frame, the JSON it replaces) and the floor (the round's random draws alone)."""
-    if devices < 1 or days <= 0 or budget_s <= 0:
-        raise ValueError("devices >= 1, days > 0 and budget_s > 0")
-    spec = FleetSpec.field(devices=devices, seed=2026)
-    rounds = math.ceil(days * 86_400.0 / spec.uplink_span_s)
-    print(
-        f"sealscope bench sim: {devices} devices x {days:g} days = {rounds} rounds of "
-        f"{spec.samples_per_uplink} samples, generation + binary batch encoding, "
-        f"budget {budget_s:.0f} s",
-        flush=True,
-    )
-    parts = _ceilings(spec, rounds=min(3, rounds))
-    print("per round, measured on a fresh fleet of the same spec:", flush=True)
-    for name, seconds in parts.items():
-        print(f"  {name:<22} {seconds * 1000:8.0f} ms", flush=True)
-
+def _span_run(
+    devices: int, seed: int, rounds: int, budget_s: float, label: str
+) -> dict[str, float]:
+    """Step one fleet as batches, framing each round, until ``rounds`` or the budget."""
+    spec = FleetSpec.field(devices=devices, seed=seed)
     fleet = Fleet(spec)
     frame_bytes = done = 0
     started = time.perf_counter()
@@ -258,25 +242,74 @@ def run_bench_sim_span(
         if done % report_every == 0:
             elapsed = time.perf_counter() - started
             print(
-                f"  day {done * spec.uplink_span_s / 86_400.0:.0f}: {elapsed:.0f} s, "
+                f"  {label}day {done * spec.uplink_span_s / 86_400.0:.0f}: {elapsed:.0f} s, "
                 f"{fleet.counts.samples_generated / elapsed:,.0f} device-samples/s",
                 flush=True,
             )
-    elapsed = time.perf_counter() - started
-    samples = fleet.counts.samples_generated
+    return {
+        "rounds": done,
+        "samples": fleet.counts.samples_generated,
+        "elapsed_s": time.perf_counter() - started,
+        "frame_bytes": frame_bytes,
+        "peak_mib": _peak_rss_mib(),
+    }
+
+
+def run_bench_sim_span(
+    *, devices: int = 100_000, days: float = 365.0, budget_s: float = 900.0, workers: int = 1
+) -> int:
+    """A field fleet (hourly uplinks of 12 five-minute samples) over ``days`` of event time,
+    each round generated and encoded as a ``SampleBatch`` frame (no JSON, no broker), until
+    done or ``budget_s`` of wall time passed. Prints elapsed time, device-samples/s, peak
+    memory, and per round the cost of each part (physics, alarms and radio, the binary
+    frame, the JSON it replaces) and the floor (the round's random draws alone).
+
+    ``workers`` > 1 splits the devices over that many processes, each its own fleet (its
+    own seed, so the same statistics but not the same devices as one process)."""
+    if devices < workers or days <= 0 or budget_s <= 0 or workers < 1:
+        raise ValueError("devices >= workers >= 1, days > 0 and budget_s > 0")
+    spec = FleetSpec.field(devices=devices, seed=2026)
+    rounds = math.ceil(days * 86_400.0 / spec.uplink_span_s)
+    print(
+        f"sealscope bench sim: {devices} devices x {days:g} days = {rounds} rounds of "
+        f"{spec.samples_per_uplink} samples, generation + binary batch encoding, "
+        f"{workers} process(es), budget {budget_s:.0f} s",
+        flush=True,
+    )
+    parts = _ceilings(spec, rounds=min(3, rounds))
+    print("per round, measured on a fresh fleet of the same spec (one process):", flush=True)
+    for name, seconds in parts.items():
+        print(f"  {name:<22} {seconds * 1000:8.0f} ms", flush=True)
+
+    shares = [devices // workers + (w < devices % workers) for w in range(workers)]
+    if workers == 1:
+        runs = [_span_run(devices, 2026, rounds, budget_s, "")]
+    else:
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(workers, mp_context=context) as pool:
+            futures = [
+                pool.submit(_span_run, n, 2026 + w, rounds, budget_s, f"worker {w}: ")
+                for w, n in enumerate(shares)
+            ]
+            runs = [f.result() for f in futures]
+    elapsed = max(r["elapsed_s"] for r in runs)
+    done = int(min(r["rounds"] for r in runs))
+    samples = int(sum(r["samples"] for r in runs))
+    frame_bytes = sum(r["frame_bytes"] for r in runs)
     reached_days = done * spec.uplink_span_s / 86_400.0
     print(
         f"{'done' if done == rounds else 'stopped at the budget'}: {reached_days:.1f} of "
         f"{days:g} days ({done} rounds) in {elapsed:.1f} s; {samples:,} device-samples = "
         f"{samples / elapsed:,.0f} device-samples/s; {frame_bytes / max(done, 1) / 1e6:.0f} MB "
-        f"of frames per round; peak memory {_peak_rss_mib():.0f} MiB (process RSS)",
+        f"of frames per round; peak memory {max(r['peak_mib'] for r in runs):.0f} MiB "
+        f"(largest process RSS)",
         flush=True,
     )
     year_rounds = math.ceil(365 * 86_400.0 / spec.uplink_span_s)
     print(
         f"a year of {devices} devices ({year_rounds} rounds) at this rate: "
-        f"{elapsed / max(done, 1) * year_rounds / 60:.1f} min; floor (random draws only): "
-        f"{parts['random draws'] * year_rounds / 60:.1f} min; load average "
+        f"{elapsed / max(done, 1) * year_rounds / 60:.1f} min; floor (random draws only, one "
+        f"process): {parts['random draws'] * year_rounds / 60:.1f} min; load average "
         f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores",
         flush=True,
     )
