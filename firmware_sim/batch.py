@@ -73,7 +73,7 @@ class SampleBatch:
         for e in self.events:
             out[at : at + len(e)] = np.frombuffer(e, dtype=np.uint8)
             at += len(e)
-        return memoryview(out)
+        return out.data
 
     @classmethod
     def from_frame(cls, frame: bytes | memoryview) -> SampleBatch:
