@@ -94,6 +94,13 @@ def _parser() -> argparse.ArgumentParser:
     bs = bench_sub.add_parser("sim", help="simulated device-samples/s and publish rate")
     bs.add_argument("--devices", type=int, default=100_000)
     bs.add_argument("--rounds", type=int, default=3)
+    bs.add_argument(
+        "--days",
+        type=float,
+        help="instead: this much event time at field rates, generation + encoding only",
+    )
+    bs.add_argument("--budget-s", type=float, default=900.0, help="wall-time cap for --days")
+    bs.add_argument("--workers", type=int, default=1, help="processes for --days")
     bp = bench_sub.add_parser(
         "provisioning", help="API upload, background dynsec apply, devices publishing"
     )
@@ -417,8 +424,16 @@ def _run_bench(args: argparse.Namespace) -> int:
         run_bench_broker(seconds=args.seconds, rounds=args.rounds)
         return 0
     if args.bench == "sim":
-        from composition.bench.sim import run_bench_sim
+        from composition.bench.sim import run_bench_sim, run_bench_sim_span
 
+        if args.days is not None:
+            if args.devices < args.workers or args.workers < 1 or args.days <= 0:
+                raise ConfigError("bench sim", "need --devices >= --workers >= 1, --days > 0")
+            if args.budget_s <= 0:
+                raise ConfigError("bench sim", "--budget-s must be > 0")
+            return run_bench_sim_span(
+                devices=args.devices, days=args.days, budget_s=args.budget_s, workers=args.workers
+            )
         if args.devices < 1 or args.rounds < 1:
             raise ConfigError("bench sim", "--devices and --rounds must be >= 1")
         return asyncio.run(run_bench_sim(devices=args.devices, rounds=args.rounds))

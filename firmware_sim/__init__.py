@@ -8,6 +8,7 @@ produces v1 payloads, a ``Transport`` (transport.py, device_mqtt.py, coap.py) ca
 
 from typing import Any
 
+from firmware_sim.batch import SampleBatch
 from firmware_sim.device_mqtt import DeviceMqttTransport, DeviceSession
 from firmware_sim.fleet import (
     DeviceTruth,
@@ -60,6 +61,7 @@ __all__ = [
     "RadioCounts",
     "Refusal",
     "RoundOutput",
+    "SampleBatch",
     "SensorFault",
     "SharedMqttTransport",
     "SimReport",

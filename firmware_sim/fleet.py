@@ -22,8 +22,10 @@ import json
 from collections.abc import Iterable
 
 import numpy as np
+import numpy.typing as npt
 
 from firmware_sim import alarms, ground_truth, radio, sampling, transmission
+from firmware_sim.batch import SampleBatch
 from firmware_sim.catalog import allowable_leak_mm3s
 from firmware_sim.rounds import RadioCounts, RoundOutput, Uplink
 from firmware_sim.spec import FleetSpec
@@ -37,13 +39,20 @@ __all__ = [
     "FleetSpec",
     "RadioCounts",
     "RoundOutput",
+    "SampleBatch",
     "Uplink",
     "allowable_leak_mm3s",
 ]
 
 
+F64 = npt.NDArray[np.float64]
+I64 = npt.NDArray[np.int64]
+
+
 class Fleet(FleetState):
     """Deterministic devices plus their physical state; ``step()`` advances event time."""
+
+    _form: str | None = None  # "json" (step) or "batch" (step_batch), fixed by the first
 
     # -- identity and ground truth ------------------------------------------------------
 
@@ -154,6 +163,60 @@ class Fleet(FleetState):
 
     def step(self) -> RoundOutput:
         """Advance one uplink interval: sample, check alarms, wake, transmit."""
+        self._expect_form("json")
+        times, cols, alive, events, ev_payloads, tele_seq = self._sample_round()
+        payloads = sampling.encode_round(self, times, cols, tele_seq)
+        wake_t = times[:, -1] + 1.0
+        out = transmission.transmit(
+            self, payloads, wake_t, alive, events, ev_payloads, times, tele_seq
+        )
+        self._uplinks_done += 1
+        return out
+
+    def step_batch(self) -> SampleBatch:
+        """``step()`` without the JSON: the round's telemetry as columns (``batch``).
+
+        The same seed gives the same readings, sample times, ``seq`` and radio outcomes
+        as ``step()``; a fleet runs one way or the other, not both."""
+        self._expect_form("batch")
+        times, cols, alive, events, ev_payloads, tele_seq = self._sample_round()
+        dev, copies, attempts, is_acked, held = transmission.transmit_batch(self, alive, events)
+        every = dev.size == self.spec.devices
+        clock = np.round(self.device_clock(times, np.arange(self.spec.devices)[:, None]), 3)
+        out = SampleBatch(
+            index=self._uplinks_done,
+            device=dev,
+            seq=tele_seq if every else tele_seq[dev],
+            t=clock if every else clock[dev],
+            readings=cols if every else {k: v[dev] for k, v in cols.items()},
+            copies=copies,
+            attempts=attempts,
+            is_acked=is_acked,
+            wake_t=times[dev, -1] + 1.0,
+            held_samples=held,
+            events=ev_payloads,
+        )
+        self._uplinks_done += 1
+        return out
+
+    def _expect_form(self, form: str) -> None:
+        if self._form is None:
+            self._form = form
+        elif self._form != form:
+            raise RuntimeError(f"this fleet runs as {self._form}; it cannot mix in {form}")
+
+    def _sample_round(
+        self,
+    ) -> tuple[
+        F64,
+        dict[str, F64],
+        npt.NDArray[np.bool_],
+        list[tuple[int, int, str, str]],
+        list[bytes],
+        I64,
+    ]:
+        """Sample, check alarms and wake: (times, readings, alive, alarms, their payloads,
+        the ``seq`` the telemetry goes out with). ``seq`` has moved past this round."""
         spec, s = self.spec, self.spec.samples_per_uplink
         if self._uplinks_done == 0:
             self.battery_used0_mah = self.battery_used_mah.copy()
@@ -168,12 +231,5 @@ class Fleet(FleetState):
         # alarms went out when they tripped, before this wake-up: they take seqs first
         ev_payloads = alarms.event_payloads(self, events, times, cols) if events else []
         tele_seq = self.seq.copy()
-        payloads = sampling.encode_round(self, times, cols)
-        wake_t = times[:, -1] + 1.0
-        self.seq = (self.seq + 1) % 2**32  # encoded with the pre-increment seq
-
-        out = transmission.transmit(
-            self, payloads, wake_t, alive, events, ev_payloads, times, tele_seq
-        )
-        self._uplinks_done += 1
-        return out
+        self.seq = (self.seq + 1) % 2**32
+        return times, cols, alive, events, ev_payloads, tele_seq

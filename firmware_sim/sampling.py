@@ -75,8 +75,10 @@ def take_samples(
     return times, cols, dropped, actuation
 
 
-def encode_round(state: FleetState, times: F64, cols: dict[str, F64]) -> list[bytes]:
-    """Every device's telemetry payload, with its current ``seq``, in device order."""
+def encode_round(
+    state: FleetState, times: F64, cols: dict[str, F64], seq: npt.NDArray[np.int64]
+) -> list[bytes]:
+    """Every device's telemetry payload, with its ``seq``, in device order."""
     n = state.spec.devices
     clock = np.round(state.device_clock(times, np.arange(n)[:, None]), 3)
     payloads: list[bytes] = [b""] * n
@@ -84,7 +86,7 @@ def encode_round(state: FleetState, times: F64, cols: dict[str, F64]) -> list[by
         for a in range(0, idx.size, _CHUNK):
             rows = idx[a : a + _CHUNK]
             chunk = encode_telemetry_rows(
-                state.seq[rows], clock[rows], {k: cols[k][rows] for k in names}, names
+                seq[rows], clock[rows], {k: cols[k][rows] for k in names}, names
             )
             for i, p in zip(rows.tolist(), chunk, strict=True):
                 payloads[i] = p

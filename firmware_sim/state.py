@@ -51,6 +51,8 @@ class FleetState:
         self.counts = RadioCounts()
         # samples a device still holds because its uplink was not acknowledged
         self.pending: dict[int, list[tuple[bytes, int]]] = {}
+        # the same, counted, for rounds kept as columns (``Fleet.step_batch``)
+        self.held_samples = np.zeros(spec.devices, dtype=np.int64)
         # charge used when the first round started: the battery-life projection's origin
         self.battery_used0_mah = self.battery_used_mah.copy()
 

@@ -18,7 +18,7 @@ from firmware_sim import radio
 from firmware_sim.rounds import MessageKind, RoundOutput
 from firmware_sim.state import FleetState
 
-__all__ = ["transmit", "wake_modem"]
+__all__ = ["transmit", "transmit_batch", "wake_modem"]
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
@@ -48,7 +48,7 @@ def transmit(
 ) -> RoundOutput:
     """Send the round: telemetry of every living device (``payloads`` in device order,
     encoded with ``tele_seq``) and the alarms, in order of their true time ``wake_t``."""
-    spec, s = state.spec, state.spec.samples_per_uplink
+    s = state.spec.samples_per_uplink
     counts = state.counts
     # telemetry: one message per living device, carrying what it still holds
     tele_dev = np.flatnonzero(alive)
@@ -60,15 +60,7 @@ def transmit(
     ev_dev = np.array([e[0] for e in events], dtype=np.int64)
     ev_t = np.array([times[i, j] for i, j, _, _ in events]) if events else np.zeros(0)
     device = np.concatenate([tele_dev, ev_dev])
-    copies, attempts, is_acked = radio.transmit(
-        state.radio_rng,
-        state.rsrp_base_dbm[device],
-        spec.max_attempts,
-        is_ideal=spec.radio == "ideal",
-    )
-    charge = radio.wake_charge_mah(attempts, state.rsrp_base_dbm[device])
-    np.add.at(state.battery_used_mah, device, charge)
-    counts.charge_used_mah += float(charge.sum())
+    copies, attempts, is_acked = _send(state, device, events, tele_dev.size)
 
     # unacknowledged telemetry: the device keeps those samples for the next uplink
     for pos, i in enumerate(tele_dev.tolist()):
@@ -77,16 +69,6 @@ def transmit(
         else:
             _hold(state, i, payloads[i], int(tele_samples[pos]))
     counts.samples_resent += int(tele_samples.sum()) - tele_dev.size * s
-    counts.messages += device.size
-    counts.telemetry_messages += tele_dev.size
-    counts.event_messages += ev_dev.size
-    counts.transmissions += int(attempts.sum())
-    counts.copies_delivered += int(copies.sum())
-    counts.duplicate_copies += int(np.maximum(copies - 1, 0).sum())
-    counts.messages_lost += int((copies == 0).sum())
-    counts.messages_unacked += int((~is_acked).sum())
-    for _, _, kind, _ in events:
-        counts.events[kind] = counts.events.get(kind, 0) + 1
 
     seq_tele = tele_seq[tele_dev]
     ev_seq = np.array(
@@ -110,6 +92,66 @@ def transmit(
         wake_t=all_t[order],
         samples=np.concatenate([tele_samples, np.zeros(ev_dev.size, dtype=np.int64)])[order],
     )
+
+
+def transmit_batch(
+    state: FleetState,
+    alive: npt.NDArray[np.bool_],
+    events: list[tuple[int, int, str, str]],
+) -> tuple[I64, I64, I64, npt.NDArray[np.bool_], I64]:
+    """``transmit`` for a round kept as columns: the same radio draws, charge and counts,
+    with held samples counted per device instead of carried as bytes.
+
+    Returns, for the telemetry of every living device (device order): its slots, the
+    copies that arrived, transmissions, acknowledgement, and the older samples carried."""
+    s, room = (
+        state.spec.samples_per_uplink,
+        state.spec.buffer_samples - state.spec.samples_per_uplink,
+    )
+    tele_dev = np.flatnonzero(alive)
+    ev_dev = np.array([e[0] for e in events], dtype=np.int64)
+    copies, attempts, is_acked = _send(
+        state, np.concatenate([tele_dev, ev_dev]), events, tele_dev.size
+    )
+    held = state.held_samples[tele_dev]
+    state.counts.samples_dropped += int(np.maximum(held - room, 0).sum())
+    held = np.minimum(held, room)
+    t_acked = is_acked[: tele_dev.size]
+    state.held_samples[tele_dev] = np.where(t_acked, 0, held + s)
+    state.counts.samples_resent += int(held.sum())
+    n = tele_dev.size
+    return tele_dev, copies[:n], attempts[:n], t_acked, held
+
+
+def _send(
+    state: FleetState,
+    device: I64,
+    events: list[tuple[int, int, str, str]],
+    n_telemetry: int,
+) -> tuple[I64, I64, npt.NDArray[np.bool_]]:
+    """The radio's outcome for one message per entry of ``device`` (telemetry first, then
+    ``events``); spends the charge and keeps the counts."""
+    spec, counts = state.spec, state.counts
+    copies, attempts, is_acked = radio.transmit(
+        state.radio_rng,
+        state.rsrp_base_dbm[device],
+        spec.max_attempts,
+        is_ideal=spec.radio == "ideal",
+    )
+    charge = radio.wake_charge_mah(attempts, state.rsrp_base_dbm[device])
+    np.add.at(state.battery_used_mah, device, charge)
+    counts.charge_used_mah += float(charge.sum())
+    counts.messages += device.size
+    counts.telemetry_messages += n_telemetry
+    counts.event_messages += device.size - n_telemetry
+    counts.transmissions += int(attempts.sum())
+    counts.copies_delivered += int(copies.sum())
+    counts.duplicate_copies += int(np.maximum(copies - 1, 0).sum())
+    counts.messages_lost += int((copies == 0).sum())
+    counts.messages_unacked += int((~is_acked).sum())
+    for _, _, kind, _ in events:
+        counts.events[kind] = counts.events.get(kind, 0) + 1
+    return copies, attempts, is_acked
 
 
 def _inner(payload: bytes) -> bytes:

@@ -107,12 +107,25 @@ class Wear:
     def leak_coeff_at(self, t: F64, idx: I64, leak_c0: F64) -> F64:
         """True leak coefficient of devices ``idx`` at ``t``, from their baselines ``leak_c0``
         (indexed by device slot like every other array)."""
+        out = leak_c0[idx]
+        # before onset (most devices, most of the time) the coefficient is its baseline
         mode = self.mode[idx]
-        c0 = leak_c0[idx]
-        gradual = c0 * self.degrade_factor ** self.progress(t, idx)
-        step = np.where(t >= self.onset_t[idx], c0 * self.step_factor[idx], c0)
-        return np.where(mode == 1, gradual, np.where(mode == 2, step, c0))
+        t = np.broadcast_to(t, out.shape)
+        on = np.flatnonzero(((mode == 1) | (mode == 2)) & (t >= self.onset_t[idx]))
+        if on.size:
+            i = idx[on]
+            p = np.clip((t[on] - self.onset_t[i]) / self.degrade_span_s[i], 0.0, 1.0)
+            c0 = out[on]
+            gradual = c0 * self.degrade_factor**p
+            out[on] = np.where(mode[on] == 1, gradual, c0 * self.step_factor[i])
+        return out
 
     def friction_multiplier(self, t: F64, idx: I64) -> F64:
-        grow = 1.0 + (self.friction_factor - 1.0) * self.progress(t, idx)
-        return np.where(self.mode[idx] == 3, grow, 1.0)
+        out = np.ones(np.shape(idx))
+        t = np.broadcast_to(t, out.shape)
+        on = np.flatnonzero((self.mode[idx] == 3) & (t >= self.onset_t[idx]))
+        if on.size:
+            i = idx[on]
+            p = np.clip((t[on] - self.onset_t[i]) / self.degrade_span_s[i], 0.0, 1.0)
+            out[on] = 1.0 + (self.friction_factor - 1.0) * p
+        return out

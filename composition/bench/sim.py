@@ -12,25 +12,46 @@ Figures, all from one run on this machine:
    * simulator: ``run_simulation`` over one shared connection, generation included;
 3. per-device identity: wake-ups per second of ``DeviceMqttTransport`` (connect, publish,
    disconnect per device) for a slice of the fleet.
+
+With ``days`` (``--days 365``) it runs ``run_bench_sim_span`` instead: that much event time
+of a field fleet, generation and encoding only, no broker, within a wall-time budget;
+see there.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
+import multiprocessing
+import os
 import resource
 import shutil
 import subprocess
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from composition.servers import MosquittoServer
-from firmware_sim import Fleet, FleetSpec, MqttPublisher, OutgoingMessage, run_simulation
+from firmware_sim import (
+    Fleet,
+    FleetSpec,
+    MqttPublisher,
+    OutgoingMessage,
+    SampleBatch,
+    alarms,
+    run_simulation,
+    sampling,
+    transmission,
+)
 from firmware_sim.device_mqtt import DeviceMqttTransport
 from firmware_sim.transport import DeviceMessage
 from sealscope.topics import device_topic
 
-__all__ = ["run_bench_sim"]
+__all__ = ["run_bench_sim", "run_bench_sim_span"]
 
 
 def _peak_rss_mib() -> float:
@@ -147,4 +168,149 @@ async def run_bench_sim(*, devices: int = 100_000, rounds: int = 3) -> int:
         finally:
             server.stop()
     print(f"peak memory: {_peak_rss_mib():.0f} MiB (process RSS)", flush=True)
+    return 0
+
+
+class _CountingRng:
+    """Passes draws through to a ``Generator``, counting the variates of each method."""
+
+    def __init__(self, rng: np.random.Generator, drawn: dict[str, int]) -> None:
+        self._rng, self._drawn = rng, drawn
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._rng, name)
+
+        def draw(*args: Any, **kwargs: Any) -> Any:
+            out = method(*args, **kwargs)
+            self._drawn[name] = self._drawn.get(name, 0) + int(np.size(out))
+            return out
+
+        return draw
+
+
+def _ceilings(spec: FleetSpec, rounds: int) -> dict[str, float]:
+    """Seconds per round of each part of a round, on a fresh fleet of the same spec.
+
+    ``random draws`` is the floor of this physics: the variates a round takes from the
+    physics and fault streams, drawn alone in as few calls as there are kinds."""
+    fleet = Fleet(spec)
+    drawn: dict[str, int] = {}
+    fleet.physics_rng = _CountingRng(fleet.physics_rng, drawn)  # type: ignore[assignment]
+    fleet.fault_rng = _CountingRng(fleet.fault_rng, drawn)  # type: ignore[assignment]
+    parts = dict.fromkeys(("physics", "alarms, modem, radio", "batch frame", "json"), 0.0)
+    for _ in range(rounds):
+        a = time.perf_counter()
+        times, cols, dropped, actuation = sampling.take_samples(fleet)
+        b = time.perf_counter()
+        alarms.local_events(fleet, times, cols, dropped, actuation)
+        transmission.wake_modem(fleet, cols)
+        transmission.transmit_batch(fleet, fleet.battery_used_mah < spec.battery_mah, [])
+        c = time.perf_counter()
+        clock = np.round(fleet.device_clock(times, np.arange(spec.devices)[:, None]), 3)
+        seq = fleet.seq
+        batch = SampleBatch(
+            index=0, device=seq, seq=seq, t=clock, readings=cols, copies=seq, attempts=seq,
+            is_acked=seq > 0, wake_t=clock[:, -1], held_samples=seq, events=[],
+        )  # fmt: skip
+        batch.frame()  # stand-ins for the radio's arrays: the same sizes
+        d = time.perf_counter()
+        sampling.encode_round(fleet, times, cols, fleet.seq)
+        e = time.perf_counter()
+        fleet._uplinks_done += 1  # the parts of a step, timed one by one
+        for name, dt in zip(parts, (b - a, c - b, d - c, e - d), strict=True):
+            parts[name] += dt / rounds
+    rng = np.random.default_rng(0)
+    a = time.perf_counter()
+    for name, count in drawn.items():
+        getattr(rng, name)(size=count // rounds)
+    parts["random draws"] = time.perf_counter() - a
+    return parts
+
+
+def _span_run(
+    devices: int, seed: int, rounds: int, budget_s: float, label: str
+) -> dict[str, float]:
+    """Step one fleet as batches, framing each round, until ``rounds`` or the budget."""
+    spec = FleetSpec.field(devices=devices, seed=seed)
+    fleet = Fleet(spec)
+    frame_bytes = done = 0
+    started = time.perf_counter()
+    report_every = max(1, round(30 * 86_400.0 / spec.uplink_span_s))
+    while done < rounds and time.perf_counter() - started < budget_s:
+        frame_bytes += len(fleet.step_batch().frame())
+        done += 1
+        if done % report_every == 0:
+            elapsed = time.perf_counter() - started
+            print(
+                f"  {label}day {done * spec.uplink_span_s / 86_400.0:.0f}: {elapsed:.0f} s, "
+                f"{fleet.counts.samples_generated / elapsed:,.0f} device-samples/s",
+                flush=True,
+            )
+    return {
+        "rounds": done,
+        "samples": fleet.counts.samples_generated,
+        "elapsed_s": time.perf_counter() - started,
+        "frame_bytes": frame_bytes,
+        "peak_mib": _peak_rss_mib(),
+    }
+
+
+def run_bench_sim_span(
+    *, devices: int = 100_000, days: float = 365.0, budget_s: float = 900.0, workers: int = 1
+) -> int:
+    """A field fleet (hourly uplinks of 12 five-minute samples) over ``days`` of event time,
+    each round generated and encoded as a ``SampleBatch`` frame (no JSON, no broker), until
+    done or ``budget_s`` of wall time passed. Prints elapsed time, device-samples/s, peak
+    memory, and per round the cost of each part (physics, alarms and radio, the binary
+    frame, the JSON it replaces) and the floor (the round's random draws alone).
+
+    ``workers`` > 1 splits the devices over that many processes, each its own fleet (its
+    own seed, so the same statistics but not the same devices as one process)."""
+    if devices < workers or days <= 0 or budget_s <= 0 or workers < 1:
+        raise ValueError("devices >= workers >= 1, days > 0 and budget_s > 0")
+    spec = FleetSpec.field(devices=devices, seed=2026)
+    rounds = math.ceil(days * 86_400.0 / spec.uplink_span_s)
+    print(
+        f"sealscope bench sim: {devices} devices x {days:g} days = {rounds} rounds of "
+        f"{spec.samples_per_uplink} samples, generation + binary batch encoding, "
+        f"{workers} process(es), budget {budget_s:.0f} s",
+        flush=True,
+    )
+    parts = _ceilings(spec, rounds=min(3, rounds))
+    print("per round, measured on a fresh fleet of the same spec (one process):", flush=True)
+    for name, seconds in parts.items():
+        print(f"  {name:<22} {seconds * 1000:8.0f} ms", flush=True)
+
+    shares = [devices // workers + (w < devices % workers) for w in range(workers)]
+    if workers == 1:
+        runs = [_span_run(devices, 2026, rounds, budget_s, "")]
+    else:
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(workers, mp_context=context) as pool:
+            futures = [
+                pool.submit(_span_run, n, 2026 + w, rounds, budget_s, f"worker {w}: ")
+                for w, n in enumerate(shares)
+            ]
+            runs = [f.result() for f in futures]
+    elapsed = max(r["elapsed_s"] for r in runs)
+    done = int(min(r["rounds"] for r in runs))
+    samples = int(sum(r["samples"] for r in runs))
+    frame_bytes = sum(r["frame_bytes"] for r in runs)
+    reached_days = done * spec.uplink_span_s / 86_400.0
+    print(
+        f"{'done' if done == rounds else 'stopped at the budget'}: {reached_days:.1f} of "
+        f"{days:g} days ({done} rounds) in {elapsed:.1f} s; {samples:,} device-samples = "
+        f"{samples / elapsed:,.0f} device-samples/s; {frame_bytes / max(done, 1) / 1e6:.0f} MB "
+        f"of frames per round; peak memory {max(r['peak_mib'] for r in runs):.0f} MiB "
+        f"(largest process RSS)",
+        flush=True,
+    )
+    year_rounds = math.ceil(365 * 86_400.0 / spec.uplink_span_s)
+    print(
+        f"a year of {devices} devices ({year_rounds} rounds) at this rate: "
+        f"{elapsed / max(done, 1) * year_rounds / 60:.1f} min; floor (random draws only, one "
+        f"process): {parts['random draws'] * year_rounds / 60:.1f} min; load average "
+        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores",
+        flush=True,
+    )
     return 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from firmware_sim import Fleet
+from firmware_sim import Fleet, FleetSpec
 from sealscope.wire import SAMPLE_FIELDS, decode_event, decode_telemetry
 
 NAMES = ("t", *SAMPLE_FIELDS)
@@ -32,3 +32,19 @@ def readings(fleet: Fleet, rounds: int) -> dict[str, np.ndarray]:
                     if value is not None:
                         out[name][d, col] = value
     return out
+
+
+def hostile_field(devices: int) -> FleetSpec:
+    """A field fleet that wears out, faults, retries, loses uplinks, overflows its buffer
+    and runs batteries flat within a few dozen rounds."""
+    return FleetSpec.field(
+        devices=devices,
+        seed=11,
+        weibull_scale_days=40.0,
+        degrade_span_days=(0.5, 2.0),
+        sensor_faults_per_year=80.0,
+        wrong_clock_share=0.2,
+        buffer_samples=30,
+        max_attempts=2,
+        battery_mah=60.0,
+    )

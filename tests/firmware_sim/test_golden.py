@@ -13,6 +13,7 @@ import numpy as np
 
 from firmware_sim import Fleet, FleetSpec
 from sealscope.wire import encode
+from tests.firmware_sim.helpers import hostile_field
 
 # Computed from the pre-split code on commit ea8b387 (fleet.py in one module).
 GOLDEN_SHA256 = "87b73471b5122470b289cc85be8c1385dbba4d5dc5e71d8f72765dd05769d280"
@@ -59,17 +60,7 @@ def test_fleet_seeded_run_bytes_match_the_pre_split_digest() -> None:
     h = hashlib.sha256()
     # a field fleet that wears out, faults, retries, loses uplinks, overflows its buffer
     # and runs batteries flat within a few dozen rounds
-    field = FleetSpec.field(
-        devices=60,
-        seed=11,
-        weibull_scale_days=40.0,
-        degrade_span_days=(0.5, 2.0),
-        sensor_faults_per_year=80.0,
-        wrong_clock_share=0.2,
-        buffer_samples=30,
-        max_attempts=2,
-        battery_mah=60.0,
-    )
+    field = hostile_field(60)
     h.update(_digest(Fleet(field), 40).encode())
     # no buffer beyond one uplink: an unacknowledged batch is dropped whole
     h.update(_digest(Fleet(field.replace(buffer_samples=12, max_attempts=1)), 20).encode())
