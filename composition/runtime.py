@@ -29,6 +29,12 @@ from composition.embedded import (
     broker_credentials,
     pick_port,
 )
+from composition.metrics import (
+    delivery_readings,
+    gateway_readings,
+    ingest_readings,
+    serving_metrics,
+)
 from sealscope.alerts import AlertStore, SqlAlertStore, renotify_due
 from sealscope.config import Settings
 from sealscope.db import open_migrated
@@ -43,6 +49,7 @@ from sealscope.delivery import (
     WebhookChannel,
 )
 from sealscope.errors import ConfigError, NotFound, SealscopeError
+from sealscope.metrics import ProcessMetrics
 from sealscope.registry import DeviceRegistry, SqlDeviceRegistry
 from sealscope.risk import JsonFileRiskStore, RiskTable
 from sealscope.storage import TelemetryStore
@@ -312,12 +319,15 @@ async def run_ingest(settings: Settings, *, stop: asyncio.Event | None = None) -
             dead_letters=core.dead_letters,
             alerts=core.alerts,
             detection=_detection(core),
-        ),
+        ) as ingest,
         _renotifier(settings, core.alerts),
-        _dispatcher(settings, core.outbox),
+        _dispatcher(settings, core.outbox) as dispatcher,
     ):
+        metrics = ProcessMetrics()
+        metrics.add(*ingest_readings(ingest), *delivery_readings(dispatcher))
         log.info("ingest: consuming from %s:%d", settings.mqtt_host, settings.mqtt_port)
-        await stop.wait()
+        with serving_metrics(settings, metrics):
+            await stop.wait()
 
 
 async def run_api(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
@@ -326,7 +336,8 @@ async def run_api(settings: Settings, *, stop: asyncio.Event | None = None) -> N
         server = _api_server(core, settings.api_host, settings.api_port)
         await _serve_until_started(server, tg)
         log.info("api: listening on http://%s:%d", settings.api_host, settings.api_port)
-        await stop.wait()
+        with serving_metrics(settings, ProcessMetrics()):  # the process's own figures
+            await stop.wait()
         server.should_exit = True
 
 
@@ -471,15 +482,18 @@ async def run_gateway(settings: Settings, *, stop: asyncio.Event | None = None) 
 
     stop = stop or _stop_event()
     factory = _push_app_factory(settings) if settings.push_port is not None else None
-    await serve_gateway(
-        settings,
-        coap_host=settings.coap_host,
-        coap_port=settings.coap_port,
-        http_host=settings.push_host,
-        http_port=settings.push_port,
-        http_app_factory=factory,
-        stop=stop,
-    )
+    metrics = ProcessMetrics()
+    with serving_metrics(settings, metrics):
+        await serve_gateway(
+            settings,
+            coap_host=settings.coap_host,
+            coap_port=settings.coap_port,
+            http_host=settings.push_host,
+            http_port=settings.push_port,
+            http_app_factory=factory,
+            stop=stop,
+            on_ready=lambda gateway: metrics.add(*gateway_readings(gateway)),
+        )
 
 
 def _push_app_factory(settings: Settings) -> Callable[[Any], Any]:
@@ -649,6 +663,7 @@ async def run_up(
                 }
 
             async with (
+                contextlib.AsyncExitStack() as stack,  # closed last: metrics outlive the rest
                 ingest,
                 _renotifier(settings, core.alerts),
                 _dispatcher(settings, core.outbox) as dispatcher,
@@ -658,6 +673,9 @@ async def run_up(
                     raise SealscopeError(
                         f"ingest could not connect to the embedded broker on port {broker.port}"
                     )
+                metrics = ProcessMetrics()
+                metrics.add(*ingest_readings(ingest), *delivery_readings(dispatcher))
+                metrics_server = stack.enter_context(serving_metrics(settings, metrics))
                 supervisor_stop = asyncio.Event()
                 if broker.is_supervised:
                     tg.create_task(_supervise_broker(broker, supervisor_stop), name="broker")
@@ -677,6 +695,8 @@ async def run_up(
                     "broker": broker.chosen,
                     "data_dir": str(settings.data_dir.resolve()),
                 }
+                if metrics_server is not None:
+                    info["metrics"] = metrics_server.url
                 if admin_once is not None:
                     # printed to the terminal once, never logged; the store keeps digests
                     access = (

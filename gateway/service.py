@@ -277,10 +277,12 @@ async def run_gateway(
     http_port: int | None = None,
     http_app_factory: HttpAppFactory | None = None,
     stop: asyncio.Event,
+    on_ready: Callable[[Gateway], None] | None = None,
     **options: Any,
 ) -> None:
     """``sealscope gateway``: serve until ``stop`` is set, then shut down in order.
 
+    ``on_ready`` sees the started gateway (the composition hangs its metrics on it).
     ``options`` are further ``Gateway`` keywords (``dedup_window_s``, ``client_id``,
     ``mqtt_username``, ...)."""
     async with Gateway.from_settings(
@@ -299,5 +301,7 @@ async def run_gateway(
             gateway.mqtt_host,
             gateway.mqtt_port,
         )
+        if on_ready is not None:
+            on_ready(gateway)
         await stop.wait()
     log.info("gateway: stopped")

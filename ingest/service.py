@@ -81,6 +81,11 @@ class IngestStats:
     poison: int = 0  # of dead_letters: messages whose handling raised or crashed the process
     store_retries: int = 0
     backpressure_waits: int = 0
+    batches_stored: int = 0
+    batch_write_s: float = 0.0  # summed over batches_stored: store write time incl. retries
+    # arrival -> stored (and -> seen by the detectors) of the oldest message in the last batch
+    last_batch_lag_s: float = 0.0
+    last_detected_lag_s: float = 0.0
 
 
 class IngestService:
@@ -420,6 +425,7 @@ class IngestService:
     ) -> None:
         points = [p for _, t in pending for p in t.points]
         stored = pending
+        t0 = time.perf_counter()
         try:
             if points:
                 await self._write_with_retry(points)
@@ -438,12 +444,19 @@ class IngestService:
                     stored.append((record, translated))
         await asyncio.to_thread(self.spool.commit, position)
         self.stats.points_stored += sum(len(t.points) for _, t in stored)
+        oldest_arrival_s = min((r.arrival_s for r, _ in pending), default=None)
+        if oldest_arrival_s is not None:
+            self.stats.batches_stored += 1
+            self.stats.batch_write_s += time.perf_counter() - t0
+            self.stats.last_batch_lag_s = max(0.0, time.time() - oldest_arrival_s)
         self._committed.set()
         if self.detection is not None:
             for _, translated in stored:
                 if translated.telemetry is not None:
                     self.detection.observe(translated.device, translated.telemetry.samples)
             await asyncio.to_thread(self.detection.flush)
+            if oldest_arrival_s is not None:
+                self.stats.last_detected_lag_s = max(0.0, time.time() - oldest_arrival_s)
 
     async def _write_with_retry(self, points: list[Point]) -> None:
         delay = 0.2

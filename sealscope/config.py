@@ -44,6 +44,10 @@ class Settings(BaseSettings):
         description="sqlite:///... or postgresql+psycopg://...; default: SQLite in data_dir",
     )
 
+    # Prometheus text format on GET /metrics, a port of each process's own; unset: off
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int | None = Field(None, ge=0, le=65535, description="unset: no /metrics")
+
     # MQTT broker the ingest and simulator talk to
     mqtt_host: str = "127.0.0.1"
     mqtt_port: int = Field(1883, ge=1, le=65535)

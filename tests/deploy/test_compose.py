@@ -128,6 +128,7 @@ def test_compose_config_validates_with_the_required_variables(compose: dict[str,
         "influxdb",
         "postgres",
         "grafana",
+        "prometheus",
         "ingest",
         "api",
         "gateway",
@@ -139,6 +140,7 @@ def test_compose_config_validates_with_the_required_variables(compose: dict[str,
         "influxdb-data",
         "influxdb-config",
         "grafana-data",
+        "prometheus-data",
         "sealscope-data",
     }
 
@@ -273,6 +275,97 @@ def test_compose_infrastructure_mounts_and_healthchecks(compose: dict[str, Any])
     assert provider["providers"][0]["options"]["path"] == "/var/lib/grafana/dashboards/sealscope"
     home = grafana["environment"]["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
     assert (DASHBOARDS / Path(home).name).is_file()
+
+
+# --------------------------------------------------------------------------- prometheus
+
+PROMETHEUS_CONF = ROOT / "deploy" / "prometheus" / "prometheus.yml"
+METRICS_SERVICES = ("ingest", "api", "gateway")
+
+
+def test_compose_prometheus_scrapes_every_sealscope_service_on_its_metrics_port(
+    compose: dict[str, Any],
+) -> None:
+    services = compose["services"]
+    prometheus = services["prometheus"]
+    assert "ports" not in prometheus  # Grafana reads it on the compose network
+    mounts = _volume_targets(prometheus)
+    assert Path(mounts["/etc/prometheus/prometheus.yml"]) == PROMETHEUS_CONF
+    assert mounts["/prometheus"] == "prometheus-data"
+    assert "--config.file=/etc/prometheus/prometheus.yml" in prometheus["command"]
+    assert services["grafana"]["depends_on"]["prometheus"]["condition"] == "service_healthy"
+    config = yaml.safe_load(PROMETHEUS_CONF.read_text())
+    targets = {
+        target
+        for job in config["scrape_configs"]
+        for static in job["static_configs"]
+        for target in static["targets"]
+    }
+    expected = set()
+    for name in METRICS_SERVICES:
+        env = services[name]["environment"]
+        assert env["SEALSCOPE_METRICS_HOST"] == "0.0.0.0"  # inside the container network
+        port = env["SEALSCOPE_METRICS_PORT"]
+        published = [str(p.get("target")) for p in services[name].get("ports", [])]
+        assert port not in published, f"{name} must not publish its metrics port"
+        expected.add(f"{name}:{port}")
+    assert targets == expected
+
+
+def test_grafana_provisions_the_prometheus_datasource_the_pipeline_dashboard_uses() -> None:
+    provisioning = ROOT / "dashboards/grafana/provisioning/datasources/prometheus.yml"
+    (source,) = yaml.safe_load(provisioning.read_text())["datasources"]
+    assert source["type"] == "prometheus"
+    assert source["uid"] == "sealscope-prometheus"
+    assert source["url"] == "http://prometheus:9090"
+    dashboard = json.loads((DASHBOARDS / "pipeline.json").read_text(encoding="utf-8"))
+    uids = {t["datasource"]["uid"] for p in _panels(dashboard) for t in p["targets"]}
+    assert uids == {"sealscope-prometheus"}
+
+
+def _exposed_metric_families() -> set[str]:
+    """Every family the services expose, by the readings' names (nothing is read)."""
+    from types import SimpleNamespace
+
+    from composition.metrics import delivery_readings, gateway_readings, ingest_readings
+    from gateway import CoapStats, ForwarderStats
+    from ingest.service import IngestStats
+    from sealscope.metrics import ProcessMetrics
+
+    ingest = SimpleNamespace(stats=IngestStats(), detection=object())
+    gateway = SimpleNamespace(
+        resource=SimpleNamespace(stats=CoapStats()),
+        forwarder=SimpleNamespace(stats=ForwarderStats(), backlog=lambda: 0),
+    )
+    readings = [
+        *ingest_readings(ingest),  # type: ignore[arg-type]
+        *delivery_readings(SimpleNamespace(sent=0, failed=0)),  # type: ignore[arg-type]
+        *gateway_readings(gateway),  # type: ignore[arg-type]
+    ]
+    ProcessMetrics(process_collectors=False).add(*readings)  # names are valid and unique
+    return {r.name for r in readings}
+
+
+def test_dashboard_pipeline_names_only_metrics_the_services_expose() -> None:
+    families = _exposed_metric_families()
+    dashboard = json.loads((DASHBOARDS / "pipeline.json").read_text(encoding="utf-8"))
+    exprs = [t["expr"] for p in _panels(dashboard) for t in p["targets"]]
+    used = set()
+    for expr in exprs:
+        for name in re.findall(r"\bsealscope_\w+", expr):
+            used.add(re.sub(r"_(total|count|sum)$", "", name))
+    assert used <= families, f"unknown metrics: {sorted(used - families)}"
+    for needed in (
+        "sealscope_ingest_received",
+        "sealscope_ingest_acknowledged",
+        "sealscope_ingest_points_stored",
+        "sealscope_ingest_dead_lettered",
+        "sealscope_ingest_spool_bytes",
+        "sealscope_ingest_batch_write_seconds",
+        "sealscope_detector_lag_seconds",
+        "sealscope_delivery_attempts",
+    ):
+        assert needed in used, f"the pipeline dashboard has no panel for {needed}"
 
 
 # --------------------------------------------------------------------------- mosquitto
@@ -681,6 +774,9 @@ def test_dashboards_are_valid_grafana_json_with_unique_panel_ids() -> None:
         for panel in _panels(dashboard):
             for target in panel.get("targets", []):
                 uid = target["datasource"]["uid"]
+                if uid == "sealscope-prometheus":
+                    assert target.get("expr"), path.name
+                    continue
                 assert uid in ("sealscope-influxdb", "sealscope-postgres"), path.name
                 assert target.get("rawQuery") is True
 
