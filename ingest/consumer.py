@@ -186,6 +186,7 @@ class MqttConsumer:
             log.error("mqtt: %s:%d refused our subscription: %s", self.host, self.port, refused)
             return
         self._subscribed.set()
+        log.info("mqtt: subscribed to %s", ", ".join(self._filters))
 
     def _on_disconnect(
         self, client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any

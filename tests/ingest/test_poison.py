@@ -114,7 +114,7 @@ async def test_ingest_dead_letters_a_message_that_kills_it_after_two_crashes(
     log = tmp_path / "ingest.log"
     proc = ingest_process(settings, log, module="tests.ingest.crashing_ingest")
     try:
-        await wait_until(lambda: "connected to" in log.read_text(), 20, "ingest connected")
+        await wait_until(lambda: "subscribed to" in log.read_text(), 20, "ingest subscribed")
         await asyncio.to_thread(publish_all, broker.host, broker.port, messages, client_id="p2")
         for _ in range(2):  # it dies on the poison, and again on its replay
             assert await asyncio.to_thread(proc.wait, 30) == -signal.SIGKILL
@@ -234,7 +234,7 @@ async def test_ingest_survives_hostile_payloads_dead_lettering_each_once(
     proc = ingest_process(settings, log)
     dead = SqliteDeadLetterStore(settings.state_db)
     try:
-        await wait_until(lambda: "connected to" in log.read_text(), 20, "ingest connected")
+        await wait_until(lambda: "subscribed to" in log.read_text(), 20, "ingest subscribed")
         await asyncio.to_thread(publish_all, broker.host, broker.port, bad, client_id="p3")
         await asyncio.to_thread(publish_all, broker.host, broker.port, good, client_id="p4")
         await wait_until(

@@ -141,7 +141,7 @@ async def test_ingest_killed_with_sigkill_mid_stream_loses_and_duplicates_nothin
 
     try:
         # the ingest's persistent session must exist before we publish
-        await wait_until(lambda: "connected to" in log.read_text(), 20, "ingest connected")
+        await wait_until(lambda: "subscribed to" in log.read_text(), 20, "ingest subscribed")
         await asyncio.to_thread(
             publish_all,
             broker.host,
