@@ -74,6 +74,9 @@ def _grafana_statement(field: str, start_ns: int, stop_ns: int, every_s: int, rp
         return f"SELECT mean({quote_ident(field)}) FROM {quote_ident('valve')} {where} {group}"
     source = ".".join(map(quote_ident, (_DB, rp, "valve")))
     total, count = quote_ident("sum_" + field), quote_ident("count_" + field)
+    if rp == f"rp_{every_s // 60}m" or rp == f"rp_{every_s // 3600}h":
+        # the rollup's own width: its buckets as stored, no aggregation
+        return f"SELECT {total} / {count} FROM {source} {where} GROUP BY {quote_ident('device_id')}"
     return f"SELECT sum({total}) / sum({count}) FROM {source} {where} {group}"
 
 

@@ -263,20 +263,29 @@ class InfluxStore:
             return await self._sum_count_means(q, [self._raw_sum_count(q, q.start_ns, q.stop_ns)])
         device = f"{quote_ident('device_id')} = {quote_literal(q.device_id)}"
         source = ".".join(map(quote_ident, (self.database, rollup.policy, q.measurement)))
-        where = f"WHERE {device} AND time >= {first} AND time < {last}"
-        n_field = quote_ident("count_" + q.field)
-        body = await self._get_query(
-            f"SELECT sum({quote_ident('sum_' + q.field)}) AS s, sum({n_field}) AS n"
-            f" FROM {source} {where} GROUP BY time({int(q.every_s or rollup.every_s)}s) fill(none)"
-            f" LIMIT {int(q.limit)}; SELECT last({n_field}) FROM {source} {where}"
-        )
-        results = body.get("results", [])
-        buckets = self._sum_count(results[:1])
+        total, count = quote_ident("sum_" + q.field), quote_ident("count_" + q.field)
+        if q.every_s == rollup.every_s:
+            # the rollup's own buckets: read them as stored; the first `limit` buckets lie
+            # before first + limit widths (a raw head edge is the bucket before `first`)
+            last = min(last, first + q.limit * width_ns)
+            where = f"WHERE {device} AND time >= {first} AND time < {last}"
+            body = await self._get_query(f"SELECT {total} AS s, {count} AS n FROM {source} {where}")
+            buckets = self._sum_count(body.get("results", []))
+            newest = max(buckets, default=None)
+        else:
+            where = f"WHERE {device} AND time >= {first} AND time < {last}"
+            body = await self._get_query(
+                f"SELECT sum({total}) AS s, sum({count}) AS n FROM {source} {where}"
+                f" GROUP BY time({int(q.every_s or rollup.every_s)}s) fill(none)"
+                f" LIMIT {int(q.limit)}; SELECT last({count}) FROM {source} {where}"
+            )
+            results = body.get("results", [])
+            buckets = self._sum_count(results[:1])
+            newest = next((row[0] for row in self._values(results[1:2])), None)
         # the rollup has this device up to its newest bucket; later samples are read raw
-        newest = [row[0] for row in self._values(results[1:2])]
-        covered = newest[0] + width_ns if newest else first
+        covered = newest + width_ns if newest is not None else first
         edges = [self._raw_sum_count(q, q.start_ns, first)] if q.start_ns < first else []
-        if covered < q.stop_ns:
+        if covered < q.stop_ns and len(buckets) < q.limit:
             edges.append(self._raw_sum_count(q, covered, q.stop_ns))
         return await self._sum_count_means(q, edges, buckets)
 

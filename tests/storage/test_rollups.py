@@ -145,6 +145,11 @@ async def test_rollups_range_newer_than_the_rollup_falls_back_to_raw(stores: Sto
 
 async def test_rollups_limit_and_empty_ranges(stores: Stores) -> None:
     await _write(stores.raw, _points(T0_NS, T0_NS + 3600 * S, seed=3))
+    # PV-1 moved site ten minutes in: two series, both its own
+    moved = Series("valve", (("device_id", "PV-1"), ("site", "s2")))
+    await stores.raw.write(
+        [Point(moved, T0_NS + t * S, {"p_in_kpa": 500.0 + t}) for t in range(0, 600, 5)]
+    )
     await install_rollups(stores.rolled)
     await backfill(stores.rolled, ROLLUP_1M, T0_NS, T0_NS + 3600 * S)
     q = _q("PV-1", "p_in_kpa", T0_NS + 30 * S, T0_NS + 3600 * S, 60)
