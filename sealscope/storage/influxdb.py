@@ -6,6 +6,12 @@ data's fault (``PointsRejected``), everything else (429/503 with Retry-After, au
 failures, other 5xx, refused connections, timeouts) is ``StoreUnavailable`` so the ingest
 keeps the batch in its spool and retries. Reads are InfluxQL over ``GET /query``, which
 InfluxDB 1.x, 2.x (v1 compatibility API) and 3.x all answer.
+
+With ``rollups`` (``sealscope.storage.rollups``), a query whose ``every_s`` is a multiple
+of a rollup's width reads that rollup's per-bucket sums and counts instead of the raw
+samples; the edges of the range that are not whole rollup buckets, and the tail the
+rollup has not reached yet (newer than its last point for that device), are read raw and
+merged bucket by bucket, so the means are the raw means.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from sealscope.storage.lineprotocol import encode_points
 
 if TYPE_CHECKING:
     from sealscope.config import Settings
+    from sealscope.storage.rollups import Rollup
 
 __all__ = ["InfluxStore", "quote_ident", "quote_literal"]
 
@@ -82,6 +89,7 @@ class InfluxStore:
         bucket: str,
         database: str | None = None,
         timeout_s: float = 10.0,
+        rollups: Sequence[Rollup] = (),
     ) -> None:
         if not url.startswith(("http://", "https://")):
             raise ConfigError("influx_url", f"{url!r} is not an http(s) URL")
@@ -94,6 +102,8 @@ class InfluxStore:
         self.bucket = bucket
         self.database = database or bucket
         self.timeout_s = timeout_s
+        # widest first: the first that divides a query's bucket width serves it
+        self.rollups = tuple(sorted(rollups, key=lambda r: -r.every_s))
         self._token = token
         # both are built on first use: the async client insists on a running event loop
         self._client: InfluxDBClientAsync | None = None
@@ -122,6 +132,9 @@ class InfluxStore:
     async def query(self, q: TelemetryQuery) -> list[tuple[int, float]]:
         if q.start_ns >= q.stop_ns or q.limit < 1:
             return []
+        rollup = self._rollup_for(q)
+        if rollup is not None:
+            return await self._query_rollup(q, rollup)
         body = await self._get_query(self._influxql(q))
         rows: list[tuple[int, float]] = []
         n_series = 0
@@ -134,6 +147,16 @@ class InfluxStore:
         if n_series > 1:
             rows.sort()
         return rows
+
+    async def execute(self, influxql: str, *, missing_ok: bool = False) -> dict[str, Any]:
+        """POST a statement that changes the database (retention policies, continuous
+        queries, ``SELECT ... INTO``); ``missing_ok`` ignores a "not found" on DROP."""
+        body = await self._get_query(influxql, method="POST")
+        for result in body.get("results", []):
+            error = result.get("error")
+            if error and not (missing_ok and "not found" in error):
+                raise StoreError(f"InfluxQL error: {error}")
+        return body
 
     async def ping(self) -> bool:
         """True when the store answers ``/ping`` with 2xx."""
@@ -190,10 +213,10 @@ class InfluxStore:
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise StoreUnavailable(f"InfluxDB at {self.url} unreachable: {exc}") from exc
 
-    async def _get_query(self, influxql: str) -> dict[str, Any]:
+    async def _get_query(self, influxql: str, method: str = "GET") -> dict[str, Any]:
         params = {"db": self.database, "q": influxql, "epoch": "ns"}
         try:
-            async with self._http().get(f"{self.url}/query", params=params) as resp:
+            async with self._http().request(method, f"{self.url}/query", params=params) as resp:
                 if resp.status >= 500 or resp.status in (401, 403, 429):
                     raise StoreUnavailable(
                         f"InfluxDB query failed ({resp.status}): {await resp.text()}",
@@ -223,6 +246,93 @@ class InfluxStore:
             f"SELECT mean({field}) FROM {source} {where}"
             f" GROUP BY time({int(q.every_s)}s) fill(none) LIMIT {int(q.limit)}"
         )
+
+    def _rollup_for(self, q: TelemetryQuery) -> Rollup | None:
+        if not q.every_s or q.every_s < 0:
+            return None
+        for rollup in self.rollups:
+            if q.every_s % rollup.every_s == 0:
+                return rollup
+        return None
+
+    async def _query_rollup(self, q: TelemetryQuery, rollup: Rollup) -> list[tuple[int, float]]:
+        width_ns = rollup.every_s * 1_000_000_000
+        first = -(-q.start_ns // width_ns) * width_ns  # whole rollup buckets: [first, last)
+        last = q.stop_ns // width_ns * width_ns
+        if first >= last:
+            return await self._sum_count_means(q, [self._raw_sum_count(q, q.start_ns, q.stop_ns)])
+        device = f"{quote_ident('device_id')} = {quote_literal(q.device_id)}"
+        source = ".".join(map(quote_ident, (self.database, rollup.policy, q.measurement)))
+        total, count = quote_ident("sum_" + q.field), quote_ident("count_" + q.field)
+        if q.every_s == rollup.every_s:
+            # the rollup's own buckets: read them as stored; the first `limit` buckets lie
+            # before first + limit widths (a raw head edge is the bucket before `first`)
+            last = min(last, first + q.limit * width_ns)
+            where = f"WHERE {device} AND time >= {first} AND time < {last}"
+            body = await self._get_query(f"SELECT {total} AS s, {count} AS n FROM {source} {where}")
+            buckets = self._sum_count(body.get("results", []))
+            newest = max(buckets, default=None)
+        else:
+            where = f"WHERE {device} AND time >= {first} AND time < {last}"
+            body = await self._get_query(
+                f"SELECT sum({total}) AS s, sum({count}) AS n FROM {source} {where}"
+                f" GROUP BY time({int(q.every_s or rollup.every_s)}s) fill(none)"
+                f" LIMIT {int(q.limit)}; SELECT last({count}) FROM {source} {where}"
+            )
+            results = body.get("results", [])
+            buckets = self._sum_count(results[:1])
+            newest = next((row[0] for row in self._values(results[1:2])), None)
+        # the rollup has this device up to its newest bucket; later samples are read raw
+        covered = newest + width_ns if newest is not None else first
+        edges = [self._raw_sum_count(q, q.start_ns, first)] if q.start_ns < first else []
+        if covered < q.stop_ns and len(buckets) < q.limit:
+            edges.append(self._raw_sum_count(q, covered, q.stop_ns))
+        return await self._sum_count_means(q, edges, buckets)
+
+    def _raw_sum_count(self, q: TelemetryQuery, start_ns: int, stop_ns: int) -> str:
+        field = quote_ident(q.field)
+        return (
+            f"SELECT sum({field}) AS s, count({field}) AS n FROM {quote_ident(q.measurement)}"
+            f" WHERE {quote_ident('device_id')} = {quote_literal(q.device_id)}"
+            f" AND time >= {int(start_ns)} AND time < {int(stop_ns)}"
+            f" GROUP BY time({int(q.every_s or 1)}s) fill(none) LIMIT {int(q.limit)}"
+        )
+
+    async def _sum_count_means(
+        self,
+        q: TelemetryQuery,
+        statements: list[str],
+        buckets: dict[int, list[float]] | None = None,
+    ) -> list[tuple[int, float]]:
+        """Add the buckets of ``statements`` (sum ``s``, count ``n``) and divide."""
+        buckets = buckets if buckets is not None else {}
+        if statements:
+            body = await self._get_query("; ".join(statements))
+            for t, (s, n) in self._sum_count(body.get("results", [])).items():
+                bucket = buckets.setdefault(t, [0.0, 0.0])
+                bucket[0] += s
+                bucket[1] += n
+        rows = [(t, s / n) for t, (s, n) in sorted(buckets.items()) if n]
+        return rows[: q.limit]
+
+    def _sum_count(self, results: list[dict[str, Any]]) -> dict[int, list[float]]:
+        buckets: dict[int, list[float]] = {}
+        for t, s, n in self._values(results):
+            if s is not None and n:
+                bucket = buckets.setdefault(int(t), [0.0, 0.0])
+                bucket[0] += float(s)
+                bucket[1] += float(n)
+        return buckets
+
+    @staticmethod
+    def _values(results: list[dict[str, Any]]) -> list[list[Any]]:
+        rows: list[list[Any]] = []
+        for result in results:
+            if "error" in result:
+                raise StoreError(f"InfluxQL error: {result['error']}")
+            for series in result.get("series", []):
+                rows.extend(series["values"])
+        return rows
 
     def _writer(self) -> WriteApiAsync:
         if self._write_api is None:
