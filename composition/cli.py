@@ -471,6 +471,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # paho and uvicorn are chatty at INFO; our own progress lines are what matter
     logging.getLogger("amqtt").setLevel(logging.WARNING)
     logging.getLogger("transitions").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # one line per migration check
     try:
         settings = _settings(args)
         from composition import runtime
