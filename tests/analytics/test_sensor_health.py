@@ -223,6 +223,35 @@ def test_state_saved_in_the_previous_layout_is_refused(tmp_path) -> None:  # typ
         DetectionService(alerts=MemoryAlertStore(), state_path=path)
 
 
+def test_state_saved_with_the_circular_hampel_ring_is_refused() -> None:
+    b = stopping_pumps(np.random.default_rng(2), 2, 200)
+    det = SensorFaultDetector()
+    det.update(b, device_table([PUMP] * 2))
+    old = det.state_dict()
+    # the layout before the window was kept oldest first: a circular ring and its count
+    old["ring"] = old.pop("spike_window")
+    old["ring_n"] = old.pop("spike_window_n").astype(np.int32)
+    with pytest.raises(ValueError, match="state keys"):
+        SensorFaultDetector().load_state_dict(old)
+
+
+@pytest.mark.parametrize("window", [3, 4, 7, 8, 15, 16, 31])
+def test_window_stats_match_numpy_order_statistics(window: int) -> None:
+    from analytics.sensor_faults.spikes import window_stats
+
+    rng = np.random.default_rng(window)
+    ring = rng.normal(0, 3, (40, 6, window)).astype(np.float32)
+    ring[:10] = np.round(ring[:10])  # quantised readings: ties
+    ring[10:12] = 5.0  # a flat window
+    q = (window - 2) // 4
+    med, mad, low_step = window_stats(ring, q)
+    want_med = np.median(ring, axis=-1).astype(np.float32)
+    np.testing.assert_array_equal(med, want_med)
+    np.testing.assert_array_equal(mad, np.median(np.abs(ring - want_med[..., None]), axis=-1))
+    steps = np.sort(np.abs(np.diff(ring, axis=-1)), axis=-1)
+    np.testing.assert_array_equal(low_step, steps[..., q])
+
+
 def test_service_observe_arrays_queues_what_observe_would() -> None:
     from sealscope.wire import Sample
 
