@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from analytics.base import F64, I64, SampleBatch
-from analytics.sensor_faults.screen import MISSING, Bool, Spec, State, Step
+from analytics.sensor_faults.screen import MISSING, Bool, Spec, State, Step, count_dtype
 
 __all__ = ["MissingScreen"]
 
@@ -34,6 +34,7 @@ class MissingScreen:
         min_run: int = 6,
         min_duration_s: float = 3600.0,
         exempt: tuple[str, ...] = ("leak_mm3s",),
+        train_samples: int = 96,
     ) -> None:
         if not 0 < alpha < 1 or min_run < 2 or min_duration_s < 0:
             raise ValueError("need alpha in (0, 1), min_run >= 2, min_duration_s >= 0")
@@ -41,13 +42,15 @@ class MissingScreen:
         self.alpha = alpha
         self.min_run = min_run
         self.min_duration_s = min_duration_s
+        self.train_samples = train_samples
         self._watch = np.array([c not in exempt for c in channels])
 
     def state_spec(self) -> Spec:
         f64, f32, i32 = np.dtype(np.float64), np.dtype(np.float32), np.dtype(np.int32)
         c = (self.n_channels,)
         return {
-            "pres_n": (i32, c, 0),  # training samples carrying the channel
+            # training samples carrying the channel
+            "pres_n": (count_dtype(self.train_samples), c, 0),
             "gap_n": (f32, c, 0.0),  # learned on, like the stuck screen's pairs
             "gap_cont_n": (f32, c, 0.0),
             "miss_run": (i32, c, 0),

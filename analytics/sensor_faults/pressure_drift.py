@@ -18,7 +18,7 @@ import numpy as np
 from analytics.base import F64, I64, SampleBatch
 from analytics.baseline import robust_level
 from analytics.changepoint import ChangeTest
-from analytics.sensor_faults.screen import DRIFTING, Bool, Spec, State, Step
+from analytics.sensor_faults.screen import DRIFTING, Bool, Spec, State, Step, count_dtype
 
 __all__ = ["PRESSURES", "PressureDriftScreen"]
 
@@ -56,14 +56,14 @@ class PressureDriftScreen:
         self._ix = [channels.index(p) for p in PRESSURES if p in channels]
 
     def state_spec(self) -> Spec:
-        f64, f32, i32 = np.dtype(np.float64), np.dtype(np.float32), np.dtype(np.int32)
+        f64, f32 = np.dtype(np.float64), np.dtype(np.float32)
         spec: Spec = {
             # two residuals; the change test runs both directions of each
-            "drift_n": (i32, (2,), 0),
+            "drift_n": (count_dtype(self.baseline), (2,), 0),
             "drift_buf": (f32, (2, self.baseline), 0.0),
             "drift_med": (f64, (2,), 0.0),
             "drift_sigma": (f64, (2,), 0.0),
-            "drift_value": (f64, (2,), 0.0),
+            "drift_value": (f32, (2,), 0.0),  # newest deviation, shown only
         }
         spec.update(self._test.spec((4,)))
         return spec
@@ -88,7 +88,7 @@ class PressureDriftScreen:
             have = np.isfinite(inputs[:, j])
             if not have.any():
                 continue
-            hs, ht, hr = st.slots[have], st.t[have], inputs[have, j]
+            hs, ht, hr = np.flatnonzero(have), st.t[have], inputs[have, j]
             n = s["drift_n"][hs, j]
             learning = n < self.baseline
             if learning.any():

@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from analytics.base import F64, I64, SampleBatch
-from analytics.sensor_faults.screen import SPIKING, Bool, Spec, State, Step
+from analytics.sensor_faults.screen import SPIKING, Bool, Spec, State, Step, count_dtype
 
 __all__ = ["SpikeScreen"]
 
@@ -120,6 +120,7 @@ class SpikeScreen:
         k: float = 8.0,
         rate: float = 0.15,
         alpha: float = 0.02,
+        train_samples: int = 96,
     ) -> None:
         if window < 3 or k <= 0 or not 0 < rate < 1 or not 0 < alpha <= 1:
             raise ValueError("need window >= 3, k > 0, rate in (0, 1), alpha in (0, 1]")
@@ -128,13 +129,15 @@ class SpikeScreen:
         self.k = k
         self.rate = rate
         self.alpha = alpha
+        self.train_samples = train_samples
 
     def state_spec(self) -> Spec:
         f32, i32 = np.dtype(np.float32), np.dtype(np.int32)
+        n_dt = count_dtype(self.train_samples)
         c = (self.n_channels,)
         return {
-            "hampel_n": (i32, c, 0),  # training readings judged
-            "hampel_out_n": (i32, c, 0),  # of them outliers
+            "hampel_n": (n_dt, c, 0),  # training readings judged
+            "hampel_out_n": (n_dt, c, 0),  # of them outliers
             # the window's readings, oldest first (renamed from ``ring``, which was
             # circular: state saved in that layout is refused)
             "spike_window": (f32, (*c, self.window), 0.0),
@@ -182,10 +185,14 @@ class SpikeScreen:
         # training do not inflate it)
         clipped = np.where(sc > 0, np.minimum(step, 5.0 * sc), step)
         s["step_scale"][slots] = np.where(learn, sc + 0.1 * (clipped - sc), sc).astype(np.float32)
-        shifted = np.empty_like(ring)
-        shifted[:, :, :-1] = ring[:, :, 1:]
-        shifted[:, :, -1] = x32
-        s["spike_window"][slots] = np.where(present[:, :, None], shifted, ring)
+        # shift in place (``ring`` is a view of the state): all readings present is usual
+        if present.all():
+            ring[:, :, :-1] = ring[:, :, 1:]
+            ring[:, :, -1] = x32
+        else:
+            pr, pc = np.nonzero(present)
+            ring[pr, pc, :-1] = ring[pr, pc, 1:]
+            ring[pr, pc, -1] = x32[pr, pc]
         s["spike_window_n"][slots] = np.where(present, np.minimum(ring_n + 1, self.window), ring_n)
         ewma = s["spike_ewma"][slots]
         s["spike_ewma"][slots] = np.where(judged, ewma + self.alpha * (spike - ewma), ewma).astype(

@@ -118,8 +118,9 @@ class StuckScreen:
         ended = st.learning & comparable & ~same
         m = run_prev.astype(np.float32)
         keep = np.where(ended, st.decay ** (m + 1), np.float32(1.0))
-        s["pair_n"][slots, :, idle] = s["pair_n"][slots, :, idle] * keep + np.where(ended, m + 1, 0)
-        s["rep_n"][slots, :, idle] = s["rep_n"][slots, :, idle] * keep + np.where(ended, m, 0)
+        rows = np.arange(len(idle))
+        s["pair_n"][rows, :, idle] = s["pair_n"][rows, :, idle] * keep + np.where(ended, m + 1, 0)
+        s["rep_n"][rows, :, idle] = s["rep_n"][rows, :, idle] * keep + np.where(ended, m, 0)
         run_n = np.where(present, np.where(same, run_prev + 1, 0), run_prev)
         run_t0 = np.where(present & ~same, t[:, None], run_t0)
         s["run_n"][slots] = run_n
@@ -131,12 +132,11 @@ class StuckScreen:
         # dozen equal readings are a quiet quarter of an hour, not a frozen instrument.
         now = st.trained & (run_n >= self.min_run) & (t[:, None] - run_t0 >= self.min_duration_s)
         # the process moved while this sensor did not: another channel changed since
-        ch = np.broadcast_to(np.arange(self.n_channels), present.shape)
-        others = (run_t0[:, None, :] > run_t0[:, :, None]) & (ch[:, None, :] != ch[:, :, None])
-        now &= others.any(axis=2)
+        # (a channel's own value never started after itself, so the newest start will do)
+        now &= run_t0.max(axis=1)[:, None] > run_t0
         cand_r, cand_c = np.nonzero(now)
         if len(cand_r):
-            cs, ci = slots[cand_r], idle[cand_r]
+            cs, ci = cand_r, idle[cand_r]
             log_p = stuck_log_p(
                 s["rep_n"][cs, cand_c, ci], s["pair_n"][cs, cand_c, ci], run_n[cand_r, cand_c]
             )

@@ -252,6 +252,32 @@ def test_window_stats_match_numpy_order_statistics(window: int) -> None:
     np.testing.assert_array_equal(low_step, steps[..., q])
 
 
+def test_sensor_faults_state_does_not_depend_on_batching() -> None:
+    # batches of uneven runs per device and devices left out (the state is gathered and
+    # scattered per batch) learn what one batch per device learns
+    b = stopping_pumps(np.random.default_rng(5), 6, 700)
+    b.signals["vib_mms"][(b.slot == 2) & (b.t_s > T0 + 300 * 400)] = 0.7  # stuck
+    b.signals["temp_c"][(b.slot == 4) & (b.t_s > T0 + 300 * 500)] = np.nan  # missing
+    whole = SensorFaultDetector()
+    for slot in range(6):
+        whole.update(b.take(np.flatnonzero(b.slot == slot)))
+    pieces = SensorFaultDetector()
+    rng = np.random.default_rng(6)
+    # each device's rows cut at its own random sample numbers: chunk i of every device
+    # goes into batch i, so batches hold uneven runs, and some devices none
+    chunk = np.zeros(len(b), dtype=np.int64)
+    for slot in range(6):
+        rows = np.flatnonzero(b.slot == slot)
+        cuts = np.sort(rng.integers(0, len(rows), 30))
+        chunk[rows] = np.searchsorted(cuts, np.arange(len(rows)), side="right")
+    for i in range(31):
+        rows = np.flatnonzero(chunk == i)
+        pieces.update(b.take(rows[rng.permutation(len(rows))]))
+    assert whole.verdicts().evidence["fault"][[2, 4]].tolist() == [4.0, 3.0]
+    for k, v in whole.state_dict().items():
+        np.testing.assert_array_equal(v, pieces.state_dict()[k], err_msg=k)
+
+
 def test_service_observe_arrays_queues_what_observe_would() -> None:
     from sealscope.wire import Sample
 
