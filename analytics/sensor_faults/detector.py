@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Collection
-from typing import Any, ClassVar, Final, cast
+from typing import Any, ClassVar, Final
 
 import numpy as np
 import numpy.typing as npt
@@ -50,6 +50,7 @@ from analytics.sensor_faults.screen import (
     State,
     Step,
     count_dtype,
+    reduce_rows,
 )
 from analytics.sensor_faults.spikes import SpikeScreen
 from analytics.sensor_faults.stuck import StuckScreen
@@ -318,13 +319,13 @@ class SensorFaultDetector(Detector):
         else:
             s = {k: v[dev] for k, v in self._state.items()}
         n_at = np.searchsorted(-count, -np.arange(1, int(count[0]) + 1), side="right")
+        uniform = count[0] == count[-1]  # as many rows of every device: steps are strides
         for j, n in enumerate(n_at):
-            rows = first[:n] + j
+            rows: Any = slice(j, len(slot), int(count[0])) if uniform else first[:n] + j
             here = slice(0, int(n))
             xr = x[rows]
             present = np.isfinite(xr)
-            # numpy types any(axis=...) as "scalar or array"; over an axis of 2-D it is an array
-            any_present = cast(npt.NDArray[np.bool_], present.any(axis=1))
+            any_present = reduce_rows(np.logical_or, present)
             training = s["rows_n"][here] < self.train_samples
             s["rows_n"][here] += any_present & training
             st = Step(
@@ -391,7 +392,10 @@ class SensorFaultDetector(Detector):
         return code, ch, since, shown
 
     def _set_category(self, s: State, slots: slice, t: F64) -> None:
-        code = self._worst(s, slots)[0]
+        # the code of ``_worst``, without what only a verdict needs
+        code = reduce_rows(np.maximum, s["fault"][slots])
+        for sg in self.signal_screens:
+            code = np.where(sg.on(s, slots) & (code < DRIFTING), DRIFTING, code)
         cat = _CATEGORY_OF_FAULT[code]
         changed = cat != s["category"][slots]
         s["category"][slots] = cat

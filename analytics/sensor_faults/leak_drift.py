@@ -145,17 +145,20 @@ class LeakDriftScreen:
         use = np.isfinite(inputs[:, 0]) & ~st.outliers[:, j]
         use &= ~(st.outliers & (st.latched == SPIKING))[:, self._fit_ix].any(axis=1)
         use &= (st.latched[:, j] < MISSING) & ~st.pair_drift
-        if use.any():
+        if use.all():  # every row of the step: views of the state, not gathers
+            self._add(s, st.slots, st.t, inputs)
+        elif use.any():
             self._add(s, np.flatnonzero(use), st.t[use], inputs[use])
 
-    def _add(self, s: State, slots: I64, t: F64, lk: F64) -> None:
-        """Add one (log Q, log P) sample to each slot's block; judge the blocks completed."""
+    def _add(self, s: State, slots: I64 | slice, t: F64, lk: F64) -> None:
+        """Add one (log Q, log P) sample to each slot's block (rows of ``s``: indices, or
+        the leading block); judge the blocks completed."""
         first = s["lk_n"][slots] == 0
         s["lk_t0"][slots] = np.where(first, t, s["lk_t0"][slots])
         s["lk_u0"][slots] = np.where(first, lk[:, 1], s["lk_u0"][slots])
         f = np.stack(
             [
-                np.ones(len(slots)),
+                np.ones(len(t)),
                 lk[:, 1] - s["lk_u0"][slots],
                 (t - s["lk_t0"][slots]) / 86_400.0,
             ],
@@ -168,7 +171,8 @@ class LeakDriftScreen:
         s["lk_n"][slots] += 1
         full = s["lk_n"][slots] >= self.block
         if full.any():
-            self._block_done(s, slots[full], t[full])
+            rows = np.arange(len(t))[slots] if isinstance(slots, slice) else slots
+            self._block_done(s, rows[full], t[full])
 
     def _block_done(self, s: State, slots: I64, t: F64) -> None:
         n = s["lk_n"][slots].astype(np.float64)

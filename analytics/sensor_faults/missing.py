@@ -66,16 +66,20 @@ class MissingScreen:
         was_gap = miss_run > 0
         # A gap is learned from when it ends (its ``m`` samples: ``m - 1`` continued, one
         # did not), so a gap in progress never teaches that gaps go on.
-        ended = st.learning & was_gap & present
-        m = miss_run.astype(np.float32)
-        keep = np.where(ended, st.decay**m, np.float32(1.0))
-        s["gap_n"][slots] = s["gap_n"][slots] * keep + np.where(ended, m, 0)
-        s["gap_cont_n"][slots] = s["gap_cont_n"][slots] * keep + np.where(ended, m - 1, 0)
-        s["pres_n"][slots] += st.tr & present
-        gap_starts = ~present & any_present[:, None] & ~was_gap
-        s["miss_t0"][slots] = np.where(gap_starts, st.t[:, None], s["miss_t0"][slots])
+        er, ec = np.nonzero(st.learning & was_gap & present)
+        if len(er):  # (gaps are rare: the decay only where one ended)
+            m = miss_run[er, ec].astype(np.float32)
+            keep = st.decay**m
+            s["gap_n"][slots][er, ec] = s["gap_n"][slots][er, ec] * keep + m
+            s["gap_cont_n"][slots][er, ec] = s["gap_cont_n"][slots][er, ec] * keep + (m - 1)
+        if st.tr.any():
+            s["pres_n"][slots] += st.tr & present
+        gr, gc = np.nonzero(~present & any_present[:, None] & ~was_gap)
+        s["miss_t0"][slots][gr, gc] = st.t[gr]  # a gap starts
         miss_run = np.where(present, 0, np.where(any_present[:, None], miss_run + 1, miss_run))
         s["miss_run"][slots] = miss_run
+        if not (miss_run >= self.min_run).any():  # no run long enough to judge
+            return np.zeros(present.shape, dtype=bool)
         # Only sensors that were always there in training: a channel that comes and goes
         # with the process (leak readings only while closed) has gaps of its own.
         always = s["pres_n"][slots] >= 0.99 * s["rows_n"][slots][:, None]
@@ -90,7 +94,7 @@ class MissingScreen:
     def withheld(self, st: Step) -> Bool:
         return (st.latched == MISSING) & st.present
 
-    def run_needed(self, s: State, slots: I64) -> F64:
+    def run_needed(self, s: State, slots: I64 | slice) -> F64:
         p_cont = (s["gap_cont_n"][slots] + 1.0) / (s["gap_n"][slots] + 2.0)
         return np.maximum(self.min_run, np.ceil(math.log(self.alpha) / np.log(p_cont)))
 

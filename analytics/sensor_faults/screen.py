@@ -45,6 +45,7 @@ __all__ = [
     "State",
     "Step",
     "count_dtype",
+    "reduce_rows",
 ]
 
 Spec = dict[str, tuple[np.dtype[Any], tuple[int, ...], Any]]
@@ -63,6 +64,15 @@ def count_dtype(most: int) -> np.dtype[Any]:
         if most + 1 <= np.iinfo(dt).max:
             return np.dtype(dt)
     return np.dtype(np.uint64)
+
+
+def reduce_rows(ufunc: np.ufunc, a: np.ndarray) -> np.ndarray:
+    """``ufunc`` reduced over the last (short) axis, a column at a time: numpy's reduce
+    along a short inner axis costs a loop per row, ten times this."""
+    out = a[..., 0].copy()
+    for j in range(1, a.shape[-1]):
+        ufunc(out, a[..., j], out=out)
+    return out
 
 
 @dataclass(slots=True, eq=False)

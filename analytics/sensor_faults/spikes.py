@@ -177,17 +177,21 @@ class SpikeScreen:
         scale = np.maximum(np.maximum(1.4826 * mad, low_step), floor)
         judged = present & full
         spike = judged & (np.abs(x32 - med) > self.k * scale)
-        s["hampel_n"][slots] += tr & judged
-        s["hampel_out_n"][slots] += tr & spike
-        step = np.abs(x32 - ring[:, :, -1])
-        learn = tr & present & (ring_n > 0)
-        # EWMA of the step, each step clipped at 5x the current estimate (spikes in
-        # training do not inflate it)
-        clipped = np.where(sc > 0, np.minimum(step, 5.0 * sc), step)
-        s["step_scale"][slots] = np.where(learn, sc + 0.1 * (clipped - sc), sc).astype(np.float32)
-        # shift in place (``ring`` is a view of the state): all readings present is usual
+        if tr.any():  # training: the outlier rate and the step size are learned
+            s["hampel_n"][slots] += tr & judged
+            s["hampel_out_n"][slots] += tr & spike
+            step = np.abs(x32 - ring[:, :, -1])
+            learn = tr & present & (ring_n > 0)
+            # EWMA of the step, each step clipped at 5x the current estimate (spikes in
+            # training do not inflate it)
+            clipped = np.where(sc > 0, np.minimum(step, 5.0 * sc), step)
+            sc_new = np.where(learn, sc + 0.1 * (clipped - sc), sc)
+            s["step_scale"][slots] = sc_new.astype(np.float32)
+        # shift in place (``ring`` is a view of the state): all readings present is usual;
+        # column by column, as a copy onto itself would go through a temporary
         if present.all():
-            ring[:, :, :-1] = ring[:, :, 1:]
+            for i in range(self.window - 1):
+                ring[:, :, i] = ring[:, :, i + 1]
             ring[:, :, -1] = x32
         else:
             pr, pc = np.nonzero(present)
@@ -200,10 +204,14 @@ class SpikeScreen:
         )
         st.outliers = spike
 
+        # the threshold is at least half ``rate``: most steps need not work it out
+        ewma = s["spike_ewma"][slots]
+        if not (ewma > 0.5 * self.rate).any():
+            return np.zeros(present.shape, dtype=bool)
         base_rate = (s["hampel_out_n"][slots] + 1.0) / (s["hampel_n"][slots] + 2.0)
         threshold = np.maximum(self.rate, 3.0 * base_rate)
         on = np.where(st.fault == SPIKING, 0.5, 1.0)  # hysteresis
-        return st.trained & (s["spike_ewma"][slots] > on * threshold)
+        return st.trained & (ewma > on * threshold)
 
     def withheld(self, st: Step) -> Bool:
         # Single spikes stay: every seal detector clips its increments, and withholding
