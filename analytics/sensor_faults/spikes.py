@@ -75,24 +75,37 @@ def window_stats(ring: np.ndarray, q: int) -> tuple[np.ndarray, np.ndarray, np.n
         mad = dev[..., h] if w % 2 else 0.5 * (dev[..., h - 1] + dev[..., h])
         steps = np.abs(np.diff(ring, axis=-1))
         return med, mad, np.partition(steps, q, axis=-1)[..., q]
-    # one contiguous array per position in the window; ufuncs write into spare buffers
-    # (allocating a fresh array per comparator costs more than the comparison)
-    col = list(np.ascontiguousarray(np.moveaxis(ring, -1, 0)))
-    tmp = np.empty_like(col[0])
+    # One array per position in the window: at first views of ``ring`` (never written),
+    # each replaced by a contiguous buffer of its own once a comparator touches it (no
+    # transposed copy); ufuncs write into spare buffers, as allocating a fresh array per
+    # comparator costs more than the comparison.
+    col = [ring[..., i] for i in range(w)]
+    own = [False] * w
+    spare: list[np.ndarray] = []
+
+    def buffer() -> np.ndarray:
+        return spare.pop() if spare else np.empty(ring.shape[:-1], dtype=ring.dtype)
+
     # the q+1 smallest steps, kept ascending by insertion
-    low = [np.full_like(tmp, np.inf) for _ in range(q + 1)]
-    d, spare = np.empty_like(tmp), np.empty_like(tmp)
+    low = [np.full(ring.shape[:-1], np.inf, dtype=ring.dtype) for _ in range(q + 1)]
+    d, tmp = buffer(), buffer()
     for i in range(w - 1):
         np.subtract(col[i + 1], col[i], out=d)
         np.abs(d, out=d)
         for j in range(q + 1):
-            np.minimum(low[j], d, out=spare)
+            np.minimum(low[j], d, out=tmp)
             np.maximum(low[j], d, out=d)
-            low[j], spare = spare, low[j]
+            low[j], tmp = tmp, low[j]
+    spare += [d, tmp]
     for a, b in _batcher(w):
-        np.minimum(col[a], col[b], out=tmp)
-        np.maximum(col[a], col[b], out=col[b])
-        col[a], tmp = tmp, col[a]
+        lo = np.minimum(col[a], col[b], out=buffer())
+        if own[b]:
+            np.maximum(col[a], col[b], out=col[b])
+        else:
+            col[b], own[b] = np.maximum(col[a], col[b], out=buffer()), True
+        if own[a]:
+            spare.append(col[a])
+        col[a], own[a] = lo, True
     h = w // 2
     # the deviations from the median, ascending on either side of it
     if w % 2:
@@ -204,14 +217,16 @@ class SpikeScreen:
         )
         st.outliers = spike
 
-        # the threshold is at least half ``rate``: most steps need not work it out
+        # the threshold is at least half ``rate``: worked out only above that
         ewma = s["spike_ewma"][slots]
-        if not (ewma > 0.5 * self.rate).any():
-            return np.zeros(present.shape, dtype=bool)
-        base_rate = (s["hampel_out_n"][slots] + 1.0) / (s["hampel_n"][slots] + 2.0)
-        threshold = np.maximum(self.rate, 3.0 * base_rate)
-        on = np.where(st.fault == SPIKING, 0.5, 1.0)  # hysteresis
-        return st.trained & (ewma > on * threshold)
+        r, c = np.nonzero((ewma > 0.5 * self.rate) & st.trained)
+        out = np.zeros(present.shape, dtype=bool)
+        if len(r):
+            base_rate = (s["hampel_out_n"][slots][r, c] + 1.0) / (s["hampel_n"][slots][r, c] + 2.0)
+            threshold = np.maximum(self.rate, 3.0 * base_rate)
+            on = np.where(st.fault[r, c] == SPIKING, 0.5, 1.0)  # hysteresis
+            out[r, c] = ewma[r, c] > on * threshold
+        return out
 
     def withheld(self, st: Step) -> Bool:
         # Single spikes stay: every seal detector clips its increments, and withholding
