@@ -132,7 +132,10 @@ class StuckScreen:
         # A run must be implausible for this sensor in this operating state (see
         # ``stuck_log_p``) and must also last ``min_duration_s``: at a sample a minute a
         # dozen equal readings are a quiet quarter of an hour, not a frozen instrument.
-        now = st.trained & (run_n >= self.min_run) & (t[:, None] - run_t0 >= self.min_duration_s)
+        now = st.trained & (run_n >= self.min_run)
+        if not now.any():  # the usual step: no run long enough
+            return now
+        now &= t[:, None] - run_t0 >= self.min_duration_s
         # the process moved while this sensor did not: another channel changed since
         # (a channel's own value never started after itself, so the newest start will do)
         now &= reduce_rows(np.maximum, run_t0)[:, None] > run_t0
