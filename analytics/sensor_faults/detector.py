@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Collection
-from typing import Any, ClassVar, Final, cast
+from typing import Any, ClassVar, Final
 
 import numpy as np
 import numpy.typing as npt
@@ -33,7 +33,6 @@ from analytics.base import (
     Status,
     Verdicts,
     fmt_time,
-    step_groups,
 )
 from analytics.changepoint import confidence
 from analytics.params import Param, check_params
@@ -48,7 +47,10 @@ from analytics.sensor_faults.screen import (
     ChannelScreen,
     SignalScreen,
     Spec,
+    State,
     Step,
+    count_dtype,
+    reduce_rows,
 )
 from analytics.sensor_faults.spikes import SpikeScreen
 from analytics.sensor_faults.stuck import StuckScreen
@@ -208,11 +210,11 @@ class SensorFaultDetector(Detector):
             ),
             "missing": MissingScreen(
                 channels=c, alpha=alpha, min_run=min_run, min_duration_s=min_duration_s,
-                exempt=tuple(missing_exempt),
+                exempt=tuple(missing_exempt), train_samples=train_samples,
             ),
             "spiking": SpikeScreen(
                 channels=n_c, window=hampel_window, k=hampel_k, rate=spike_rate,
-                alpha=spike_alpha,
+                alpha=spike_alpha, train_samples=train_samples,
             ),
         }  # fmt: skip
         signal_made: dict[str, SignalScreen] = {
@@ -241,11 +243,12 @@ class SensorFaultDetector(Detector):
     def _state_spec(self) -> Spec:
         c = (len(self.channels),)
         spec: Spec = {
-            "rows_n": (np.dtype(np.int32), (), 0),  # samples carrying any channel, to training
+            # samples carrying any channel, up to training
+            "rows_n": (count_dtype(self.train_samples), (), 0),
             # the channel latch: worst channel-screen fault, its onset, healthy run since
             "fault": (np.dtype(np.int8), c, 0),
             "fault_since": (np.dtype(np.float64), c, 0.0),
-            "ok_n": (np.dtype(np.int32), c, 0),
+            "ok_n": (count_dtype(self.clear_samples), c, 0),  # up to clear_samples
             "category": (np.dtype(np.int8), (), 0),
             "changed_t": (np.dtype(np.float64), (), 0.0),
         }
@@ -300,32 +303,47 @@ class SensorFaultDetector(Detector):
         x = np.stack([batch.signal(c) for c in self.channels], axis=1)
         self._bad = np.zeros(x.shape, dtype=bool)
         inputs = [sc.prepare(batch) for sc in self._screens()]
-        s = self._state
         decay = np.float32(1.0 - 1.0 / self.learn_samples)
-        for rows in step_groups(batch.slot):
-            slots = batch.slot[rows]
+        # Rows are sorted by (slot, t). Devices with the most rows first: step j (every
+        # device's j-th row) then covers a leading block of them, and the screens work on
+        # views of that block instead of gathering and scattering state every step.
+        slot = batch.slot
+        first = np.flatnonzero(np.r_[True, slot[1:] != slot[:-1]])
+        count = np.diff(np.r_[first, len(slot)])
+        by_count = np.argsort(-count, kind="stable")
+        first, count = first[by_count], count[by_count]
+        dev = slot[first]
+        contiguous = bool(np.all(np.diff(dev) == 1))
+        if contiguous:  # every slot of a range, as equal uplinks give: views, no copies
+            s = {k: v[dev[0] : dev[-1] + 1] for k, v in self._state.items()}
+        else:
+            s = {k: v[dev] for k, v in self._state.items()}
+        n_at = np.searchsorted(-count, -np.arange(1, int(count[0]) + 1), side="right")
+        uniform = count[0] == count[-1]  # as many rows of every device: steps are strides
+        for j, n in enumerate(n_at):
+            rows: Any = slice(j, len(slot), int(count[0])) if uniform else first[:n] + j
+            here = slice(0, int(n))
             xr = x[rows]
             present = np.isfinite(xr)
-            # numpy types any(axis=...) as "scalar or array"; over an axis of 2-D it is an array
-            any_present = cast(npt.NDArray[np.bool_], present.any(axis=1))
-            training = s["rows_n"][slots] < self.train_samples
-            s["rows_n"][slots] += any_present & training
+            any_present = reduce_rows(np.logical_or, present)
+            training = s["rows_n"][here] < self.train_samples
+            s["rows_n"][here] += any_present & training
             st = Step(
-                slots=slots,
+                slots=here,
                 t=batch.t_s[rows],
                 x=xr,
                 x32=np.where(present, xr, 0.0).astype(np.float32),
                 present=present,
                 any_present=any_present,
                 training=training,
-                fault=s["fault"][slots],
+                fault=s["fault"][here].copy(),
                 decay=decay,
             )
             ins = iter([None if a is None else a[rows] for a in inputs])
             now = np.zeros(present.shape, np.int8)
             for sc in self.channel_screens:
                 now = np.where(sc.step(s, st, next(ins)), sc.code, now).astype(np.int8)
-            self._latch(st, now)
+            self._latch(s, st, now)
             bad = np.zeros(present.shape, dtype=bool)
             for sc in self.channel_screens:
                 bad |= sc.withheld(st)
@@ -333,11 +351,14 @@ class SensorFaultDetector(Detector):
                 sg.step(s, st, next(ins))
                 bad |= sg.withheld(s, st)
             self._bad[rows] = bad
-            self._set_category(slots, st.t)
+            self._set_category(s, here, st.t)
+        if not contiguous:
+            for k, v in self._state.items():
+                v[dev] = s[k]
 
-    def _latch(self, st: Step, now: npt.NDArray[np.int8]) -> None:
+    def _latch(self, s: State, st: Step, now: npt.NDArray[np.int8]) -> None:
         """Raise a channel's fault to the worst judged now; clear it after a healthy run."""
-        s, slots, fault = self._state, st.slots, st.fault
+        slots, fault = st.slots, st.fault
         ok_n = np.where(now > 0, 0, np.where(st.present, s["ok_n"][slots] + 1, s["ok_n"][slots]))
         rise = now > fault
         keep = (fault > 0) & (now <= fault) & (ok_n < self.clear_samples)
@@ -349,10 +370,11 @@ class SensorFaultDetector(Detector):
         s["ok_n"][slots] = np.where(new > 0, ok_n, 0)
         st.latched = new
 
-    def _worst(self, slots: I64 | slice) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[Any]]:
+    def _worst(
+        self, s: State, slots: I64 | slice
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[Any]]:
         """(fault code, channel index (-1: the pressure pair), since, and per signal screen
         where it is the one shown) of each slot's worst fault."""
-        s = self._state
         fault = s["fault"][slots]
         worst_ch = np.argmax(fault, axis=1)
         code = np.take_along_axis(fault, worst_ch[:, None], axis=1)[:, 0]
@@ -369,20 +391,22 @@ class SensorFaultDetector(Detector):
         code = np.where(taken, DRIFTING, code).astype(np.int8)
         return code, ch, since, shown
 
-    def _set_category(self, slots: I64, t: F64) -> None:
-        s = self._state
-        code = self._worst(slots)[0]
+    def _set_category(self, s: State, slots: slice, t: F64) -> None:
+        # the code of ``_worst``, without what only a verdict needs
+        code = reduce_rows(np.maximum, s["fault"][slots])
+        for sg in self.signal_screens:
+            code = np.where(sg.on(s, slots) & (code < DRIFTING), DRIFTING, code)
         cat = _CATEGORY_OF_FAULT[code]
         changed = cat != s["category"][slots]
         s["category"][slots] = cat
-        s["changed_t"][slots[changed]] = t[changed]
+        s["changed_t"][slots] = np.where(changed, t, s["changed_t"][slots])
 
     # -- reading -------------------------------------------------------------------------
 
     def verdicts(self) -> Verdicts:
         n = self._n_slots
         s = {k: v[:n] for k, v in self._state.items()}
-        code, ch, since, sig_shown = self._worst(slice(0, n))
+        code, ch, since, sig_shown = self._worst(self._state, slice(0, n))
         cat = _CATEGORY_OF_FAULT[code]
         rows = np.arange(n)
         chi = np.maximum(ch, 0)

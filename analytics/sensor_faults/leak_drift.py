@@ -22,18 +22,29 @@ NAMUR NE 107: ``out_of_specification``.
 from __future__ import annotations
 
 import math
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final
 
 import numpy as np
 
 from analytics.base import F64, I64, SampleBatch
 from analytics.sensor_faults.pressure_drift import PRESSURES
-from analytics.sensor_faults.screen import DRIFTING, MISSING, SPIKING, Bool, Spec, State, Step
+from analytics.sensor_faults.screen import (
+    DRIFTING,
+    MISSING,
+    SPIKING,
+    Bool,
+    Spec,
+    State,
+    Step,
+    count_dtype,
+)
 
 __all__ = ["LeakDriftScreen"]
 
 RESIDUAL = 2  # ``drift_residual`` evidence value, after the pressure pair's two
 RESIDUAL_NAME = "leak_mm3s elasticity to pressure"
+# the entries of X'X kept (row, column): the upper triangle without the sample count
+_XTX_UPPER: Final = ((0, 0, 1, 1, 2), (1, 2, 1, 2, 2))
 
 
 class LeakDriftScreen:
@@ -77,26 +88,28 @@ class LeakDriftScreen:
         self._fit_ix = [channels.index(c) for c in ("leak_mm3s", *PRESSURES) if c in channels]
 
     def state_spec(self) -> Spec:
-        f64 = np.dtype(np.float64)
+        f64, f32 = np.dtype(np.float64), np.dtype(np.float32)
         return {
-            # the current block's sums of [1, log P - lk_u0, days] x log Q, the
+            # the current block's sums of [1, log P - lk_u0, days] x log Q (of the
+            # symmetric X'X only the entries _XTX_UPPER, its corner is lk_n), the
             # commissioning elasticity and level, and the evidence CUSUM
-            "lk_xtx": (f64, (3, 3), 0.0),
+            "lk_xtx": (f64, (len(_XTX_UPPER[0]),), 0.0),
             "lk_xty": (f64, (3,), 0.0),
             "lk_yy": (f64, (), 0.0),
-            "lk_n": (np.dtype(np.int32), (), 0),
+            "lk_n": (count_dtype(self.block), (), 0),
             "lk_t0": (f64, (), 0.0),
             "lk_u0": (f64, (), 0.0),
-            "lk_blocks": (np.dtype(np.int32), (), 0),  # fitted, up to commission_blocks
-            "lk_cw": (f64, (), 0.0),  # commissioning: sum of 1/SE², of beta/SE²
-            "lk_cwb": (f64, (), 0.0),
-            "lk_cy": (f64, (), 0.0),  # and of the blocks' mean log Q and log P
-            "lk_cu": (f64, (), 0.0),
-            "lk_beta0": (f64, (), 0.0),  # set once commissioned
-            "lk_se0": (f64, (), 0.0),  # set once commissioned
+            # fitted, up to commission_blocks
+            "lk_blocks": (count_dtype(self.commission_blocks), (), 0),
+            # commissioned: the elasticity, its SE and the level. While commissioning
+            # they hold the sums that give them (of beta/SE², of 1/SE², of the blocks'
+            # mean log Q), and lk_cu that of their mean log P: a byte saved is 100 kB.
+            "lk_beta0": (f64, (), 0.0),
+            "lk_se0": (f64, (), 0.0),
             "lk_level0": (f64, (), 0.0),
-            "lk_beta": (f64, (), 0.0),  # newest block
-            "lk_ratio": (f64, (), 0.0),
+            "lk_cu": (f64, (), 0.0),
+            "lk_beta": (f32, (), 0.0),  # newest block, shown only
+            "lk_ratio": (f32, (), 0.0),  # shown only
             "lk_cusum": (f64, (), 0.0),
             "lk_start": (f64, (), 0.0),
             "lk_on": (np.dtype(np.bool_), (), False),
@@ -132,34 +145,42 @@ class LeakDriftScreen:
         use = np.isfinite(inputs[:, 0]) & ~st.outliers[:, j]
         use &= ~(st.outliers & (st.latched == SPIKING))[:, self._fit_ix].any(axis=1)
         use &= (st.latched[:, j] < MISSING) & ~st.pair_drift
-        if use.any():
-            self._add(s, st.slots[use], st.t[use], inputs[use])
+        if use.all():  # every row of the step: views of the state, not gathers
+            self._add(s, st.slots, st.t, inputs)
+        elif use.any():
+            self._add(s, np.flatnonzero(use), st.t[use], inputs[use])
 
-    def _add(self, s: State, slots: I64, t: F64, lk: F64) -> None:
-        """Add one (log Q, log P) sample to each slot's block; judge the blocks completed."""
+    def _add(self, s: State, slots: I64 | slice, t: F64, lk: F64) -> None:
+        """Add one (log Q, log P) sample to each slot's block (rows of ``s``: indices, or
+        the leading block); judge the blocks completed."""
         first = s["lk_n"][slots] == 0
         s["lk_t0"][slots] = np.where(first, t, s["lk_t0"][slots])
         s["lk_u0"][slots] = np.where(first, lk[:, 1], s["lk_u0"][slots])
         f = np.stack(
             [
-                np.ones(len(slots)),
+                np.ones(len(t)),
                 lk[:, 1] - s["lk_u0"][slots],
                 (t - s["lk_t0"][slots]) / 86_400.0,
             ],
             axis=1,
         )
         y = lk[:, 0]
-        s["lk_xtx"][slots] += f[:, :, None] * f[:, None, :]
+        s["lk_xtx"][slots] += f[:, _XTX_UPPER[0]] * f[:, _XTX_UPPER[1]]
         s["lk_xty"][slots] += f * y[:, None]
         s["lk_yy"][slots] += y * y
         s["lk_n"][slots] += 1
         full = s["lk_n"][slots] >= self.block
         if full.any():
-            self._block_done(s, slots[full], t[full])
+            rows = np.arange(len(t))[slots] if isinstance(slots, slice) else slots
+            self._block_done(s, rows[full], t[full])
 
     def _block_done(self, s: State, slots: I64, t: F64) -> None:
         n = s["lk_n"][slots].astype(np.float64)
-        xtx, xty = s["lk_xtx"][slots], s["lk_xty"][slots]
+        xty = s["lk_xty"][slots]
+        xtx = np.empty((len(slots), 3, 3))
+        xtx[:, 0, 0] = n
+        xtx[:, _XTX_UPPER[0], _XTX_UPPER[1]] = s["lk_xtx"][slots]
+        xtx[:, _XTX_UPPER[1], _XTX_UPPER[0]] = s["lk_xtx"][slots]
         # a touch of ridge on log P and time: a block without pressure spread gets a
         # slope of 0 with a huge standard error, not a singular solve
         reg = np.zeros((3, 3))
@@ -183,18 +204,19 @@ class LeakDriftScreen:
         if comm.any():
             cs = slots[comm]
             w = 1.0 / se[comm] ** 2
-            s["lk_cw"][cs] += w
-            s["lk_cwb"][cs] += w * beta[comm]
-            s["lk_cy"][cs] += y_mean[comm]
+            s["lk_se0"][cs] += w
+            s["lk_beta0"][cs] += w * beta[comm]
+            s["lk_level0"][cs] += y_mean[comm]
             s["lk_cu"][cs] += u_mean[comm]
             s["lk_blocks"][cs] += 1
             fin = cs[s["lk_blocks"][cs] == self.commission_blocks]
             if len(fin):
-                b0 = s["lk_cwb"][fin] / s["lk_cw"][fin]
+                cw = s["lk_se0"][fin]
+                b0 = s["lk_beta0"][fin] / cw
                 m = float(self.commission_blocks)
                 s["lk_beta0"][fin] = b0
-                s["lk_se0"][fin] = 1.0 / np.sqrt(s["lk_cw"][fin])
-                s["lk_level0"][fin] = (s["lk_cy"][fin] - b0 * s["lk_cu"][fin]) / m
+                s["lk_se0"][fin] = 1.0 / np.sqrt(cw)
+                s["lk_level0"][fin] = (s["lk_level0"][fin] - b0 * s["lk_cu"][fin]) / m
         live = ~comm
         if not live.any():
             return

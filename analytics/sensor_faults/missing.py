@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from analytics.base import F64, I64, SampleBatch
-from analytics.sensor_faults.screen import MISSING, Bool, Spec, State, Step
+from analytics.sensor_faults.screen import MISSING, Bool, Spec, State, Step, count_dtype
 
 __all__ = ["MissingScreen"]
 
@@ -34,6 +34,7 @@ class MissingScreen:
         min_run: int = 6,
         min_duration_s: float = 3600.0,
         exempt: tuple[str, ...] = ("leak_mm3s",),
+        train_samples: int = 96,
     ) -> None:
         if not 0 < alpha < 1 or min_run < 2 or min_duration_s < 0:
             raise ValueError("need alpha in (0, 1), min_run >= 2, min_duration_s >= 0")
@@ -41,13 +42,15 @@ class MissingScreen:
         self.alpha = alpha
         self.min_run = min_run
         self.min_duration_s = min_duration_s
+        self.train_samples = train_samples
         self._watch = np.array([c not in exempt for c in channels])
 
     def state_spec(self) -> Spec:
         f64, f32, i32 = np.dtype(np.float64), np.dtype(np.float32), np.dtype(np.int32)
         c = (self.n_channels,)
         return {
-            "pres_n": (i32, c, 0),  # training samples carrying the channel
+            # training samples carrying the channel
+            "pres_n": (count_dtype(self.train_samples), c, 0),
             "gap_n": (f32, c, 0.0),  # learned on, like the stuck screen's pairs
             "gap_cont_n": (f32, c, 0.0),
             "miss_run": (i32, c, 0),
@@ -63,16 +66,20 @@ class MissingScreen:
         was_gap = miss_run > 0
         # A gap is learned from when it ends (its ``m`` samples: ``m - 1`` continued, one
         # did not), so a gap in progress never teaches that gaps go on.
-        ended = st.learning & was_gap & present
-        m = miss_run.astype(np.float32)
-        keep = np.where(ended, st.decay**m, np.float32(1.0))
-        s["gap_n"][slots] = s["gap_n"][slots] * keep + np.where(ended, m, 0)
-        s["gap_cont_n"][slots] = s["gap_cont_n"][slots] * keep + np.where(ended, m - 1, 0)
-        s["pres_n"][slots] += st.tr & present
-        gap_starts = ~present & any_present[:, None] & ~was_gap
-        s["miss_t0"][slots] = np.where(gap_starts, st.t[:, None], s["miss_t0"][slots])
+        er, ec = np.nonzero(st.learning & was_gap & present)
+        if len(er):  # (gaps are rare: the decay only where one ended)
+            m = miss_run[er, ec].astype(np.float32)
+            keep = st.decay**m
+            s["gap_n"][slots][er, ec] = s["gap_n"][slots][er, ec] * keep + m
+            s["gap_cont_n"][slots][er, ec] = s["gap_cont_n"][slots][er, ec] * keep + (m - 1)
+        if st.tr.any():
+            s["pres_n"][slots] += st.tr & present
+        gr, gc = np.nonzero(~present & any_present[:, None] & ~was_gap)
+        s["miss_t0"][slots][gr, gc] = st.t[gr]  # a gap starts
         miss_run = np.where(present, 0, np.where(any_present[:, None], miss_run + 1, miss_run))
         s["miss_run"][slots] = miss_run
+        if not (miss_run >= self.min_run).any():  # no run long enough to judge
+            return np.zeros(present.shape, dtype=bool)
         # Only sensors that were always there in training: a channel that comes and goes
         # with the process (leak readings only while closed) has gaps of its own.
         always = s["pres_n"][slots] >= 0.99 * s["rows_n"][slots][:, None]
@@ -87,7 +94,7 @@ class MissingScreen:
     def withheld(self, st: Step) -> Bool:
         return (st.latched == MISSING) & st.present
 
-    def run_needed(self, s: State, slots: I64) -> F64:
+    def run_needed(self, s: State, slots: I64 | slice) -> F64:
         p_cont = (s["gap_cont_n"][slots] + 1.0) / (s["gap_n"][slots] + 2.0)
         return np.maximum(self.min_run, np.ceil(math.log(self.alpha) / np.log(p_cont)))
 

@@ -11,14 +11,22 @@ from these two alone, so both are withheld. NAMUR NE 107: ``out_of_specification
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Final, cast
+from typing import Any, ClassVar, Final
 
 import numpy as np
 
 from analytics.base import F64, I64, SampleBatch
 from analytics.baseline import robust_level
 from analytics.changepoint import ChangeTest
-from analytics.sensor_faults.screen import DRIFTING, Bool, Spec, State, Step
+from analytics.sensor_faults.screen import (
+    DRIFTING,
+    Bool,
+    Spec,
+    State,
+    Step,
+    count_dtype,
+    reduce_rows,
+)
 
 __all__ = ["PRESSURES", "PressureDriftScreen"]
 
@@ -56,14 +64,14 @@ class PressureDriftScreen:
         self._ix = [channels.index(p) for p in PRESSURES if p in channels]
 
     def state_spec(self) -> Spec:
-        f64, f32, i32 = np.dtype(np.float64), np.dtype(np.float32), np.dtype(np.int32)
+        f64, f32 = np.dtype(np.float64), np.dtype(np.float32)
         spec: Spec = {
             # two residuals; the change test runs both directions of each
-            "drift_n": (i32, (2,), 0),
+            "drift_n": (count_dtype(self.baseline), (2,), 0),
             "drift_buf": (f32, (2, self.baseline), 0.0),
             "drift_med": (f64, (2,), 0.0),
             "drift_sigma": (f64, (2,), 0.0),
-            "drift_value": (f64, (2,), 0.0),
+            "drift_value": (f32, (2,), 0.0),  # newest deviation, shown only
         }
         spec.update(self._test.spec((4,)))
         return spec
@@ -88,7 +96,7 @@ class PressureDriftScreen:
             have = np.isfinite(inputs[:, j])
             if not have.any():
                 continue
-            hs, ht, hr = st.slots[have], st.t[have], inputs[have, j]
+            hs, ht, hr = np.flatnonzero(have), st.t[have], inputs[have, j]
             n = s["drift_n"][hs, j]
             learning = n < self.baseline
             if learning.any():
@@ -104,21 +112,23 @@ class PressureDriftScreen:
             if not live.any():
                 continue
             ls, lt, lr = hs[live], ht[live], hr[live]
-            dev = lr - s["drift_med"][ls, j]
-            s["drift_value"][ls, j] = dev
-            sigma = s["drift_sigma"][ls, j]
+            # every row of the step: views of the state, not gathers
+            rows: Any = st.slots if len(ls) == len(st.t) else ls
+            dev = lr - s["drift_med"][rows, j]
+            s["drift_value"][rows, j] = dev
+            sigma = s["drift_sigma"][rows, j]
             delta = np.maximum(self.drift_kpa, 3.0 * sigma)
             for sign, col in ((1.0, 2 * j), (-1.0, 2 * j + 1)):
-                idx = (ls, np.full(len(ls), col))
+                idx = (rows, col if rows is st.slots else np.full(len(ls), col))
                 self._test.step(s, idx, sign * dev, lt, delta=delta, sigma=sigma)
         st.pair_drift = self.on(s, st.slots)
 
     def on(self, s: State, slots: I64 | slice) -> Bool:
-        # numpy types any(axis=...) as "scalar or array"; over an axis of 2-D it is an array
-        return cast(Bool, s["drift_on"][slots].any(axis=1))
+        return reduce_rows(np.logical_or, s["drift_on"][slots])
 
     def since(self, s: State, slots: I64 | slice) -> F64:
-        return np.where(s["drift_on"][slots], s["drift_since"][slots], np.inf).min(axis=1)
+        since = np.where(s["drift_on"][slots], s["drift_since"][slots], np.inf)
+        return reduce_rows(np.minimum, since)
 
     def withheld(self, s: State, st: Step) -> Bool:
         out = np.zeros(st.present.shape, dtype=bool)

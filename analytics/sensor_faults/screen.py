@@ -4,8 +4,10 @@ A screen keeps only hyper-parameters. Like ``changepoint.ChangeTest``, its per-s
 lives in the detector's state dict under names it declares (``state_spec``, unique
 across screens), so ``SensorFaultDetector`` owns allocation, growth, event-time order and
 save/restore for all of them. Per batch a screen derives its inputs from the batch
-(``prepare``); then, step by step (``base.step_groups``: one row per device per step,
-in event-time order), ``step`` advances its state.
+(``prepare``); then, step by step (one row per device per step, in event-time order),
+``step`` advances its state. The state a step sees holds the batch's devices only, the
+step's devices first and in its row order, so ``s[name][st.slots]`` is a view of theirs
+(no gather or scatter per step) and ``np.flatnonzero(mask)`` indexes a subset of them.
 
 Two kinds:
 
@@ -42,6 +44,8 @@ __all__ = [
     "Spec",
     "State",
     "Step",
+    "count_dtype",
+    "reduce_rows",
 ]
 
 Spec = dict[str, tuple[np.dtype[Any], tuple[int, ...], Any]]
@@ -53,11 +57,29 @@ FAULT_NAMES: Final = ("", "spiking", "drifting", "missing", "stuck")
 SPIKING, DRIFTING, MISSING, STUCK = 1, 2, 3, 4
 
 
+def count_dtype(most: int) -> np.dtype[Any]:
+    """The smallest unsigned integer that counts up to ``most`` + 1 (state per device is
+    kept small: at 100,000 devices every byte is 100 kB)."""
+    for dt in (np.uint8, np.uint16, np.uint32):
+        if most + 1 <= np.iinfo(dt).max:
+            return np.dtype(dt)
+    return np.dtype(np.uint64)
+
+
+def reduce_rows(ufunc: np.ufunc, a: np.ndarray) -> np.ndarray:
+    """``ufunc`` reduced over the last (short) axis, a column at a time: numpy's reduce
+    along a short inner axis costs a loop per row, ten times this."""
+    out = a[..., 0].copy()
+    for j in range(1, a.shape[-1]):
+        ufunc(out, a[..., j], out=out)
+    return out
+
+
 @dataclass(slots=True, eq=False)
 class Step:
     """One row per device (``slots`` distinct), with what every screen may read."""
 
-    slots: I64
+    slots: slice  # the step's rows of the state the screens get (a leading block)
     t: F64
     x: F64  # (rows, channels) readings, NaN = not in this sample
     x32: npt.NDArray[np.float32]  # the readings as stored (0 where absent)
@@ -84,7 +106,7 @@ class Step:
         self.trained = ~self.training[:, None]
         self.outliers = np.zeros(self.present.shape, dtype=bool)
         self.latched = self.fault
-        self.pair_drift = np.zeros(len(self.slots), dtype=bool)
+        self.pair_drift = np.zeros(len(self.t), dtype=bool)
 
 
 class ChannelScreen(Protocol):

@@ -18,19 +18,107 @@ from typing import Any, ClassVar
 import numpy as np
 
 from analytics.base import F64, I64, SampleBatch
-from analytics.sensor_faults.screen import SPIKING, Bool, Spec, State, Step
+from analytics.sensor_faults.screen import SPIKING, Bool, Spec, State, Step, count_dtype
 
 __all__ = ["SpikeScreen"]
 
 
-def _median_last(a: np.ndarray) -> np.ndarray:
-    """Median along the last axis by partition (np.median sorts; this is the hot path)."""
-    k = a.shape[-1]
-    h = k // 2
-    if k % 2:
-        return np.partition(a, h, axis=-1)[..., h]
-    part = np.partition(a, (h - 1, h), axis=-1)
-    return 0.5 * (part[..., h - 1] + part[..., h])
+# Windows up to this many readings are ranked by a comparator network over whole
+# (device, channel) columns; np.partition along a short last axis pays a call per row.
+_NETWORK_MAX = 15
+
+
+def _batcher(n: int) -> list[tuple[int, int]]:
+    """Comparators of Batcher's odd-even merge sort for ``n`` inputs (padded to a power
+    of two; a comparator touching the padding is dropped, as the padding is +inf)."""
+    p = 1 << max(n - 1, 0).bit_length()
+    out: list[tuple[int, int]] = []
+    k = 1
+    while k < p:
+        j = k
+        while j >= 1:
+            for i in range(j % k, p - j, 2 * j):
+                for m in range(min(j, p - i - j)):
+                    a, b = i + m, i + m + j
+                    if a // (2 * k) == b // (2 * k) and b < n:
+                        out.append((a, b))
+            j //= 2
+        k *= 2
+    return out
+
+
+def _kth_of_two(lo: list[np.ndarray], hi: list[np.ndarray], k: int) -> np.ndarray:
+    """The ``k``-th smallest (1-based) of two ascending lists of equal-shape arrays."""
+    best: np.ndarray | None = None
+    tmp = np.empty_like(lo[0])
+    for i in range(max(0, k - len(hi)), min(k, len(lo)) + 1):
+        if i == 0:
+            cand = hi[k - 1]
+        elif i == k:
+            cand = lo[k - 1]
+        else:
+            cand = np.maximum(lo[i - 1], hi[k - i - 1], out=tmp)
+        best = cand.copy() if best is None else np.minimum(best, cand, out=best)
+    assert best is not None
+    return best
+
+
+def window_stats(ring: np.ndarray, q: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(median, MAD, ``q``-th smallest step between consecutive readings) of each window
+    along the last axis of ``ring``, oldest reading first."""
+    w = ring.shape[-1]
+    if w > _NETWORK_MAX:
+        h = w // 2
+        part = np.partition(ring, (h - 1, h), axis=-1)
+        med = part[..., h] if w % 2 else 0.5 * (part[..., h - 1] + part[..., h])
+        dev = np.partition(np.abs(ring - med[..., None]), (h - 1, h), axis=-1)
+        mad = dev[..., h] if w % 2 else 0.5 * (dev[..., h - 1] + dev[..., h])
+        steps = np.abs(np.diff(ring, axis=-1))
+        return med, mad, np.partition(steps, q, axis=-1)[..., q]
+    # One array per position in the window: at first views of ``ring`` (never written),
+    # each replaced by a contiguous buffer of its own once a comparator touches it (no
+    # transposed copy); ufuncs write into spare buffers, as allocating a fresh array per
+    # comparator costs more than the comparison.
+    col = [ring[..., i] for i in range(w)]
+    own = [False] * w
+    spare: list[np.ndarray] = []
+
+    def buffer() -> np.ndarray:
+        return spare.pop() if spare else np.empty(ring.shape[:-1], dtype=ring.dtype)
+
+    # the q+1 smallest steps, kept ascending by insertion
+    low = [np.full(ring.shape[:-1], np.inf, dtype=ring.dtype) for _ in range(q + 1)]
+    d, tmp = buffer(), buffer()
+    for i in range(w - 1):
+        np.subtract(col[i + 1], col[i], out=d)
+        np.abs(d, out=d)
+        for j in range(q + 1):
+            np.minimum(low[j], d, out=tmp)
+            np.maximum(low[j], d, out=d)
+            low[j], tmp = tmp, low[j]
+    spare += [d, tmp]
+    for a, b in _batcher(w):
+        lo = np.minimum(col[a], col[b], out=buffer())
+        if own[b]:
+            np.maximum(col[a], col[b], out=col[b])
+        else:
+            col[b], own[b] = np.maximum(col[a], col[b], out=buffer()), True
+        if own[a]:
+            spare.append(col[a])
+        col[a], own[a] = lo, True
+    h = w // 2
+    # the deviations from the median, ascending on either side of it
+    if w % 2:
+        med = col[h]
+        below = [np.subtract(med, col[i], out=col[i]) for i in range(h - 1, -1, -1)]
+        above = [np.subtract(col[i], med, out=col[i]) for i in range(h + 1, w)]
+        mad = _kth_of_two(below, above, h)  # the median deviation is 0 at col[h]: skip it
+    else:
+        med = 0.5 * (col[h - 1] + col[h])
+        below = [np.subtract(med, col[i], out=col[i]) for i in range(h - 1, -1, -1)]
+        above = [np.subtract(col[i], med, out=col[i]) for i in range(h, w)]
+        mad = 0.5 * (_kth_of_two(below, above, h) + _kth_of_two(below, above, h + 1))
+    return med, mad, low[q]
 
 
 class SpikeScreen:
@@ -45,6 +133,7 @@ class SpikeScreen:
         k: float = 8.0,
         rate: float = 0.15,
         alpha: float = 0.02,
+        train_samples: int = 96,
     ) -> None:
         if window < 3 or k <= 0 or not 0 < rate < 1 or not 0 < alpha <= 1:
             raise ValueError("need window >= 3, k > 0, rate in (0, 1), alpha in (0, 1]")
@@ -53,15 +142,19 @@ class SpikeScreen:
         self.k = k
         self.rate = rate
         self.alpha = alpha
+        self.train_samples = train_samples
 
     def state_spec(self) -> Spec:
         f32, i32 = np.dtype(np.float32), np.dtype(np.int32)
+        n_dt = count_dtype(self.train_samples)
         c = (self.n_channels,)
         return {
-            "hampel_n": (i32, c, 0),  # training readings judged
-            "hampel_out_n": (i32, c, 0),  # of them outliers
-            "ring": (f32, (*c, self.window), 0.0),
-            "ring_n": (i32, c, 0),
+            "hampel_n": (n_dt, c, 0),  # training readings judged
+            "hampel_out_n": (n_dt, c, 0),  # of them outliers
+            # the window's readings, oldest first (renamed from ``ring``, which was
+            # circular: state saved in that layout is refused)
+            "spike_window": (f32, (*c, self.window), 0.0),
+            "spike_window_n": (np.dtype(np.int8), c, 0),  # readings in it, up to window
             "spike_ewma": (f32, c, 0.0),
             "step_scale": (f32, c, 0.0),  # typical |step| between readings, from training
             "regime": (i32, (), -1),  # operating state of the newest sample
@@ -84,49 +177,56 @@ class SpikeScreen:
         code = (pos_code * 3 + run_code).astype(np.int32)
         moved = code != last
         s["regime"][slots] = code
-        ring = s["ring"][slots]
-        ring_n = np.where(moved[:, None], 0, s["ring_n"][slots])
+        ring = s["spike_window"][slots]
+        ring_n = np.where(moved[:, None], 0, s["spike_window_n"][slots])
         full = ring_n >= self.window
-        med = _median_last(ring)
-        mad = _median_last(np.abs(ring - med[:, :, None]))
         # The lower quartile of the steps between consecutive readings floors the scale,
         # so a sensor on a steady ramp (a daily temperature swing) is not read as spiking.
-        kw = self.window
-        steps = np.abs(ring - np.roll(ring, 1, axis=2))
-        oldest = (ring_n % kw)[:, :, None]
-        np.put_along_axis(steps, oldest, np.inf, axis=2)  # the wrap-around pair
-        q = (kw - 2) // 4
-        mean_step = np.partition(steps, q, axis=2)[:, :, q]
+        med, mad, low_step = window_stats(ring, (self.window - 2) // 4)
         # and the step size learned in training floors it, so a quantised sensor whose
         # window happens to hold one value is not read as spiking on its next tick
-        floor = np.maximum(s["step_scale"][slots], 1e-3 * np.abs(med) + 1e-9)
-        scale = np.maximum(np.maximum(1.4826 * mad, mean_step), floor)
-        spike = present & full & (np.abs(x32 - med) > self.k * scale)
-        judged = present & full
-        s["hampel_n"][slots] += tr & judged
-        s["hampel_out_n"][slots] += tr & spike
-        pr, pc = np.nonzero(present)
-        newest = np.take_along_axis(ring, ((ring_n - 1) % kw)[:, :, None], axis=2)[:, :, 0]
-        step = np.abs(x32 - newest)
-        has_prev = present & (ring_n > 0)
         sc = s["step_scale"][slots]
-        learn = tr & has_prev
-        # EWMA of the step, each step clipped at 5x the current estimate (spikes in
-        # training do not inflate it)
-        clipped = np.where(sc > 0, np.minimum(step, 5.0 * sc), step)
-        s["step_scale"][slots] = np.where(learn, sc + 0.1 * (clipped - sc), sc).astype(np.float32)
-        s["ring"][slots[pr], pc, ring_n[pr, pc] % self.window] = x32[pr, pc]
-        s["ring_n"][slots] = np.where(present, np.minimum(ring_n + 1, 2**30), ring_n)
+        floor = np.maximum(sc, 1e-3 * np.abs(med) + 1e-9)
+        scale = np.maximum(np.maximum(1.4826 * mad, low_step), floor)
+        judged = present & full
+        spike = judged & (np.abs(x32 - med) > self.k * scale)
+        if tr.any():  # training: the outlier rate and the step size are learned
+            s["hampel_n"][slots] += tr & judged
+            s["hampel_out_n"][slots] += tr & spike
+            step = np.abs(x32 - ring[:, :, -1])
+            learn = tr & present & (ring_n > 0)
+            # EWMA of the step, each step clipped at 5x the current estimate (spikes in
+            # training do not inflate it)
+            clipped = np.where(sc > 0, np.minimum(step, 5.0 * sc), step)
+            sc_new = np.where(learn, sc + 0.1 * (clipped - sc), sc)
+            s["step_scale"][slots] = sc_new.astype(np.float32)
+        # shift in place (``ring`` is a view of the state): all readings present is usual;
+        # column by column, as a copy onto itself would go through a temporary
+        if present.all():
+            for i in range(self.window - 1):
+                ring[:, :, i] = ring[:, :, i + 1]
+            ring[:, :, -1] = x32
+        else:
+            pr, pc = np.nonzero(present)
+            ring[pr, pc, :-1] = ring[pr, pc, 1:]
+            ring[pr, pc, -1] = x32[pr, pc]
+        s["spike_window_n"][slots] = np.where(present, np.minimum(ring_n + 1, self.window), ring_n)
         ewma = s["spike_ewma"][slots]
         s["spike_ewma"][slots] = np.where(judged, ewma + self.alpha * (spike - ewma), ewma).astype(
             np.float32
         )
         st.outliers = spike
 
-        base_rate = (s["hampel_out_n"][slots] + 1.0) / (s["hampel_n"][slots] + 2.0)
-        threshold = np.maximum(self.rate, 3.0 * base_rate)
-        on = np.where(st.fault == SPIKING, 0.5, 1.0)  # hysteresis
-        return st.trained & (s["spike_ewma"][slots] > on * threshold)
+        # the threshold is at least half ``rate``: worked out only above that
+        ewma = s["spike_ewma"][slots]
+        r, c = np.nonzero((ewma > 0.5 * self.rate) & st.trained)
+        out = np.zeros(present.shape, dtype=bool)
+        if len(r):
+            base_rate = (s["hampel_out_n"][slots][r, c] + 1.0) / (s["hampel_n"][slots][r, c] + 2.0)
+            threshold = np.maximum(self.rate, 3.0 * base_rate)
+            on = np.where(st.fault[r, c] == SPIKING, 0.5, 1.0)  # hysteresis
+            out[r, c] = ewma[r, c] > on * threshold
+        return out
 
     def withheld(self, st: Step) -> Bool:
         # Single spikes stay: every seal detector clips its increments, and withholding

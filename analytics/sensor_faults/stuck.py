@@ -22,7 +22,7 @@ from typing import Any, ClassVar, Final
 import numpy as np
 
 from analytics.base import F64, I64, SampleBatch
-from analytics.sensor_faults.screen import STUCK, Bool, Spec, State, Step
+from analytics.sensor_faults.screen import STUCK, Bool, Spec, State, Step, reduce_rows
 
 __all__ = ["StuckScreen"]
 
@@ -118,8 +118,11 @@ class StuckScreen:
         ended = st.learning & comparable & ~same
         m = run_prev.astype(np.float32)
         keep = np.where(ended, st.decay ** (m + 1), np.float32(1.0))
-        s["pair_n"][slots, :, idle] = s["pair_n"][slots, :, idle] * keep + np.where(ended, m + 1, 0)
-        s["rep_n"][slots, :, idle] = s["rep_n"][slots, :, idle] * keep + np.where(ended, m, 0)
+        for v in (0, 1):  # the plane of each row's operating state
+            here = (idle == v)[:, None]
+            pn, rn = s["pair_n"][slots, :, v], s["rep_n"][slots, :, v]
+            np.copyto(pn, pn * keep + np.where(ended, m + 1, 0), where=here)
+            np.copyto(rn, rn * keep + np.where(ended, m, 0), where=here)
         run_n = np.where(present, np.where(same, run_prev + 1, 0), run_prev)
         run_t0 = np.where(present & ~same, t[:, None], run_t0)
         s["run_n"][slots] = run_n
@@ -129,14 +132,16 @@ class StuckScreen:
         # A run must be implausible for this sensor in this operating state (see
         # ``stuck_log_p``) and must also last ``min_duration_s``: at a sample a minute a
         # dozen equal readings are a quiet quarter of an hour, not a frozen instrument.
-        now = st.trained & (run_n >= self.min_run) & (t[:, None] - run_t0 >= self.min_duration_s)
+        now = st.trained & (run_n >= self.min_run)
+        if not now.any():  # the usual step: no run long enough
+            return now
+        now &= t[:, None] - run_t0 >= self.min_duration_s
         # the process moved while this sensor did not: another channel changed since
-        ch = np.broadcast_to(np.arange(self.n_channels), present.shape)
-        others = (run_t0[:, None, :] > run_t0[:, :, None]) & (ch[:, None, :] != ch[:, :, None])
-        now &= others.any(axis=2)
+        # (a channel's own value never started after itself, so the newest start will do)
+        now &= reduce_rows(np.maximum, run_t0)[:, None] > run_t0
         cand_r, cand_c = np.nonzero(now)
         if len(cand_r):
-            cs, ci = slots[cand_r], idle[cand_r]
+            cs, ci = cand_r, idle[cand_r]
             log_p = stuck_log_p(
                 s["rep_n"][cs, cand_c, ci], s["pair_n"][cs, cand_c, ci], run_n[cand_r, cand_c]
             )

@@ -223,6 +223,63 @@ def test_state_saved_in_the_previous_layout_is_refused(tmp_path) -> None:  # typ
         DetectionService(alerts=MemoryAlertStore(), state_path=path)
 
 
+def test_state_saved_with_the_circular_hampel_ring_is_refused() -> None:
+    b = stopping_pumps(np.random.default_rng(2), 2, 200)
+    det = SensorFaultDetector()
+    det.update(b, device_table([PUMP] * 2))
+    old = det.state_dict()
+    # the layout before the window was kept oldest first: a circular ring and its count
+    old["ring"] = old.pop("spike_window")
+    old["ring_n"] = old.pop("spike_window_n").astype(np.int32)
+    with pytest.raises(ValueError, match="state keys"):
+        SensorFaultDetector().load_state_dict(old)
+
+
+@pytest.mark.parametrize("window", [3, 4, 7, 8, 15, 16, 31])
+def test_window_stats_match_numpy_order_statistics(window: int) -> None:
+    from analytics.sensor_faults.spikes import window_stats
+
+    rng = np.random.default_rng(window)
+    ring = rng.normal(0, 3, (40, 6, window)).astype(np.float32)
+    ring[:10] = np.round(ring[:10])  # quantised readings: ties
+    ring[10:12] = 5.0  # a flat window
+    q = (window - 2) // 4
+    before = ring.copy()
+    med, mad, low_step = window_stats(ring, q)
+    np.testing.assert_array_equal(ring, before)  # the state it is given is only read
+    want_med = np.median(ring, axis=-1).astype(np.float32)
+    np.testing.assert_array_equal(med, want_med)
+    np.testing.assert_array_equal(mad, np.median(np.abs(ring - want_med[..., None]), axis=-1))
+    steps = np.sort(np.abs(np.diff(ring, axis=-1)), axis=-1)
+    np.testing.assert_array_equal(low_step, steps[..., q])
+
+
+def test_sensor_faults_state_does_not_depend_on_batching() -> None:
+    # batches of uneven runs per device and devices left out (the state is gathered and
+    # scattered per batch) learn what one batch per device learns
+    b = stopping_pumps(np.random.default_rng(5), 6, 700)
+    b.signals["vib_mms"][(b.slot == 2) & (b.t_s > T0 + 300 * 400)] = 0.7  # stuck
+    b.signals["temp_c"][(b.slot == 4) & (b.t_s > T0 + 300 * 500)] = np.nan  # missing
+    whole = SensorFaultDetector()
+    for slot in range(6):
+        whole.update(b.take(np.flatnonzero(b.slot == slot)))
+    pieces = SensorFaultDetector()
+    rng = np.random.default_rng(6)
+    # each device's rows cut at its own random sample numbers: chunk i of every device
+    # goes into batch i, so batches hold uneven runs, and some devices none
+    chunk = np.zeros(len(b), dtype=np.int64)
+    for slot in range(6):
+        rows = np.flatnonzero(b.slot == slot)
+        cuts = np.sort(rng.integers(0, len(rows), 30))
+        chunk[rows] = np.searchsorted(cuts, np.arange(len(rows)), side="right")
+    for i in range(31):
+        rows = np.flatnonzero(chunk == i)
+        pieces.update(b.take(rows[rng.permutation(len(rows))]))
+    assert whole.verdicts().evidence["fault"][[2, 4]].tolist() == [4.0, 3.0]
+    for k, v in whole.state_dict().items():
+        np.testing.assert_array_equal(v, pieces.state_dict()[k], err_msg=k)
+
+
 def test_service_observe_arrays_queues_what_observe_would() -> None:
     from sealscope.wire import Sample
 
