@@ -427,7 +427,11 @@ class DetectionService:
                 det.load_state_dict(state)
             except ValueError as exc:
                 # Refuse rather than silently relearn baselines from already-worn valves.
-                raise ConfigError("state_path", f"{path}: {exc}") from exc
+                raise ConfigError(
+                    "state_path",
+                    f"{path}: {exc}; if this state was saved by an older sealscope, move the "
+                    "file away to let the detectors learn afresh (baselines restart)",
+                ) from exc
             self._acted[det.cause] = (
                 data[f"acted/{det.cause}/category"].astype(np.int8),
                 data[f"acted/{det.cause}/severity"].astype(np.int8),
