@@ -30,6 +30,7 @@ from influxdb_client.client.write_api_async import WriteApiAsync
 
 from sealscope.errors import ConfigError, PointsRejected, StoreError, StoreUnavailable
 from sealscope.storage import Point, TelemetryQuery
+from sealscope.storage.influxql import quote_ident, quote_literal
 from sealscope.storage.lineprotocol import encode_points
 
 if TYPE_CHECKING:
@@ -41,21 +42,6 @@ __all__ = ["InfluxStore", "quote_ident", "quote_literal"]
 log = logging.getLogger(__name__)
 
 _REJECTED_STATUSES = frozenset({400, 422})
-
-
-def _escape(text: str, quote: str) -> str:
-    # InfluxQL's scanner reads \\, \n and the escaped quote inside quoted strings
-    return text.replace("\\", "\\\\").replace("\n", "\\n").replace(quote, "\\" + quote)
-
-
-def quote_ident(name: str) -> str:
-    """A double-quoted InfluxQL identifier (measurement, field, tag key)."""
-    return '"' + _escape(name, '"') + '"'
-
-
-def quote_literal(value: str) -> str:
-    """A single-quoted InfluxQL string literal (tag value)."""
-    return "'" + _escape(value, "'") + "'"
 
 
 def _retry_after_s(value: str | None) -> float | None:

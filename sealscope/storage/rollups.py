@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 from sealscope.errors import ConfigError, StoreError
-from sealscope.storage.influxdb import InfluxStore, quote_ident
+from sealscope.storage.influxql import quote_ident
 
 __all__ = [
     "DEFAULT_ROLLUPS",
+    "InfluxQLExecutor",
     "Rollup",
     "backfill",
     "backfill_statement",
@@ -145,8 +147,17 @@ def backfill_statement(
     )
 
 
+class InfluxQLExecutor(Protocol):
+    """What the rollups need of a store: its database and a way to run a statement
+    (``InfluxStore`` is one)."""
+
+    database: str
+
+    async def execute(self, influxql: str, *, missing_ok: bool = False) -> dict[str, Any]: ...
+
+
 async def install_rollups(
-    store: InfluxStore,
+    store: InfluxQLExecutor,
     rollups: tuple[Rollup, ...] = DEFAULT_ROLLUPS,
     *,
     source_policy: str = "autogen",
@@ -171,7 +182,7 @@ async def install_rollups(
 
 
 async def backfill(
-    store: InfluxStore,
+    store: InfluxQLExecutor,
     rollup: Rollup,
     start_ns: int,
     stop_ns: int,
