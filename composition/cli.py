@@ -138,7 +138,7 @@ def _accounts_parser(sub: Any) -> None:
 def _run_accounts(settings: Settings, args: argparse.Namespace) -> int:
     import time
 
-    from composition.runtime import create_admin_key, open_accounts
+    from composition.admin import create_admin_key, open_accounts
     from sealscope.accounts import Authenticator
     from sealscope.accounts.passwords import hash_password
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import secrets
 import signal
 import sys
 import time
@@ -22,6 +21,8 @@ from typing import TYPE_CHECKING, Any, Literal, TextIO
 import uvicorn
 from pydantic import SecretStr
 
+from composition.admin import first_admin
+from composition.alert_delivery import delivery_dispatcher, renotifier
 from composition.embedded import (
     BrokerKind,
     EmbeddedBroker,
@@ -35,18 +36,13 @@ from composition.metrics import (
     ingest_readings,
     serving_metrics,
 )
-from sealscope.alerts import AlertStore, SqlAlertStore, renotify_due
+from sealscope.alerts import AlertStore, SqlAlertStore
 from sealscope.config import Settings
 from sealscope.db import open_migrated
 from sealscope.deadletters import DeadLetterStore, SqlDeadLetterStore
 from sealscope.delivery import (
-    Channel,
-    Dispatcher,
-    EmailChannel,
-    MqttChannel,
     Outbox,
     SqlOutbox,
-    WebhookChannel,
 )
 from sealscope.errors import ConfigError, NotFound, SealscopeError
 from sealscope.metrics import ProcessMetrics
@@ -57,13 +53,9 @@ from sealscope.storage.factory import open_telemetry_store
 
 if TYPE_CHECKING:
     from firmware_sim import SimReport
-    from sealscope.accounts import SqlAccountStore
 
 __all__ = [
     "Core",
-    "create_admin_key",
-    "first_admin",
-    "open_accounts",
     "open_core",
     "run_api",
     "run_gateway",
@@ -112,83 +104,6 @@ async def open_core(settings: Settings) -> AsyncIterator[Core]:
     finally:
         accounts.close()
         engine.dispose()
-
-
-@contextlib.asynccontextmanager
-async def _dispatcher(settings: Settings, outbox: Outbox) -> AsyncIterator[Dispatcher]:
-    """Send the outbox's deliveries while the block runs: webhooks, MQTT on the service's
-    broker (with its login, which may publish alerts), and e-mail when ``smtp_host`` is set
-    (without it, e-mail deliveries are retried and end ``dead``)."""
-    password = settings.mqtt_password.get_secret_value() if settings.mqtt_password else None
-    channels: list[Channel] = [
-        WebhookChannel(timeout_s=10.0),
-        MqttChannel(
-            host=settings.mqtt_host,
-            port=settings.mqtt_port,
-            username=settings.mqtt_username if password is not None else None,
-            password=password,
-            timeout_s=5.0,
-        ),
-    ]
-    if settings.smtp_host:
-        smtp_password = settings.smtp_password
-        channels.append(
-            EmailChannel(
-                host=settings.smtp_host,
-                port=settings.smtp_port,
-                sender=settings.smtp_sender,
-                username=settings.smtp_username if smtp_password is not None else None,
-                password=smtp_password.get_secret_value() if smtp_password else None,
-                starttls=settings.smtp_starttls,
-            )
-        )
-    async with Dispatcher(outbox=outbox, channels=channels) as dispatcher:
-        log.info("delivery: dispatcher %s running", dispatcher.name)
-        yield dispatcher
-
-
-ADMIN_ORG = "platform admin"
-
-
-def open_accounts(settings: Settings) -> SqlAccountStore:
-    """The accounts store on the state database (``database_url``), migrated; closing it
-    releases its engine."""
-    from sealscope.accounts import SqlAccountStore
-
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    return SqlAccountStore(open_migrated(settings.database_url), owns_engine=True)
-
-
-def create_admin_key(settings: Settings, *, name: str = "admin key") -> str:
-    """A new key of the platform admin organisation (created if missing); no expiry, so
-    revoke it (``DELETE /api/v1/keys/{key_id}``) once people have their own accounts."""
-    from sealscope.accounts import Authenticator
-
-    store = open_accounts(settings)
-    try:
-        admins = [o for o in store.list_orgs(kind="admin") if o.name == ADMIN_ORG]
-        org = admins[0] if admins else store.create_org(name=ADMIN_ORG, kind="admin")
-        key, _ = Authenticator(store).create_key(org.id, name=name)
-        return key
-    finally:
-        store.close()
-
-
-def first_admin(settings: Settings) -> tuple[str, str] | None:
-    """On a fresh data directory: the first admin key and the password of the ``admin``
-    user for the web page, both random and stored hashed. None when an admin exists."""
-    from sealscope.accounts.passwords import hash_password
-
-    store = open_accounts(settings)
-    try:
-        if store.list_orgs(kind="admin"):
-            return None
-        org = store.create_org(name=ADMIN_ORG, kind="admin")
-        password = secrets.token_urlsafe(12)
-        store.create_user(org_id=org.id, username="admin", password_hash=hash_password(password))
-    finally:
-        store.close()
-    return create_admin_key(settings, name="first admin key"), password
 
 
 def _stop_event() -> asyncio.Event:
@@ -268,44 +183,6 @@ async def _serve_until_started(server: _ApiServer, tg: asyncio.TaskGroup) -> Non
         await asyncio.sleep(0.05)
 
 
-# -- alert re-notification: the periodic sweep `up` and `ingest` run --------------------
-
-# how often the sweep looks, at most: a reminder is late by no more than this
-RENOTIFY_SWEEP_MAX_S = 60.0
-
-
-async def _renotify_sweeps(alerts: AlertStore, every_s: float) -> None:
-    while True:
-        try:
-            count = await asyncio.to_thread(renotify_due, alerts, time.time())
-            if count:
-                log.info("alerts: re-notified %d unacknowledged alert(s)", count)
-        except SealscopeError as exc:  # the store is away; the next sweep catches up
-            log.warning("alerts: re-notify sweep failed: %s", exc)
-        await asyncio.sleep(every_s)
-
-
-@contextlib.asynccontextmanager
-async def _renotifier(settings: Settings, alerts: AlertStore) -> AsyncIterator[None]:
-    """Re-notify open alerts nobody acknowledged while the block runs (off at 0)."""
-    period_s = settings.renotify_after_s
-    if not period_s:
-        yield
-        return
-    task = asyncio.create_task(
-        _renotify_sweeps(alerts, min(RENOTIFY_SWEEP_MAX_S, period_s / 4)), name="renotify"
-    )
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-
-# -------------------------------------------------------------------------------------
-
-
 async def run_ingest(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
     from ingest import IngestService
 
@@ -320,8 +197,8 @@ async def run_ingest(settings: Settings, *, stop: asyncio.Event | None = None) -
             alerts=core.alerts,
             detection=_detection(core),
         ) as ingest,
-        _renotifier(settings, core.alerts),
-        _dispatcher(settings, core.outbox) as dispatcher,
+        renotifier(settings, core.alerts),
+        delivery_dispatcher(settings, core.outbox) as dispatcher,
     ):
         metrics = ProcessMetrics()
         metrics.add(*ingest_readings(ingest), *delivery_readings(dispatcher))
@@ -665,8 +542,8 @@ async def run_up(
             async with (
                 contextlib.AsyncExitStack() as stack,  # closed last: metrics outlive the rest
                 ingest,
-                _renotifier(settings, core.alerts),
-                _dispatcher(settings, core.outbox) as dispatcher,
+                renotifier(settings, core.alerts),
+                delivery_dispatcher(settings, core.outbox) as dispatcher,
                 asyncio.TaskGroup() as tg,
             ):
                 if not await asyncio.to_thread(ingest.wait_connected, 10.0):

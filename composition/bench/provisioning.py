@@ -23,6 +23,7 @@ from typing import Any
 
 import uvicorn
 
+from composition.admin import create_admin_key
 from composition.api import create_app
 from composition.bench.dynsec import (
     DynsecBroker,
@@ -30,7 +31,6 @@ from composition.bench.dynsec import (
     publish_once_per_device,
     start_dynsec_broker,
 )
-from composition.runtime import create_admin_key
 from composition.servers.ports import free_port
 from sealscope.broker_admin import DEVICE_ROLE, BrokerAdmin, new_password
 from sealscope.config import Settings

@@ -158,7 +158,7 @@ async def test_runtime_dispatcher_sends_email_when_smtp_is_configured(
     smtp, outbox, tmp_path: Path
 ) -> None:
     # the dispatcher `up` and `ingest` run: SMTP settings alone turn the e-mail channel on
-    from composition.runtime import _dispatcher
+    from composition.alert_delivery import delivery_dispatcher
     from sealscope.config import Settings
 
     controller, inbox = smtp
@@ -172,7 +172,7 @@ async def test_runtime_dispatcher_sends_email_when_smtp_is_configured(
         smtp_port=controller.port,
         smtp_sender="alerts@sealscope.test",
     )
-    async with _dispatcher(settings, outbox):
+    async with delivery_dispatcher(settings, outbox):
         await wait_until(lambda: outbox.get(delivery_id).status == "delivered", timeout_s=WAIT_S)
     [(sender, recipients, _raw)] = inbox.messages
     assert (sender, recipients) == ("alerts@sealscope.test", ["duty@example.org"])

@@ -18,14 +18,10 @@ from typing import Any
 import httpx
 import pytest
 
+from composition.admin import create_admin_key
+from composition.alert_delivery import delivery_dispatcher
 from composition.bench.webhook_receiver import WebhookReceiver, wait_until
-from composition.runtime import (
-    _api_server,
-    _dispatcher,
-    _serve_until_started,
-    create_admin_key,
-    open_core,
-)
+from composition.runtime import _api_server, _serve_until_started, open_core
 from composition.servers import free_port
 from sealscope.config import Settings
 from sealscope.registry import Device
@@ -68,7 +64,7 @@ async def test_delivery_alert_and_its_acknowledgement_reach_the_operator_signed_
     receivers: list[WebhookReceiver] = []
     async with (
         open_core(settings) as core,
-        _dispatcher(settings, core.outbox) as dispatcher,
+        delivery_dispatcher(settings, core.outbox) as dispatcher,
         asyncio.TaskGroup() as tg,
     ):
         server = _api_server(core, "127.0.0.1", api_port, wake_dispatcher=dispatcher.wake)

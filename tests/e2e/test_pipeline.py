@@ -11,7 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
-from composition.runtime import create_admin_key, run_api, run_ingest
+from composition.admin import create_admin_key
+from composition.runtime import run_api, run_ingest
 from composition.servers import MosquittoServer, free_port
 from firmware_sim import Fleet, FleetSpec, run_simulation
 from sealscope.config import Settings
