@@ -20,7 +20,7 @@ from composition.servers import free_port
 from sealscope.delivery.signature import verify
 from sealscope.errors import WebhookVerificationError
 
-__all__ = ["Received", "WebhookReceiver", "wait_until"]
+__all__ = ["Received", "WebhookReceiver"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,17 +36,6 @@ Respond = Callable[[Received], Awaitable[int]]
 
 async def _no_content(_: Received) -> int:
     return 204
-
-
-async def wait_until(
-    predicate: Callable[[], object], *, timeout_s: float, what: str = "condition"
-) -> None:
-    """Poll ``predicate`` until true; raise TimeoutError naming ``what`` after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} not reached within {timeout_s}s")
-        await asyncio.sleep(0.01)
 
 
 class WebhookReceiver:

@@ -13,7 +13,6 @@ import aiomqtt
 import pytest
 from aiosmtpd.controller import Controller
 
-from composition.bench.webhook_receiver import wait_until
 from composition.servers import free_port
 from sealscope.db import open_migrated, sqlite_url
 from sealscope.delivery import (
@@ -25,6 +24,7 @@ from sealscope.delivery import (
     Subscription,
 )
 from tests.delivery.changes import change
+from tests.waiting import wait_until
 
 WAIT_S = 20.0
 FAST_RETRY = RetryPolicy(max_attempts=10, base_s=0.05, cap_s=0.2)

@@ -10,7 +10,7 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-from composition.bench.webhook_receiver import Received, WebhookReceiver, wait_until
+from composition.bench.webhook_receiver import Received, WebhookReceiver
 from sealscope.db import open_migrated, sqlite_url
 from sealscope.delivery import (
     Dispatcher,
@@ -19,6 +19,7 @@ from sealscope.delivery import (
     WebhookChannel,
 )
 from tests.delivery.changes import change, webhook_sub
+from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 CHANGES = 20

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from composition.bench.webhook_receiver import Received, WebhookReceiver, wait_until
+from composition.bench.webhook_receiver import Received, WebhookReceiver
 from sealscope.db import open_engine, open_migrated, sqlite_url
 from sealscope.delivery import (
     Dispatcher,
@@ -19,6 +19,7 @@ from sealscope.delivery import (
     WebhookChannel,
 )
 from tests.delivery.changes import change, webhook_sub
+from tests.waiting import wait_until
 
 TIMEOUT_S = 1.0  # the webhook channel's bound; "slow" means past it
 WAIT_S = 20.0

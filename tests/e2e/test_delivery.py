@@ -20,11 +20,12 @@ import pytest
 
 from composition.admin import create_admin_key
 from composition.alert_delivery import delivery_dispatcher
-from composition.bench.webhook_receiver import WebhookReceiver, wait_until
+from composition.bench.webhook_receiver import WebhookReceiver
 from composition.runtime import _api_server, _serve_until_started, open_core
 from composition.servers import free_port
 from sealscope.config import Settings
 from sealscope.registry import Device
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 

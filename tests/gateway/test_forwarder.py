@@ -15,7 +15,7 @@ from sealscope import wire
 from sealscope.deadletters import SqliteDeadLetterStore
 from sealscope.errors import SpoolFull
 from tests.gateway.helpers import Received, Subscriber, cbor_pack, device_id, post_uplink
-from tests.ingest.conftest import wait_until
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 

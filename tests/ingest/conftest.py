@@ -1,11 +1,10 @@
 from __future__ import annotations
 
-import asyncio
 import os
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -45,15 +44,6 @@ def telemetry_rows(db: Path) -> tuple[int, float]:
         except sqlite3.OperationalError:  # table not created yet
             return 0, 0.0
     return int(n), float(total)
-
-
-async def wait_until(predicate: Callable[[], bool], timeout_s: float, what: str) -> None:
-    """Poll a condition; fail with ``what`` if it does not hold within the timeout."""
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while not predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 def ingest_settings(tmp_path: Path, broker: MosquittoServer, **extra: object) -> Settings:

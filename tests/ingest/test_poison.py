@@ -26,10 +26,11 @@ from sealscope.deadletters import SqliteDeadLetterStore
 from sealscope.errors import MessageRejected
 from sealscope.registry import Device, SqliteDeviceRegistry
 from sealscope.storage.sqlite import SqliteTelemetryStore
-from tests.ingest.conftest import ingest_process, ingest_settings, telemetry_rows, wait_until
+from tests.ingest.conftest import ingest_process, ingest_settings, telemetry_rows
 from tests.ingest.crashing_ingest import MARKER
 from tests.ingest.hostile import hostile_payloads
 from tests.ingest.streams import T0, Stream, fleet, publish_all
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 

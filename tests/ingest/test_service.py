@@ -21,8 +21,9 @@ from sealscope.registry import Device, SqliteDeviceRegistry
 from sealscope.storage.influxdb import InfluxStore
 from sealscope.storage.memory import MemoryTelemetryStore
 from sealscope.storage.sqlite import SqliteTelemetryStore
-from tests.ingest.conftest import ingest_process, ingest_settings, telemetry_rows, wait_until
+from tests.ingest.conftest import ingest_process, ingest_settings, telemetry_rows
 from tests.ingest.streams import T0, Stream, fleet, publish_all
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -32,8 +32,9 @@ from sealscope.deadletters import SqliteDeadLetterStore
 from sealscope.mqtt_session import ReconnectBackoff
 from sealscope.registry import SqliteDeviceRegistry
 from sealscope.storage.sqlite import SqliteTelemetryStore
-from tests.ingest.conftest import telemetry_rows, wait_until
+from tests.ingest.conftest import telemetry_rows
 from tests.ingest.streams import Stream, fleet
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 

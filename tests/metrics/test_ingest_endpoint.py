@@ -19,8 +19,9 @@ from sealscope.deadletters import SqliteDeadLetterStore
 from sealscope.metrics import ProcessMetrics
 from sealscope.registry import SqliteDeviceRegistry
 from sealscope.storage.sqlite import SqliteTelemetryStore
-from tests.ingest.conftest import ingest_process, ingest_settings, telemetry_rows, wait_until
+from tests.ingest.conftest import ingest_process, ingest_settings, telemetry_rows
 from tests.ingest.streams import Stream, fleet, publish_all
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
