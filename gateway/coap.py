@@ -31,7 +31,6 @@ import cbor2
 
 from gateway.downlink import Command, DownlinkQueue
 from gateway.keys import DeviceKeys
-from gateway.rejects import RecentRejects
 from gateway.senml import (
     CONTENT_FORMAT_SENML_CBOR,
     CONTENT_FORMAT_SENML_JSON,
@@ -109,7 +108,6 @@ class UplinkResource(aiocoap.resource.Resource):
         self._clock = clock
         self._max_payload_bytes = max_payload_bytes
         self.auth_failures = auth_failures or FailureThrottle(what="CoAP key checks")
-        self._recent_rejects = RecentRejects()
         self.stats = CoapStats()
 
     async def needs_blockwise_assembly(self, request: aiocoap.Message) -> bool:
@@ -203,11 +201,11 @@ class UplinkResource(aiocoap.resource.Resource):
         return response
 
     async def _dead_letter(self, device_id: str, payload: bytes, reason: str) -> None:
-        """Keep a refused frame once (a resent one is not kept again) and count it."""
+        """Keep a refused frame once (the store keeps a resent one once per device topic,
+        across restarts too) and count it."""
         self.stats.bad_frames += 1
         log.info("coap: bad uplink from %s: %s", device_id, reason)
-        digest = hashlib.sha256(device_id.encode() + b"\0" + payload).hexdigest()
-        if self._dead_letters is None or not self._recent_rejects.is_new(digest):
+        if self._dead_letters is None:
             return
         await asyncio.to_thread(
             self._dead_letters.add,
@@ -216,6 +214,7 @@ class UplinkResource(aiocoap.resource.Resource):
             code="malformed",
             reason=reason,
             device_id=device_id,
+            once_per="rejected",
         )
 
 

@@ -40,7 +40,6 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.typedefs import Handler
 
-from gateway.rejects import RecentRejects
 from gateway.throttle import FailureThrottle
 from gateway.translate import translate
 from gateway.uplink import CanonicalMessage, UplinkSink
@@ -51,7 +50,7 @@ from sealscope.topics import check_device_id
 from .auth import PlatformCredentials, PushRefused, check_url_token
 from .ctwing import parse_ctwing
 from .huawei import parse_huawei
-from .notification import DeviceUplink, ParsedPush, Platform, body_digest
+from .notification import DeviceUplink, ParsedPush, Platform
 from .onenet import parse_onenet, verify_onenet_url
 from .payload import SenmlPack
 
@@ -142,7 +141,6 @@ class PushIngress:
         self.closing = False
         self._queue: asyncio.Queue[_Queued] = asyncio.Queue(maxsize=queue_max)
         self._give_up = asyncio.Event()
-        self._recent_rejects = RecentRejects()
 
     # -- the routes' side ---------------------------------------------------------------
 
@@ -157,9 +155,9 @@ class PushIngress:
 
     async def reject(self, platform: Platform, body: bytes, exc: MessageRejected) -> None:
         """Dead-letter a malformed push, once per distinct body (platforms retry a 400)."""
-        if not self._recent_rejects.is_new(body_digest(body)):
-            return
-        await self._dead_letter(platform, body, exc.code, exc.reason, exc.device_id)
+        await self._dead_letter(
+            platform, body, exc.code, exc.reason, exc.device_id, once_per="rejected"
+        )
 
     async def join(self) -> None:
         """Wait until every queued uplink was forwarded or dead-lettered."""
@@ -272,15 +270,20 @@ class PushIngress:
         code: str,
         reason: str,
         device_id: str | None = None,
+        *,
+        once_per: str | None = None,
     ) -> None:
-        await asyncio.to_thread(
+        added = await asyncio.to_thread(
             self.dead_letters.add,
             topic=f"push/{platform}",
             payload=body,
             code=code,
             reason=reason,
             device_id=device_id,
+            once_per=once_per,
         )
+        if added is None:
+            return  # a body already kept once: a platform retrying what it got a 400 for
         self.stats.dead_letters += 1
         log.info("http push %s: dead-lettered a push (%s): %s", platform, code, reason)
 

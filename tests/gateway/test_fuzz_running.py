@@ -274,5 +274,5 @@ def test_fuzz_running_gateway_push_refuses_each_bad_body_once_and_serves_on(
         resp = client.post(f"/push/{platform}?token={token}", content=body)
         assert resp.status_code in (400, 413), (resp.status_code, resp.text[:200], body[:80])
         assert "reason" in resp.json()
-        ledger.refused("push", body[:65536])  # the push ingress keeps a body once
+        ledger.refused(f"push/{platform}", body[:65536])  # kept once per platform
         ledger.good_push(client)
