@@ -20,6 +20,7 @@ from composition.servers.mosquitto import find_binary
 from composition.servers.ports import ServerFailed, free_port, port_is_free, wait_for_port
 from composition.servers.process import ManagedServer
 from sealscope.errors import ConfigError
+from sealscope.storage.influxql import quote_ident
 
 __all__ = ["InfluxServer", "find_influxd"]
 
@@ -31,10 +32,6 @@ _START_TIMEOUT_S = 30.0
 
 def find_influxd() -> str | None:
     return find_binary("influxd", "/usr/bin/influxd")
-
-
-def _quote_ident(name: str) -> str:
-    return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 class InfluxServer(ManagedServer):
@@ -91,7 +88,7 @@ class InfluxServer(ManagedServer):
         self._wait_for_ping(proc)
 
     def create_database(self, name: str) -> None:
-        result = self.query(f"CREATE DATABASE {_quote_ident(name)}")
+        result = self.query(f"CREATE DATABASE {quote_ident(name)}")
         errors = [r["error"] for r in result.get("results", []) if "error" in r]
         if errors:
             raise ServerFailed(f"CREATE DATABASE {name!r} failed: {errors[0]}")
