@@ -28,16 +28,20 @@ def open_accounts(settings: Settings) -> SqlAccountStore:
 def create_admin_key(settings: Settings, *, name: str = "admin key") -> str:
     """A new key of the platform admin organisation (created if missing); no expiry, so
     revoke it (``DELETE /api/v1/keys/{key_id}``) once people have their own accounts."""
-    from sealscope.accounts import Authenticator
-
     store = open_accounts(settings)
     try:
-        admins = [o for o in store.list_orgs(kind="admin") if o.name == ADMIN_ORG]
-        org = admins[0] if admins else store.create_org(name=ADMIN_ORG, kind="admin")
-        key, _ = Authenticator(store).create_key(org.id, name=name)
-        return key
+        return _admin_key(store, name)
     finally:
         store.close()
+
+
+def _admin_key(store: SqlAccountStore, name: str) -> str:
+    from sealscope.accounts import Authenticator
+
+    admins = [o for o in store.list_orgs(kind="admin") if o.name == ADMIN_ORG]
+    org = admins[0] if admins else store.create_org(name=ADMIN_ORG, kind="admin")
+    key, _ = Authenticator(store).create_key(org.id, name=name)
+    return key
 
 
 def first_admin(settings: Settings) -> tuple[str, str] | None:
@@ -52,6 +56,6 @@ def first_admin(settings: Settings) -> tuple[str, str] | None:
         org = store.create_org(name=ADMIN_ORG, kind="admin")
         password = secrets.token_urlsafe(12)
         store.create_user(org_id=org.id, username="admin", password_hash=hash_password(password))
+        return _admin_key(store, "first admin key"), password
     finally:
         store.close()
-    return create_admin_key(settings, name="first admin key"), password
