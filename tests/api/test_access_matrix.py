@@ -227,6 +227,13 @@ MATRIX: dict[tuple[str, str], tuple[Build, dict[str, int], dict[str, int] | None
         _only(201, M, D),
         None,
     ),
+    ("GET", "/static/{name:path}"): (_fixed("/static/app.js"), _all(200, anon=200), None),
+    ("GET", "/api/v1/fleet/health"): (_fixed("/api/v1/fleet/health"), _all(200), None),
+    ("GET", "/api/v1/devices/{device_id}/health"): (
+        _device("/health"),
+        _all(200),
+        NOT_FOUND_OUTSIDE,
+    ),
     ("GET", "/api/v1/devices/{device_id}"): (_device(), _all(200), NOT_FOUND_OUTSIDE),
     ("GET", "/api/v1/devices/{device_id}/telemetry"): (
         _device("/telemetry?field=p_in_kpa&every=1h"),

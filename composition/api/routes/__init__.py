@@ -8,6 +8,7 @@ from composition.api.routes import (
     alerts,
     dead_letters,
     devices,
+    fleet,
     health,
     keys,
     page,
@@ -26,6 +27,7 @@ api_router = APIRouter(
     responses={422: {"model": ErrorBody, "description": "the request is invalid"}},
 )
 api_router.include_router(devices.router)
+api_router.include_router(fleet.router)
 api_router.include_router(telemetry.router)
 api_router.include_router(alerts.router)
 api_router.include_router(dead_letters.router)
