@@ -6,6 +6,7 @@ from composition.api.models import ErrorBody
 from composition.api.routes import (
     accounts,
     alerts,
+    commands,
     dead_letters,
     devices,
     fleet,
@@ -15,6 +16,7 @@ from composition.api.routes import (
     provisioning,
     risk,
     session,
+    stream,
     subscriptions,
     telemetry,
 )
@@ -37,6 +39,8 @@ api_router.include_router(keys.router)
 api_router.include_router(accounts.router)
 api_router.include_router(provisioning.router)
 api_router.include_router(subscriptions.router)
+api_router.include_router(commands.router)
+api_router.include_router(stream.router)
 
 # outside the versioned prefix: probes and the web page
 root_router = APIRouter()
