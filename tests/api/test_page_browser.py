@@ -405,6 +405,7 @@ def test_fleet_lists_worst_first_and_measures(driver: WebDriver, site: Site) -> 
         f" first screen (300 rows) rendered in {timing['fleet_render_ms']:.0f} ms,"
         f" all {all_ms[1]:,} rows in a further {all_ms[0]:.0f} ms"
     )
+    print(f"(machine load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
     print(
         f"page assets: {sizes['files']} files, {sizes['assets']:,} bytes transferred"
         f" ({sizes['asset_body']:,} bytes uncompressed); API answers {sizes['api']:,} bytes;"

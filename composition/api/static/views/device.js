@@ -101,7 +101,7 @@ function sealCard(seal, ctx, atMs) {
     }
   }
   const chart = timeChart(series, {
-    fmt, yTitle: `${title} · ${seal.unit}`, min: 0, refs, band, extraT,
+    fmt, yTitle: `${title} · ${seal.unit}`, min: 0, zero: true, refs, band, extraT,
     markers: atMs ? [{ t_ms: atMs, label: t("moment") }] : [],
     empty: t("seal.none"), label: title,
   });
@@ -147,7 +147,8 @@ function pumpCard(p, ctx, atMs) {
   return el("section", { class: "card wide", id: "pump" }, el("h2", {}, t("pump")),
     ...["leak_mm3s", "temp_c", "vib_mms"].map((f, i) => timeChart(
       [{ points: p[f] || [], cls: ["", "c", "b"][i] }],
-      { fmt, yTitle: t(`pump.${f}`), min: f === "temp_c" ? undefined : 0, empty: "–",
+      { fmt, yTitle: t(`pump.${f}`), min: f === "temp_c" ? undefined : 0, zero: f === "leak_mm3s",
+        empty: "–",
         markers: atMs ? [{ t_ms: atMs, label: t("moment") }] : [] })));
 }
 

@@ -79,22 +79,34 @@ export default {
     const num = new Intl.NumberFormat(ctx.locale, { maximumSignificantDigits: 3 });
     const withUnit = (v, u) => (Number.isFinite(v) ? `${num.format(v)} ${u}` : "–");
     const reasonText = (r) => ((r === "silent" || r === "no_data") ? t(`reason.${r}`) : t(`cause.${r}`));
+    // one row built once, then cloned and filled: far cheaper than building 20 nodes a row
     const cell = (h, cls, ...children) => el("td", { "data-label": labels[h], class: cls }, ...children);
+    const template = el("tr", { class: "pick" },
+      cell("status", "", el("span", { class: "st" }), el("div", { class: "muted small" })),
+      cell("device", "", el("a"), el("div", { class: "muted small" })),
+      cell("model", ""), cell("site", ""), cell("seen", "seen"),
+      cell("battery", "num battery"), cell("rsrp", "num"), cell("sinr", "num"),
+      cell("alerts", "num alerts"));
+    const kinds = { valve: t("kind.valve"), pump: t("kind.pump") };
     const rowFor = (d) => {
-      const reasons = d.reasons.map(reasonText).join(", ");
-      const href = `#/device/${encodeURIComponent(d.device_id)}`;
-      return el("tr", { class: "pick", dataset: { id: d.device_id, status: d.status } },
-        cell("status", "", el("span", { class: `st st-${d.status}` }, statusText[d.status]),
-          reasons ? el("div", { class: "muted small" }, reasons) : null),
-        cell("device", "", el("a", { href }, d.device_id),
-          el("div", { class: "muted small" }, t(`kind.${d.kind}`))),
-        cell("model", "", `${d.manufacturer} ${d.model}`),
-        cell("site", "", d.site || d.region || "–"),
-        cell("seen", "seen", d.last_seen ? fmt.ago(d.last_seen) : "–"),
-        cell("battery", "num battery", withUnit(d.battery_v, UNITS.battery_v)),
-        cell("rsrp", "num", withUnit(d.rsrp_dbm, UNITS.rsrp_dbm)),
-        cell("sinr", "num", withUnit(d.sinr_db, UNITS.sinr_db)),
-        cell("alerts", "num alerts", d.open_alerts || ""));
+      const tr = template.cloneNode(true);
+      tr.dataset.id = d.device_id;
+      tr.dataset.status = d.status;
+      const [st, dev, model, site, seen, battery, rsrp, sinr, alerts] = tr.children;
+      st.firstChild.className = `st st-${d.status}`;
+      st.firstChild.textContent = statusText[d.status];
+      st.lastChild.textContent = d.reasons.map(reasonText).join(", ");
+      dev.firstChild.href = `#/device/${encodeURIComponent(d.device_id)}`;
+      dev.firstChild.textContent = d.device_id;
+      dev.lastChild.textContent = kinds[d.kind];
+      model.textContent = `${d.manufacturer} ${d.model}`;
+      site.textContent = d.site || d.region || "–";
+      seen.textContent = d.last_seen ? fmt.ago(d.last_seen) : "–";
+      battery.textContent = withUnit(d.battery_v, UNITS.battery_v);
+      rsrp.textContent = withUnit(d.rsrp_dbm, UNITS.rsrp_dbm);
+      sinr.textContent = withUnit(d.sinr_db, UNITS.sinr_db);
+      alerts.textContent = d.open_alerts || "";
+      return tr;
     };
     // one listener for every row
     body.addEventListener("click", (event) => {
