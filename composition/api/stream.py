@@ -68,7 +68,7 @@ _VERDICTS_MAX: Final = 50_000
 class StreamTuning:
     poll_s: float = 0.5  # how often the alert change feed is read
     heartbeat_s: float = 15.0  # a comment line when nothing else was sent (proxies, NAT)
-    queue_max: int = 256  # frames waiting per connection; past it the client is dropped
+    queue_max: int = 512  # frames waiting per connection; past it the client is dropped
     reading_every_s: float = 1.0  # at most one reading per device per this
     backlog_max: int = 1000  # alert changes replayed on resume, the newest
     gap_wait_s: float = 30.0  # how long a skipped event id is looked for again
@@ -131,6 +131,9 @@ class StreamHub:
         self.alerts = alerts
         self.registry = registry
         self.tuning = tuning or StreamTuning()
+        # a read of the feed fits twice in a connection's queue: a burst of changes fills
+        # it only for a client that does not drain it between reads
+        self._batch = max(1, min(500, self.tuning.queue_max // 2))
         self._risk_table = risk_table
         self._broker = broker
         self._subscribers: set[Subscriber] = set()
@@ -225,7 +228,7 @@ class StreamHub:
         for event_id, since in list(self._gaps.items()):
             if now - since > self.tuning.gap_wait_s:
                 del self._gaps[event_id]  # a rolled-back transaction's id: never coming
-        changes = self.alerts.changes_since(self._high, limit=500, ids=sorted(self._gaps))
+        changes = self.alerts.changes_since(self._high, limit=self._batch, ids=sorted(self._gaps))
         for change in changes:
             event_id = change.event.id
             if event_id in self._gaps:
@@ -252,7 +255,7 @@ class StreamHub:
                                 if not sub.offer(change.event.id, alert_frame(change)):
                                     self.drop(sub)
                                     break
-                        if len(changes) == 500:
+                        if len(changes) >= self._batch:
                             continue  # more waiting: read on without sleeping
             except SealscopeError as exc:  # the state database is away; try again
                 log.warning("stream: reading the alert feed failed: %s", exc)
