@@ -32,6 +32,7 @@ from composition.embedded import (
     pick_port,
 )
 from composition.metrics import (
+    api_readings,
     delivery_readings,
     gateway_readings,
     ingest_readings,
@@ -226,7 +227,9 @@ async def run_api(settings: Settings, *, stop: asyncio.Event | None = None) -> N
         server = _api_server(core, settings.api_host, settings.api_port, broker=broker)
         await _serve_until_started(server, tg)
         log.info("api: listening on http://%s:%d", settings.api_host, settings.api_port)
-        with serving_metrics(settings, ProcessMetrics()):  # the process's own figures
+        metrics = ProcessMetrics()  # the process's own figures, and the live stream's
+        metrics.add(*api_readings(server.config.app))
+        with serving_metrics(settings, metrics):
             await stop.wait()
         server.should_exit = True
 
@@ -583,6 +586,7 @@ async def run_up(
                     broker=broker_link,
                 )
                 await _serve_until_started(server, tg)
+                metrics.add(*api_readings(server.config.app))
                 info = {
                     "api": f"http://{settings.api_host}:{api_port}",
                     "mqtt": f"mqtt://{broker.host}:{broker.port}",
