@@ -139,6 +139,13 @@ class _ApiServer(uvicorn.Server):
     def capture_signals(self) -> Any:
         yield
 
+    async def shutdown(self, sockets: Any = None) -> None:
+        # uvicorn waits for open responses before it stops: end the live streams first
+        hub = getattr(getattr(self.config.app, "state", None), "stream_hub", None)
+        if hub is not None:
+            hub.close_streams()
+        await super().shutdown(sockets)
+
 
 class _LiveRisk:
     """The risk store of a process that runs the detectors: reads the table live."""
@@ -179,7 +186,14 @@ def _api_server(
     app.state.wake_dispatcher = wake_dispatcher  # redelivery sends now, not at the next poll
     if components is not None:
         app.state.health_components = components  # /healthz reports what is down
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        lifespan="on",
+        timeout_graceful_shutdown=10,  # a response still open then is cut
+    )
     return _ApiServer(config)
 
 

@@ -82,6 +82,8 @@ class BrokerLink:
             port=settings.mqtt_port,
             username=settings.mqtt_username if password is not None else None,
             password=password,
+            # the login's client id, made unique: ingest may share the login (``up``)
+            client_id=f"{settings.mqtt_client_id}-live-{secrets.token_hex(4)}",
         )
 
     def on_reading(self, listener: Callable[[Reading], None]) -> None:

@@ -95,6 +95,7 @@ class Subscriber:
         self.readings = scope.sees_raw_telemetry
         self.queue: asyncio.Queue[tuple[int | None, bytes]] = asyncio.Queue(queue_max)
         self.dropped = asyncio.Event()
+        self.closing = asyncio.Event()  # the server is stopping: end the stream cleanly
         self._verdicts: dict[str, tuple[bool, float]] = {}
 
     def offer(self, event_id: int | None, frame: bytes) -> bool:
@@ -162,13 +163,18 @@ class StreamHub:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        for sub in list(self._subscribers):
-            sub.dropped.set()  # ends their streams, so the server's shutdown is not held
+        self.close_streams()
         self._subscribers.clear()
 
     @property
     def connections(self) -> int:
         return len(self._subscribers)
+
+    def close_streams(self) -> None:
+        """End every open stream (the server is stopping): the server waits for open
+        responses before it shuts down, and a stream would otherwise run its lifetime."""
+        for sub in list(self._subscribers):
+            sub.closing.set()
 
     # -- connections ------------------------------------------------------------------
     def subscribe(self, scope: CallerScope) -> Subscriber:
@@ -259,6 +265,8 @@ class StreamHub:
                             continue  # more waiting: read on without sleeping
             except SealscopeError as exc:  # the state database is away; try again
                 log.warning("stream: reading the alert feed failed: %s", exc)
+            except Exception:  # a bug must not end the feed for every client
+                log.exception("stream: the alert feed failed; trying again")
             await asyncio.sleep(self.tuning.poll_s)
 
     # -- readings ---------------------------------------------------------------------
@@ -315,6 +323,9 @@ class StreamHub:
             except SealscopeError as exc:
                 log.warning("stream: scoping readings failed: %s", exc)
                 continue
+            except Exception:
+                log.exception("stream: scoping readings failed")
+                continue
             for sub, reading in shares:
                 if not sub.offer(None, reading_frame(reading)):
                     self.drop(sub)
@@ -353,8 +364,9 @@ class EventStream(Response):
             writer = asyncio.create_task(self._write(send), name="stream-writer")
             left = asyncio.create_task(self._until_disconnect(receive), name="stream-left")
             dropped = asyncio.create_task(self.sub.dropped.wait(), name="stream-dropped")
+            closing = asyncio.create_task(self.sub.closing.wait(), name="stream-closing")
             done, pending = await asyncio.wait(
-                {writer, left, dropped},
+                {writer, left, dropped, closing},
                 timeout=self._lifetime_s,
                 return_when=asyncio.FIRST_COMPLETED,
             )
@@ -365,7 +377,7 @@ class EventStream(Response):
                     await task
             if writer in done and writer.exception() is not None:
                 raise writer.exception()  # type: ignore[misc]
-            if not done:  # lifetime over: end the response properly
+            if not done or closing in done:  # lifetime over, or stopping: end it properly
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(self.hub.tuning.heartbeat_s):
                         await send({"type": "http.response.body", "body": b"", "more_body": False})

@@ -6,6 +6,7 @@ is the real one, each as its own service on the same broker and state file."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 from collections.abc import Callable
 from dataclasses import replace
@@ -146,3 +147,38 @@ async def test_stroke_test_goes_to_the_valve_and_its_states_come_back(
                 stop.set()
     finally:
         registry.close()
+
+
+async def test_stopping_the_api_ends_its_open_streams(tmp_path: Path) -> None:
+    # no broker: the API starts without one (commands 503, the stream has alerts only)
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        mqtt_port=free_port(),
+        store="sqlite",
+        api_host="127.0.0.1",
+        api_port=free_port(),
+        api_allowed_hosts=["localhost"],
+    )
+    settings.data_dir.mkdir(parents=True)
+    keys = _keys(settings)
+    stop = asyncio.Event()
+    api = asyncio.create_task(run_api(settings, stop=stop))
+    url = f"http://localhost:{settings.api_port}/api/v1/stream"
+    auth = {"Authorization": f"Bearer {keys['operator']}"}
+    async with httpx.AsyncClient(timeout=30) as client:
+        for _ in range(200):  # until it listens
+            with contextlib.suppress(httpx.ConnectError):
+                await client.get(f"http://localhost:{settings.api_port}/healthz")
+                break
+            await asyncio.sleep(0.05)
+        async with client.stream("GET", url, headers=auth) as response:
+            assert response.status_code == 200
+            lines = response.aiter_lines()
+            assert await anext(lines) == "retry: 3000"
+            stop.set()
+            # the server ends the stream itself (before uvicorn's 10 s graceful cut-off)
+            async with asyncio.timeout(8):
+                rest = [line async for line in lines]
+    assert all(line in ("", ": keepalive") for line in rest)
+    async with asyncio.timeout(8):
+        await api
