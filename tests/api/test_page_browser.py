@@ -478,6 +478,15 @@ def test_open_worst_device_shows_seal_health(driver: WebDriver, site: Site) -> N
     assert advice.startswith("Seat leakage") and advice.endswith(("inspection", "replacement"))
     assert _text(driver, "#device-alerts .alert[data-cause='actuation_wear'] .advice")
     _shot(driver, "device")
+    # queue a stroke test: it goes out on the broker and shows with its state
+    assert _text(driver, "#commands-card") and not driver.find_elements(
+        By.CSS_SELECTOR, "#commands li"
+    )
+    driver.find_element(By.ID, "stroke-test").click()
+    _wait(driver, "the queued command", lambda d: d.find_elements(By.CSS_SELECTOR, "#commands li"))
+    item = driver.find_element(By.CSS_SELECTOR, "#commands li")
+    assert item.get_attribute("data-state") == "requested"
+    assert item.text.startswith("stroke test · requested")
     assert _severe(driver) == []
 
 
