@@ -611,6 +611,26 @@ def test_chinese_labels_and_locale_numbers(driver: WebDriver, site: Site) -> Non
     _wait(driver, "English", lambda d: _text(d, "#seal h2") == "Seal health")
 
 
+def test_every_text_has_both_languages(driver: WebDriver, site: Site) -> None:
+    missing = driver.execute_async_script(
+        """const done = arguments[arguments.length - 1];
+           Promise.all([import('/static/app.js'), import('/static/alert_card.js')])
+           .then(async ([app, card]) => {
+             const out = [];
+             const tables = [...app.VIEWS,
+               { route: 'shell', strings: app.SHELL_STRINGS },
+               { route: 'alert card', strings: card.SHARED_STRINGS }];
+             for (const v of tables) {
+               const en = Object.keys(v.strings.en), zh = Object.keys(v.strings['zh-CN']);
+               for (const k of en) if (!zh.includes(k)) out.push(`${v.route}: zh-CN lacks ${k}`);
+               for (const k of zh) if (!en.includes(k)) out.push(`${v.route}: en lacks ${k}`);
+             }
+             done(out);
+           }, (e) => done([String(e)]));"""
+    )
+    assert missing == []
+
+
 def test_chinese_is_the_default_for_a_chinese_browser(
     site: Site, tmp_path_factory: pytest.TempPathFactory
 ) -> None:

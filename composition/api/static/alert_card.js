@@ -12,7 +12,7 @@ export const UNITS = {
   speed_rpm: "rpm", battery_v: "V", rsrp_dbm: "dBm", sinr_db: "dB",
 };
 
-register({
+export const SHARED_STRINGS = {
   en: {
     "cat.failure": "Failure", "cat.out_of_specification": "Out of specification",
     "cat.maintenance_required": "Maintenance required", "cat.function_check": "Function check",
@@ -72,7 +72,8 @@ register({
     "trail.acknowledged": "已确认", "trail.assigned": "指派给 {who}",
     "trail.resolved": "已解决", "trail.renotify": "再次通知",
   },
-});
+};
+register(SHARED_STRINGS);
 
 // The evidence a detector saved, as sentences; keys it does not know are listed as they are.
 export function evidenceLines(e, ctx) {

@@ -47,7 +47,7 @@ const HOME = { operator: "fleet", admin: "fleet" };  // others: the first view t
 const API = "/api/v1";
 const $ = (id) => document.getElementById(id);
 
-i18n.register({
+export const SHELL_STRINGS = {
   en: {
     "signIn.title": "Sign in", "signIn.username": "Username", "signIn.password": "Password",
     "signIn.submit": "Sign in", "signOut": "Sign out",
@@ -64,7 +64,8 @@ i18n.register({
     "org.operator": "运维技术员", "org.manufacturer": "制造商",
     "org.monitoring_point": "监测站", "org.admin": "管理员",
   },
-});
+};
+i18n.register(SHELL_STRINGS);
 // a view's keys live under its route ("fleet.title"); ctx.t looks there first, then in the
 // shared keys (alert_card.js, the shell's own)
 function prefixed(prefix, strings) {

@@ -163,7 +163,8 @@ export default {
     let pending = null;
     const reloadSoon = () => {
       clearTimeout(pending);
-      pending = setTimeout(() => load().catch(() => null), 500);
+      // a burst of alert changes is one reload; the list is the whole fleet
+      pending = setTimeout(() => load().catch(() => null), 3000);
     };
     ctx.live.on("alert", reloadSoon);
     ctx.live.on("poll", reloadSoon);
