@@ -1,6 +1,6 @@
 """GET /api/v1/stream against a real uvicorn on a free port, read by a real httpx streaming
-client (and a raw socket that never reads, for the slow client), on real SQLite state and
-the session's real Mosquitto for readings."""
+client (and a raw socket that never reads, for the slow client), on real SQLite and
+PostgreSQL state and the session's real Mosquitto for readings."""
 
 from __future__ import annotations
 
@@ -16,17 +16,19 @@ from typing import Any
 import httpx
 import paho.mqtt.client as mqtt
 import pytest
+import sqlalchemy as sa
 from paho.mqtt.enums import CallbackAPIVersion
 
 from composition.api import create_app
 from composition.api.broker import BrokerLink
 from composition.api.stream import StreamTuning
 from composition.servers.mosquitto import MosquittoServer
-from sealscope.accounts import Authenticator, Remit, Site
-from sealscope.alerts import SqliteAlertStore
+from sealscope.accounts import Authenticator, Remit, Site, SqlAccountStore
+from sealscope.alerts import SqlAlertStore
+from sealscope.commands import SqlCommandStore
 from sealscope.config import Settings
-from sealscope.deadletters import SqliteDeadLetterStore
-from sealscope.registry import Device, SqliteDeviceRegistry
+from sealscope.deadletters import SqlDeadLetterStore
+from sealscope.registry import Device, SqlDeviceRegistry
 from sealscope.storage.memory import MemoryTelemetryStore
 
 IN = Device("ACME-V-100001", "valve", "ACME", "BV-50", site="north", region="R1")
@@ -90,7 +92,7 @@ class Reader:
 class Env:
     url: str
     keys: dict[str, str]
-    alerts: SqliteAlertStore
+    alerts: SqlAlertStore
     app: Any
     mosquitto: MosquittoServer
 
@@ -131,14 +133,15 @@ TUNING = StreamTuning(poll_s=0.05, heartbeat_s=0.25, queue_max=8, reading_every_
 @pytest.fixture
 def env(
     settings: Settings,
-    registry: SqliteDeviceRegistry,
-    alerts: SqliteAlertStore,
-    dead_letters: SqliteDeadLetterStore,
-    telemetry: MemoryTelemetryStore,
-    authenticator: Authenticator,
+    db_engine: sa.Engine,
     mosquitto: MosquittoServer,
     serve: Callable[[Any], AbstractContextManager[str]],
 ) -> Iterator[Env]:
+    """The API on the state database under test (SQLite or PostgreSQL), served by uvicorn,
+    with the session's broker for readings."""
+    registry = SqlDeviceRegistry(db_engine)
+    alerts = SqlAlertStore(db_engine)
+    authenticator = Authenticator(SqlAccountStore(db_engine))
     store = authenticator.store
     keys = {}
     orgs = {}
@@ -155,11 +158,12 @@ def env(
     assert link.start()
     app = create_app(
         settings,
-        telemetry_store=telemetry,
+        telemetry_store=MemoryTelemetryStore(),
         registry=registry,
         alerts=alerts,
-        dead_letters=dead_letters,
+        dead_letters=SqlDeadLetterStore(db_engine),
         authenticator=authenticator,
+        commands=SqlCommandStore(db_engine),
         broker=link,
         stream_tuning=TUNING,
     )

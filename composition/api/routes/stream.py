@@ -20,10 +20,36 @@ router = APIRouter(tags=["stream"])
     status_code=200,
     responses={
         200: {
-            "content": {"text/event-stream": {}},
+            "content": {
+                "text/event-stream": {
+                    # one server-sent event; data is JSON (an alert, or a reading)
+                    "schema": {
+                        "type": "object",
+                        "properties": {
+                            "event": {"type": "string", "enum": ["alert", "reading"]},
+                            "id": {"type": "string", "description": "alert change id"},
+                            "data": {"type": "string", "contentMediaType": "application/json"},
+                        },
+                        "required": ["event", "data"],
+                    }
+                }
+            },
             "description": "`alert` events (id: the change's id; data: the alert as "
             "`GET /alerts/{id}` answers it) and `reading` events (data: device_id, t, "
             "values), with `: keepalive` comments between.",
+        },
+        # refusals are JSON, not the stream's media type
+        **{
+            status: {
+                "description": text,
+                "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}
+                },
+            }
+            for status, text in (
+                (401, "no or a wrong credential"),
+                (422, "an invalid Last-Event-ID, after or lifetime_s"),
+            )
         },
     },
 )
