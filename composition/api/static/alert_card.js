@@ -140,7 +140,8 @@ export function alertCard(a, ctx, { onChange, showDevice }) {
   const card = el("article", { class: `alert st-${a.category}`, dataset: { id: a.id, status: a.status, cause: a.cause } },
     head,
     el("p", { class: "advice" }, a.summary),
-    evidence.length ? el("details", { class: "evidence" },
+    // on the device page the evidence is the point: open; in the long list, one click away
+    evidence.length ? el("details", { class: "evidence", open: !showDevice },
       el("summary", {}, t("alert.evidence")),
       el("ul", {}, evidence.map((line) => el("li", {}, line)))) : null,
     meta);

@@ -21,7 +21,7 @@
 //                                      methods, throws Error(message) on a non-2xx answer
 //   t(key, vars)                       the current language's text ("{n} devices")
 //   fmt                                locale formatting: number, fixed, unit, percent,
-//                                      date, dateTime, ago, duration (i18n.js)
+//                                      date, time, dateTime, ago, duration (i18n.js)
 //   locale                             "zh-CN" or "en"
 //   who                                {name, org_kind, org_id, via}
 //   params                             hash segments after the route, decoded

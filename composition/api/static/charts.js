@@ -13,10 +13,10 @@ import { svg } from "./dom.js";
 export const BREAKPOINTS = ["(max-width: 639px)", "(min-width: 1100px)"];
 let W = 640, H = 280;
 const L = 64, R = 16, T = 14, B = 34;
-function size() {
+function size(opts) {
   const [narrow, wide] = BREAKPOINTS.map((q) => window.matchMedia(q).matches);
-  W = narrow ? 400 : wide ? 900 : 640;
-  H = narrow ? 300 : wide ? 320 : 280;
+  W = narrow ? 400 : opts.small ? 480 : wide ? 900 : 640;  // small: a chart in a third
+  H = narrow ? 300 : opts.small ? 300 : wide ? 320 : 280;
 }
 
 function niceTicks(lo, hi, n) {
@@ -30,7 +30,7 @@ function niceTicks(lo, hi, n) {
 }
 
 function frame(opts, yTitle) {
-  size();
+  size(opts);
   const root = svg("svg", { viewBox: `0 0 ${W} ${H}`, class: "chart", role: "img",
                             "aria-label": opts.label || yTitle || "chart" });
   if (yTitle) root.append(svg("text", { class: "axis-title", x: 4, y: 10 }, yTitle));
@@ -47,17 +47,35 @@ function yScale(values, opts) {
   return [lo, hi];
 }
 
+// enough significant digits that neighbouring ticks never print the same
+function tickDigits(ticks) {
+  if (ticks.length < 2) return 3;
+  const step = Math.abs(ticks[1] - ticks[0]);
+  const top = Math.max(...ticks.map(Math.abs));
+  return Math.min(10, Math.max(3, Math.ceil(Math.log10(top / step)) + 1));
+}
+
 function drawYAxis(root, lo, hi, y, fmt) {
-  for (const v of niceTicks(lo, hi, 5)) {
+  const ticks = niceTicks(lo, hi, 5);
+  const digits = tickDigits(ticks);
+  for (const v of ticks) {
     root.append(
       svg("line", { class: "grid", x1: L, x2: W - R, y1: y(v), y2: y(v) }),
-      svg("text", { class: "tick", x: L - 6, y: y(v) + 4, "text-anchor": "end" }, fmt.number(v, 3)));
+      svg("text", { class: "tick", x: L - 6, y: y(v) + 4, "text-anchor": "end" },
+          fmt.number(v, digits)));
   }
   root.append(svg("line", { class: "axis", x1: L, y1: T, x2: L, y2: H - B }),
               svg("line", { class: "axis", x1: L, y1: H - B, x2: W - R, y2: H - B }));
 }
 
-// series: [{points: [[t_ms, value], ...], cls, label}]; opts: {fmt, yTitle, min, zero, from, to,
+function emptyChart(root, opts) {
+  root.setAttribute("viewBox", `0 0 ${W} 40`);
+  root.append(svg("text", { class: "tick", x: W / 2, y: 30, "text-anchor": "middle" },
+                  opts.empty || "–"));
+  return root;
+}
+
+// series: [{points: [[t_ms, value], ...], cls, label}]; opts: {fmt, yTitle, min, zero, small, from, to,
 // refs: [{value, cls, label}], band: {from_ms, to_ms, cls, label}, markers: [{t_ms, label}]}
 export function timeChart(series, opts) {
   const { fmt } = opts;
@@ -65,19 +83,17 @@ export function timeChart(series, opts) {
   const pts = series.flatMap((s) => s.points);
   const refs = (opts.refs || []).filter((r) => Number.isFinite(r.value));
   const ts = pts.map((p) => p[0]).concat((opts.extraT || []).filter(Number.isFinite));
-  if (!pts.length) {
-    root.append(svg("text", { class: "tick", x: W / 2, y: H / 2, "text-anchor": "middle" },
-                    opts.empty || "–"));
-    return root;
-  }
+  if (!pts.length) return emptyChart(root, opts);
   const t0 = opts.from ?? Math.min(...ts), t1 = opts.to ?? Math.max(...ts);
   const [lo, hi] = yScale(pts.map((p) => p[1]).concat(refs.map((r) => r.value)), opts);
   const x = (t) => L + ((t - t0) / (t1 - t0 || 1)) * (W - L - R);
   const y = (v) => H - B - ((v - lo) / (hi - lo)) * (H - T - B);
   drawYAxis(root, lo, hi, y, fmt);
+  // under two days the ticks say the time of day
+  const when = t1 - t0 < 2 * 86400e3 ? fmt.time : fmt.date;
   for (const t of niceTicks(t0, t1, 4)) {
     root.append(svg("text", { class: "tick", x: x(t), y: H - B + 16, "text-anchor": "middle" },
-                    fmt.date(new Date(t))));
+                    when(new Date(t))));
   }
   if (opts.band && Number.isFinite(opts.band.from_ms)) {
     const bx0 = x(Math.max(t0, opts.band.from_ms)), bx1 = x(Math.min(t1, opts.band.to_ms));
@@ -114,11 +130,7 @@ export function scatterChart(groups, opts) {
   const { fmt } = opts;
   const root = frame(opts, opts.yTitle);
   const pts = groups.flatMap((g) => g.points);
-  if (!pts.length) {
-    root.append(svg("text", { class: "tick", x: W / 2, y: H / 2, "text-anchor": "middle" },
-                    opts.empty || "–"));
-    return root;
-  }
+  if (!pts.length) return emptyChart(root, opts);
   const xs = pts.map((p) => p[0]);
   const [x0, x1] = yScale(xs, { min: 0 });
   const [lo, hi] = yScale(pts.map((p) => p[1]), opts);

@@ -116,6 +116,11 @@ function relativeFormat() {
   return relative;
 }
 
+export function time(v) {
+  const d = toDate(v);
+  return d ? dateFormat({ hour: "2-digit", minute: "2-digit" }).format(d) : "–";
+}
+
 // "3 hours ago" / "3小时前"
 export function ago(v) {
   const d = toDate(v);
@@ -137,4 +142,4 @@ export function duration(seconds) {
                         maximumFractionDigits: 0 }).format(value);
 }
 
-export const fmt = { number, fixed, unit, percent, dateTime, date, ago, duration };
+export const fmt = { number, fixed, unit, percent, dateTime, date, time, ago, duration };

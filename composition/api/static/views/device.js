@@ -37,6 +37,7 @@ const STRINGS = {
     "cmd.state.succeeded": "succeeded", "cmd.state.failed": "failed", "cmd.state.expired": "expired",
     alerts: "Alert history", "alerts.none": "No alert so far.", moment: "alert",
     noRaw: "Charts need raw readings, which this remit does not grant.",
+    noData: "no readings in this span",
   },
   "zh-CN": {
     title: "设备", back: "← 设备总览", range: "时间范围", "days": "{n} 天",
@@ -66,6 +67,7 @@ const STRINGS = {
     "cmd.state.succeeded": "成功", "cmd.state.failed": "失败", "cmd.state.expired": "已过期",
     alerts: "告警记录", "alerts.none": "暂无告警。", moment: "告警",
     noRaw: "图表需要原始读数，当前授权不包含。",
+    noData: "此时间范围内无读数",
   },
 };
 
@@ -145,11 +147,11 @@ function actuationCard(a, ctx) {
 function pumpCard(p, ctx, atMs) {
   const { t, fmt } = ctx;
   return el("section", { class: "card wide", id: "pump" }, el("h2", {}, t("pump")),
-    ...["leak_mm3s", "temp_c", "vib_mms"].map((f, i) => timeChart(
+    el("div", { class: "thirds" }, ...["leak_mm3s", "temp_c", "vib_mms"].map((f, i) => timeChart(
       [{ points: p[f] || [], cls: ["", "c", "b"][i] }],
       { fmt, yTitle: t(`pump.${f}`), min: f === "temp_c" ? undefined : 0, zero: f === "leak_mm3s",
-        empty: "–",
-        markers: atMs ? [{ t_ms: atMs, label: t("moment") }] : [] })));
+        empty: t("noData"), small: true,
+        markers: atMs ? [{ t_ms: atMs, label: t("moment") }] : [] }))));
 }
 
 async function commandsCard(ctx, id, kind) {
