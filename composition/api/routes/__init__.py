@@ -12,6 +12,7 @@ from composition.api.routes import (
     keys,
     page,
     provisioning,
+    quality,
     risk,
     session,
     subscriptions,
@@ -30,6 +31,7 @@ api_router.include_router(telemetry.router)
 api_router.include_router(alerts.router)
 api_router.include_router(dead_letters.router)
 api_router.include_router(risk.router)
+api_router.include_router(quality.router)
 api_router.include_router(session.router)
 api_router.include_router(keys.router)
 api_router.include_router(accounts.router)
