@@ -213,6 +213,17 @@ class SeatLeakDetector(Detector):
         if devices is not None:
             for col in ("leakage_class", "dn_mm", "pn_bar"):
                 s[col][batch.slot] = devices.column(col, batch.slot)
+        idx, logc = self.log_coefficient(batch)
+        if not len(idx):
+            return
+        slot = batch.slot[idx]
+        t = batch.t_s[idx]
+        for rows in step_groups(slot):
+            self._step(slot[rows], t[rows], logc[rows])
+
+    def log_coefficient(self, batch: SampleBatch) -> tuple[np.ndarray, F64]:
+        """The rows of ``batch`` that say something about the seat, and their log C (also
+        what a device page charts)."""
         leak = batch.signal("leak_mm3s")
         dp = batch.signal("p_in_kpa") - batch.signal("p_out_kpa")
         pos = batch.signal("position_pct")
@@ -222,13 +233,8 @@ class SeatLeakDetector(Detector):
         # NaN compares False, so a sample missing leak or a pressure drops out here.
         ok = closed & (dp >= self.min_dp_kpa) & (leak >= 0) & np.isfinite(leak) & np.isfinite(dp)
         idx = np.flatnonzero(ok)
-        if not len(idx):
-            return
-        slot = batch.slot[idx]
-        t = batch.t_s[idx]
         logc = np.log(np.maximum(leak[idx], self.leak_floor_mm3s)) - self.exponent * np.log(dp[idx])
-        for rows in step_groups(slot):
-            self._step(slot[rows], t[rows], logc[rows])
+        return idx, logc
 
     def _step(self, slots: I64, t: F64, logc: F64) -> None:
         """One sample for each of ``slots`` (distinct)."""

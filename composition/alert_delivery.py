@@ -1,5 +1,6 @@
 """The alert services `up` and `ingest` run beside ingest: the dispatcher that sends the
-outbox's deliveries, and the sweep that re-notifies alerts nobody acknowledged."""
+outbox's deliveries, the sweep that re-notifies alerts nobody acknowledged, and the console
+line for each alert that opens or clears."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import TextIO
 
-from sealscope.alerts import AlertStore, renotify_due
+from sealscope.alerts import AlertChange, AlertStore, renotify_due
 from sealscope.config import Settings
 from sealscope.delivery import (
     Channel,
@@ -21,7 +24,13 @@ from sealscope.delivery import (
 )
 from sealscope.errors import SealscopeError
 
-__all__ = ["RENOTIFY_SWEEP_MAX_S", "delivery_dispatcher", "renotifier"]
+__all__ = [
+    "RENOTIFY_SWEEP_MAX_S",
+    "alert_console",
+    "alert_line",
+    "delivery_dispatcher",
+    "renotifier",
+]
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +93,66 @@ async def renotifier(settings: Settings, alerts: AlertStore) -> AsyncIterator[No
     task = asyncio.create_task(
         _renotify_sweeps(alerts, min(RENOTIFY_SWEEP_MAX_S, period_s / 4)), name="renotify"
     )
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+_CONSOLE_ACTIONS = {"raised": "OPEN", "cleared": "CLEARED", "resolved": "RESOLVED"}
+_ADVICE_CHARS = 100
+
+
+def alert_line(change: AlertChange) -> str | None:
+    """One console line for an alert that opened, cleared (detector) or was resolved (by
+    a person); None for the other changes."""
+    word = _CONSOLE_ACTIONS.get(change.action)
+    if word is None:
+        return None
+    alert = change.alert
+    at = datetime.fromtimestamp(change.event.at, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+    advice = alert.evidence.get("advice")
+    text = " ".join((advice if isinstance(advice, str) and advice else alert.summary).split())
+    if len(text) > _ADVICE_CHARS:
+        text = text[: _ADVICE_CHARS - 1] + "…"
+    who = f" by {change.event.actor}" if change.action == "resolved" else ""
+    category = alert.category.replace("_", " ")
+    return (
+        f"{at}  alert {word}{who}  {alert.device_id}  {alert.cause}  "
+        f"severity {alert.severity} ({category})  #{alert.id}  {text}"
+    )
+
+
+async def _console(alerts: AlertStore, out: TextIO | None, every_s: float) -> None:
+    after = await asyncio.to_thread(alerts.last_change_id)
+    while True:
+        await asyncio.sleep(every_s)
+        try:
+            changes = await asyncio.to_thread(alerts.changes_since, after, limit=1000)
+        except SealscopeError as exc:
+            log.warning("alerts: reading the change feed for the console failed: %s", exc)
+            continue
+        for change in changes:
+            after = max(after, change.event.id)
+            line = alert_line(change)
+            if line is None:
+                continue
+            if out is not None:
+                print(line, file=out, flush=True)
+            else:
+                log.info("%s", line)
+
+
+@contextlib.asynccontextmanager
+async def alert_console(
+    alerts: AlertStore, *, out: TextIO | None = None, every_s: float = 1.0
+) -> AsyncIterator[None]:
+    """While the block runs, write a line for each alert that opens or clears, from the
+    alert change feed (so changes made by any process show): to ``out`` (``up``'s
+    console), or to the log when ``out`` is None."""
+    task = asyncio.create_task(_console(alerts, out, every_s), name="alert-console")
     try:
         yield
     finally:

@@ -22,7 +22,8 @@ import uvicorn
 from pydantic import SecretStr
 
 from composition.admin import first_admin
-from composition.alert_delivery import delivery_dispatcher, renotifier
+from composition.alert_delivery import alert_console, delivery_dispatcher, renotifier
+from composition.api.broker import BrokerLink
 from composition.embedded import (
     BrokerKind,
     EmbeddedBroker,
@@ -37,6 +38,7 @@ from composition.metrics import (
     serving_metrics,
 )
 from sealscope.alerts import AlertStore, SqlAlertStore
+from sealscope.commands import CommandStore, SqlCommandStore
 from sealscope.config import Settings
 from sealscope.db import open_migrated
 from sealscope.deadletters import DeadLetterStore, SqlDeadLetterStore
@@ -78,6 +80,7 @@ class Core:
     dead_letters: DeadLetterStore
     store: TelemetryStore
     outbox: Outbox  # every alert change is enqueued here, in the change's transaction
+    commands: CommandStore  # device commands and the states the gateway reports
 
 
 @contextlib.asynccontextmanager
@@ -98,7 +101,8 @@ async def open_core(settings: Settings) -> AsyncIterator[Core]:
     try:
         store = await open_telemetry_store(settings)
         try:
-            yield Core(settings, registry, alerts, dead_letters, store, outbox)
+            commands = SqlCommandStore(engine)
+            yield Core(settings, registry, alerts, dead_letters, store, outbox, commands)
         finally:
             await store.close()
     finally:
@@ -156,6 +160,7 @@ def _api_server(
     risk_store: Any = None,
     components: Callable[[], dict[str, str]] | None = None,
     wake_dispatcher: Callable[[], None] | None = None,
+    broker: BrokerLink | None = None,
 ) -> _ApiServer:
     from composition.api import create_app
 
@@ -167,6 +172,8 @@ def _api_server(
         dead_letters=core.dead_letters,
         risk_store=risk_store,
         outbox=core.outbox,
+        commands=core.commands,
+        broker=broker,
     )
     app.state.wake_dispatcher = wake_dispatcher  # redelivery sends now, not at the next poll
     if components is not None:
@@ -196,8 +203,10 @@ async def run_ingest(settings: Settings, *, stop: asyncio.Event | None = None) -
             dead_letters=core.dead_letters,
             alerts=core.alerts,
             detection=_detection(core),
+            commands=core.commands,
         ) as ingest,
         renotifier(settings, core.alerts),
+        alert_console(core.alerts),
         delivery_dispatcher(settings, core.outbox) as dispatcher,
     ):
         metrics = ProcessMetrics()
@@ -209,8 +218,12 @@ async def run_ingest(settings: Settings, *, stop: asyncio.Event | None = None) -
 
 async def run_api(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
     stop = stop or _stop_event()
-    async with open_core(settings) as core, asyncio.TaskGroup() as tg:
-        server = _api_server(core, settings.api_host, settings.api_port)
+    async with (
+        open_core(settings) as core,
+        BrokerLink.from_settings(settings) as broker,
+        asyncio.TaskGroup() as tg,
+    ):
+        server = _api_server(core, settings.api_host, settings.api_port, broker=broker)
         await _serve_until_started(server, tg)
         log.info("api: listening on http://%s:%d", settings.api_host, settings.api_port)
         with serving_metrics(settings, ProcessMetrics()):  # the process's own figures
@@ -531,6 +544,7 @@ async def run_up(
                 dead_letters=core.dead_letters,
                 alerts=core.alerts,
                 detection=monitor,
+                commands=core.commands,
             )
 
             def components() -> dict[str, str]:
@@ -544,6 +558,8 @@ async def run_up(
                 ingest,
                 renotifier(settings, core.alerts),
                 delivery_dispatcher(settings, core.outbox) as dispatcher,
+                BrokerLink.from_settings(settings) as broker_link,
+                alert_console(core.alerts, out=out),
                 asyncio.TaskGroup() as tg,
             ):
                 if not await asyncio.to_thread(ingest.wait_connected, 10.0):
@@ -564,6 +580,7 @@ async def run_up(
                     risk_store=_LiveRisk(monitor) if monitor is not None else None,
                     components=components,
                     wake_dispatcher=dispatcher.wake,
+                    broker=broker_link,
                 )
                 await _serve_until_started(server, tg)
                 info = {

@@ -38,13 +38,20 @@ from ingest.consumer import Delivery, MqttConsumer
 from ingest.translate import DeviceCache, Translated, translate
 from sealscope import wire
 from sealscope.alerts import AlertStore, Category
+from sealscope.commands import CommandStore, command_status_device, decode_command_status
 from sealscope.config import Settings
 from sealscope.deadletters import DeadLetterStore
-from sealscope.errors import MessageRejected, PointsRejected, PoisonMessage, StoreUnavailable
+from sealscope.errors import (
+    Conflict,
+    MessageRejected,
+    PointsRejected,
+    PoisonMessage,
+    StoreUnavailable,
+)
 from sealscope.registry import Device, DeviceRegistry
 from sealscope.spool import Spool, SpoolPosition, SpoolRecord
 from sealscope.storage import Point, TelemetryStore
-from sealscope.topics import UPLINK_KINDS, device_filter, parse_device_topic
+from sealscope.topics import PREFIX, UPLINK_KINDS, device_filter, parse_device_topic
 
 __all__ = ["Detection", "IngestService", "IngestStats"]
 
@@ -98,6 +105,7 @@ class IngestService:
         dead_letters: DeadLetterStore,
         alerts: AlertStore | None = None,
         detection: Detection | None = None,
+        commands: CommandStore | None = None,
         inbox_max: int = 20_000,
         report_every_s: float = 10.0,
         detection_save_every_s: float = 60.0,
@@ -114,6 +122,7 @@ class IngestService:
         self.dead_letters = dead_letters
         self.alerts = alerts
         self.detection = detection
+        self.commands = commands
         self.stats = IngestStats()
         self._devices = DeviceCache(registry)
         self._inbox: collections.deque[Delivery] = collections.deque()
@@ -146,7 +155,7 @@ class IngestService:
             host=s.mqtt_host,
             port=s.mqtt_port,
             client_id=s.mqtt_client_id,
-            filters=[device_filter(k, shared_group=s.mqtt_shared_group) for k in UPLINK_KINDS],
+            filters=self._filters(),
             on_delivery=self._on_delivery,
             username=s.mqtt_username,
             password=s.mqtt_password.get_secret_value() if s.mqtt_password else None,
@@ -162,6 +171,15 @@ class IngestService:
         ]
         self._consumer.start()
         return self
+
+    def _filters(self) -> list[str]:
+        group = self.settings.mqtt_shared_group
+        kinds = [device_filter(k, shared_group=group) for k in UPLINK_KINDS]
+        if self.commands is None:
+            return kinds
+        # the gateway's reports on the commands it queued, recorded for the API to list
+        status = f"{PREFIX}/dev/+/cmd/status"
+        return [*kinds, f"$share/{group}/{status}" if group else status]
 
     async def __aexit__(self, *exc_info: object) -> None:
         """Stop: spool and acknowledge what arrived, disconnect, store what is spooled."""
@@ -331,6 +349,11 @@ class IngestService:
                 # crash) comes at another spool position
                 await self._reject(record, poison, once_per="crashed")
                 return None
+            if self.commands is not None:
+                status_of = _status_device(record)
+                if status_of is not None:
+                    await self._record_command_status(record, status_of)
+                    return None
             try:
                 result = translate(
                     record.topic,
@@ -356,6 +379,18 @@ class IngestService:
             return result
         finally:
             self.spool.finish()
+
+    async def _record_command_status(self, record: SpoolRecord, device_id: str) -> None:
+        assert self.commands is not None
+        try:
+            status = decode_command_status(record.payload, device_id=device_id)
+        except MessageRejected as exc:
+            await self._reject(record, exc)
+            return
+        try:
+            await asyncio.to_thread(self.commands.record_status, device_id, status)
+        except Conflict:  # two workers added the same unknown command at once: it is there
+            log.debug("ingest: command %s recorded by another worker", status.id)
 
     def _raise_event_alert(self, device: Device, event: wire.Event) -> None:
         assert self.alerts is not None
@@ -499,6 +534,13 @@ class IngestService:
             s.store_retries,
             spool.used_bytes() if spool else 0,
         )
+
+
+def _status_device(record: SpoolRecord) -> str | None:
+    try:
+        return command_status_device(record.topic)
+    except MessageRejected:
+        return None
 
 
 def _device_of(record: SpoolRecord) -> str | None:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import builtins  # `list` is a method name in the stores
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -166,6 +166,18 @@ class AlertStore(Protocol):
 
     def due_renotifications(self, now: float) -> builtins.list[Alert]:
         """Open alerts whose last announcement is ``renotify_after_s`` or more before now."""
+        ...
+
+    def changes_since(
+        self, after_id: int, *, limit: int = 500, ids: Sequence[int] = ()
+    ) -> builtins.list[AlertChange]:
+        """The change feed: every event with id > ``after_id`` (plus the events ``ids``
+        names), oldest first, each with its alert as it is now. Other processes' changes
+        show here too, so a reader polls it instead of listening with ``on_change``."""
+        ...
+
+    def last_change_id(self) -> int:
+        """The id of the newest event (0 when none): where a reader starting now begins."""
         ...
 
     def record_renotify(self, alert_id: int, now: float) -> Alert | None:
@@ -513,6 +525,34 @@ class SqlAlertStore:
                 if exists.first() is None:
                     raise NotFound("alert", str(alert_id))
         return [_row_to_event(r) for r in rows]
+
+    def changes_since(
+        self, after_id: int, *, limit: int = 500, ids: Sequence[int] = ()
+    ) -> builtins.list[AlertChange]:
+        picked = _EVENTS.c.id > after_id
+        if ids:
+            picked = sa.or_(picked, _EVENTS.c.id.in_(list(ids)))
+        query = (
+            sa.select(_EVENTS, *[c.label(f"a_{c.name}") for c in _ALERTS.c])
+            .join(_ALERTS, _ALERTS.c.id == _EVENTS.c.alert_id)
+            .where(picked)
+            .order_by(_EVENTS.c.id)
+            .limit(limit)
+        )
+        with read(self._engine) as conn:
+            rows = conn.execute(query).mappings().all()
+        return [
+            AlertChange(
+                _row_to_alert({c.name: r[f"a_{c.name}"] for c in _ALERTS.c}),
+                _row_to_event(r),
+            )
+            for r in rows
+        ]
+
+    def last_change_id(self) -> int:
+        with read(self._engine) as conn:
+            newest = conn.execute(sa.select(sa.func.max(_EVENTS.c.id))).scalar()
+        return int(newest or 0)
 
     def _due(self, now: float) -> sa.ColumnElement[bool]:
         return sa.and_(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import builtins  # `list` is a method name in the stores
 import dataclasses
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sealscope.alerts import (
@@ -232,6 +232,16 @@ class MemoryAlertStore:
         alert = self._commit(alert, action="renotify", actor=SYSTEM, from_status="open", at=now)
         self._notified_at[alert_id] = now
         return alert
+
+    def changes_since(
+        self, after_id: int, *, limit: int = 500, ids: Sequence[int] = ()
+    ) -> builtins.list[AlertChange]:
+        wanted = set(ids)
+        picked = [e for e in self.trail if e.id > after_id or e.id in wanted][:limit]
+        return [AlertChange(self.alerts[e.alert_id], e) for e in picked]
+
+    def last_change_id(self) -> int:
+        return len(self.trail)
 
     def close(self) -> None:
         return None

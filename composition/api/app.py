@@ -15,15 +15,18 @@ from fastapi import FastAPI
 from sqlalchemy import make_url
 
 from composition.api.body import DEFAULT_MAX_BODY_BYTES, BodyGuard, BodyRule
+from composition.api.broker import BrokerLink
 from composition.api.docs import install_docs
 from composition.api.handlers import install_handlers
 from composition.api.hosts import TrustedHosts
 from composition.api.routes import api_router, root_router
 from composition.api.routes.provisioning import UPLOAD_PATH
+from composition.api.stream import StreamHub, StreamTuning
 from composition.delivery_scope import DeliveryScope
 from composition.provisioning import open_provisioner
 from sealscope.accounts import AccountStore, Authenticator, SqlAccountStore
 from sealscope.alerts import AlertStore, SqlAlertStore
+from sealscope.commands import CommandStore, SqlCommandStore
 from sealscope.config import Settings
 from sealscope.db import open_migrated
 from sealscope.deadletters import DeadLetterStore, SqlDeadLetterStore
@@ -51,6 +54,9 @@ def create_app(
     outbox: Outbox | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     mqtt_identities: MqttIdentities | None = None,
+    commands: CommandStore | None = None,
+    broker: BrokerLink | None = None,
+    stream_tuning: StreamTuning | None = None,
 ) -> FastAPI:
     """Build the API. Stores passed in belong to the caller and are left open at shutdown;
     the ones the lifespan opens from ``settings`` it also closes. A request body over
@@ -59,7 +65,9 @@ def create_app(
     broker logins at provisioning; without it the credentials file has no MQTT columns.
     Without an ``outbox`` the lifespan opens one on the state database, and feeds it the
     alert changes only when it opened the alert store too (a passed-in store's owner wires
-    its own)."""
+    its own). ``broker`` is the service's broker, entered by the caller: device commands
+    go out through it and the live stream's readings come from it; without one, commands
+    answer 503 and the stream carries alerts only."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -68,7 +76,15 @@ def create_app(
             if authenticator is not None:
                 acc = authenticator.store
             engine = None
-            if reg is None or alr is None or dls is None or acc is None or outbox is None:
+            cmds = commands
+            if (
+                reg is None
+                or alr is None
+                or dls is None
+                or acc is None
+                or outbox is None
+                or cmds is None
+            ):
                 engine = open_migrated(settings.database_url)
                 stack.callback(engine.dispose)
                 if reg is None:
@@ -79,6 +95,8 @@ def create_app(
                     dls = SqlDeadLetterStore(engine)
                 if acc is None:
                     acc = SqlAccountStore(engine)
+                if cmds is None:
+                    cmds = SqlCommandStore(engine)
             store = telemetry_store
             if store is None:
                 # imported here so an app with an injected store never loads store drivers
@@ -104,6 +122,17 @@ def create_app(
                 open_provisioner(settings, registry=reg, engine=engine, mqtt=mqtt_identities)
             )
             app.state.claim_limiter = ClaimLimiter()
+            app.state.commands = cmds
+            app.state.broker = broker
+            app.state.stream_hub = await stack.enter_async_context(
+                StreamHub(
+                    alerts=alr,
+                    registry=reg,
+                    risk_table=lambda: app.state.risk_store.load(),
+                    broker=broker,
+                    tuning=stream_tuning,
+                )
+            )
             log.info(
                 "API ready (state %s, telemetry store %s)",
                 make_url(settings.database_url).render_as_string(hide_password=True),

@@ -38,6 +38,8 @@ Action = Literal[
     "telemetry:read",
     "alerts:read",
     "alerts:act",
+    "commands:send",
+    "commands:read",
     "risk:read",
     "dead_letters:read",
     "sites:read",
@@ -56,6 +58,9 @@ ACTIONS: Final[dict[Action, frozenset[OrgKind]]] = {
     "telemetry:read": _ALL,
     "alerts:read": _ALL,
     "alerts:act": frozenset({"operator", "admin"}),  # acknowledge, resolve: technicians
+    # queue a device command, see the device's commands: technicians of the device's site
+    "commands:send": frozenset({"operator", "admin"}),
+    "commands:read": frozenset({"operator", "admin"}),
     "risk:read": frozenset({"manufacturer", "monitoring_point", "admin"}),
     "dead_letters:read": frozenset({"admin"}),  # raw payloads of every tenant
     "sites:read": frozenset({"operator", "admin"}),  # an operator lists its own

@@ -9,7 +9,7 @@ below so Alembic's autogenerate sees it) and add one revision under
 ``migrations/versions``.
 """
 
-from sealscope.db import accounts, alert_events, delivery, provisioning, tables
+from sealscope.db import accounts, alert_events, commands, delivery, provisioning, tables
 from sealscope.db.engine import (
     insert_for,
     is_unique_violation,
@@ -24,6 +24,7 @@ from sealscope.db.migrate import head_revisions, migrate, open_migrated
 __all__ = [
     "accounts",
     "alert_events",
+    "commands",
     "delivery",
     "head_revisions",
     "insert_for",

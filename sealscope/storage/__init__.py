@@ -18,7 +18,18 @@ from typing import NamedTuple, Protocol, runtime_checkable
 from sealscope.errors import PointsRejected
 from sealscope.storage.lineprotocol import series_key
 
-__all__ = ["Point", "Series", "TelemetryQuery", "TelemetryStore"]
+__all__ = [
+    "VITAL_FIELDS",
+    "Latest",
+    "LatestReadings",
+    "Point",
+    "Series",
+    "TelemetryQuery",
+    "TelemetryStore",
+]
+
+# what a fleet view shows of every device without reading its series: battery and radio
+VITAL_FIELDS: tuple[str, ...] = ("battery_v", "rsrp_dbm", "sinr_db")
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,3 +90,21 @@ class TelemetryStore(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Latest:
+    """A device's newest reading time and its newest value of each vital field."""
+
+    t_ns: int  # the newest point of any field
+    values: dict[str, tuple[int, float]]  # field -> (t_ns, value), VITAL_FIELDS only
+
+
+@runtime_checkable
+class LatestReadings(Protocol):
+    """Stores that keep each device's newest reading at hand, so a fleet of 10,000 is one
+    read rather than a query per device (optional: a store without it shows no vitals)."""
+
+    async def latest(self) -> dict[str, Latest]:
+        """device_id -> its ``Latest``, for every device with a stored point."""
+        ...

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sealscope.storage import Point, TelemetryQuery
+from sealscope.storage import VITAL_FIELDS, Latest, Point, TelemetryQuery
 
 __all__ = ["MemoryTelemetryStore"]
 
@@ -33,6 +33,14 @@ class MemoryTelemetryStore:
                 buckets.setdefault(t - t % every_ns, []).append(v)
             rows = [(b, sum(vs) / len(vs)) for b, vs in sorted(buckets.items())]
         return rows[: q.limit]
+
+    async def latest(self) -> dict[str, Latest]:
+        out: dict[str, Latest] = {}
+        for (dev, t), fields in sorted(self.points.items()):
+            values = out[dev].values if dev in out else {}
+            values.update({f: (t, fields[f]) for f in VITAL_FIELDS if f in fields})
+            out[dev] = Latest(t, values)
+        return out
 
     async def close(self) -> None:
         return None

@@ -1,7 +1,9 @@
 """SQLite telemetry store: the embedded default, no server to install.
 
 One wide row per (device_id, event time), one column per wire field; a repeated write of
-the same point merges its fields (as InfluxDB does), so replays are idempotent. Work runs on
+the same point merges its fields (as InfluxDB does), so replays are idempotent. A small
+``latest`` table keeps each device's newest point time ("" row) and newest vital values,
+updated in the same transaction, so a fleet view reads 10,000 devices in one query. Work runs on
 one dedicated thread that owns the connection, so the event loop never blocks on disk.
 """
 
@@ -17,7 +19,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from sealscope.errors import PointsRejected, StoreUnavailable
-from sealscope.storage import Point, TelemetryQuery
+from sealscope.storage import VITAL_FIELDS, Latest, Point, TelemetryQuery
 from sealscope.wire import SAMPLE_FIELDS
 
 __all__ = ["SqliteTelemetryStore"]
@@ -68,8 +70,16 @@ class SqliteTelemetryStore:
                 f" device_id TEXT NOT NULL, t_ns INTEGER NOT NULL, {cols},"
                 " PRIMARY KEY (device_id, t_ns)) WITHOUT ROWID"
             )
+            fresh = not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'latest'").fetchone()
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS latest ("
+                " device_id TEXT NOT NULL, field TEXT NOT NULL, t_ns INTEGER NOT NULL,"
+                " value REAL, PRIMARY KEY (device_id, field)) WITHOUT ROWID"
+            )
             self._conn = conn
             self._load_columns()
+            if fresh:
+                self._backfill_latest()
         return self._conn
 
     def _load_columns(self) -> None:
@@ -83,6 +93,23 @@ class SqliteTelemetryStore:
             f"INSERT INTO telemetry (device_id, t_ns, {names}) VALUES (?, ?, {marks})"
             f" ON CONFLICT (device_id, t_ns) DO UPDATE SET {merge}"
         )
+
+    def _backfill_latest(self) -> None:
+        """Once, for a file written before ``latest`` existed."""
+        conn = self._connection()
+        conn.execute(
+            "INSERT OR REPLACE INTO latest SELECT device_id, '', max(t_ns), NULL"
+            " FROM telemetry GROUP BY device_id"
+        )
+        for f in VITAL_FIELDS:
+            if f in self._columns:
+                conn.execute(
+                    "INSERT OR REPLACE INTO latest SELECT device_id, ?, t_ns, v FROM ("
+                    f" SELECT device_id, t_ns, {f} AS v, row_number() OVER"
+                    " (PARTITION BY device_id ORDER BY t_ns DESC) AS n"
+                    f" FROM telemetry WHERE {f} IS NOT NULL) WHERE n = 1",
+                    (f,),
+                )
 
     def _add_columns(self, names: set[str]) -> None:
         conn = self._connection()
@@ -101,6 +128,14 @@ class SqliteTelemetryStore:
         columns = self._columns
         rows = [(p.series.device_id, p.t_ns, *[p.fields.get(c) for c in columns]) for p in points]
         series = {p.series.device_id: p.series for p in points}
+        newest: dict[tuple[str, str], tuple[int, float | None]] = {}
+        for p in points:
+            key = (p.series.device_id, "")
+            if p.t_ns > newest.get(key, (-1, None))[0]:
+                newest[key] = (p.t_ns, None)
+            for f in VITAL_FIELDS:
+                if f in p.fields and p.t_ns > newest.get((key[0], f), (-1, None))[0]:
+                    newest[(key[0], f)] = (p.t_ns, p.fields[f])
         try:
             conn.execute("BEGIN IMMEDIATE")
             conn.executemany(
@@ -113,6 +148,13 @@ class SqliteTelemetryStore:
                 ],
             )
             conn.executemany(self._upsert_sql, rows)
+            # a replay of older points never moves "latest" back
+            conn.executemany(
+                "INSERT INTO latest (device_id, field, t_ns, value) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (device_id, field) DO UPDATE SET"
+                " t_ns = excluded.t_ns, value = excluded.value WHERE excluded.t_ns >= latest.t_ns",
+                [(d, f, t, v) for (d, f), (t, v) in newest.items()],
+            )
             conn.execute("COMMIT")
         except sqlite3.OperationalError as exc:
             if conn.in_transaction:
@@ -150,6 +192,24 @@ class SqliteTelemetryStore:
 
     async def query(self, q: TelemetryQuery) -> list[tuple[int, float]]:
         result: list[tuple[int, float]] = await self._run(self._query, q)
+        return result
+
+    def _latest(self) -> dict[str, Latest]:
+        conn = self._connection()
+        out: dict[str, Latest] = {}
+        try:
+            rows = conn.execute("SELECT device_id, field, t_ns, value FROM latest").fetchall()
+        except sqlite3.OperationalError as exc:
+            raise StoreUnavailable(f"sqlite query failed: {exc}") from exc
+        for device_id, f, t_ns, value in rows:
+            if f == "":
+                out[device_id] = Latest(int(t_ns), out.get(device_id, Latest(0, {})).values)
+            else:
+                out.setdefault(device_id, Latest(0, {})).values[f] = (int(t_ns), float(value))
+        return out
+
+    async def latest(self) -> dict[str, Latest]:
+        result: dict[str, Latest] = await self._run(self._latest)
         return result
 
     def _close(self) -> None:

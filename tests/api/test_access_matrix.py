@@ -22,15 +22,20 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
     from fastapi.testclient import TestClient
 
+from composition.api import create_app
+from composition.api.broker import BrokerLink
 from composition.delivery_scope import DeliveryScope
+from composition.servers.mosquitto import MosquittoServer
 from sealscope.accounts import Authenticator, Remit, Site
 from sealscope.accounts.passwords import hash_password
 from sealscope.alerts import SqliteAlertStore
 from sealscope.config import Settings
 from sealscope.db import open_migrated
+from sealscope.deadletters import SqliteDeadLetterStore
 from sealscope.delivery import SqlOutbox, Subscription
 from sealscope.registry import Device, SqliteDeviceRegistry
 from sealscope.risk import MemoryRiskStore, RiskRow, RiskTable
+from sealscope.storage.memory import MemoryTelemetryStore
 
 ROLES = ("anonymous", "operator", "manufacturer", "monitoring_point", "admin")
 PASSWORD = "correct horse battery staple"
@@ -85,6 +90,36 @@ class World:
     subscriptions: dict[str, str] = field(default_factory=dict)  # role -> its subscription
     spare_subscriptions: dict[str, str] = field(default_factory=dict)  # role -> one to delete
     deliveries: dict[str, str] = field(default_factory=dict)  # role -> a delivery id
+
+
+@pytest.fixture
+def broker(mosquitto: MosquittoServer) -> Iterator[BrokerLink]:
+    link = BrokerLink(host=mosquitto.host, port=mosquitto.port)
+    assert link.start(), "no connection to the test broker"
+    yield link
+    link.stop()
+
+
+@pytest.fixture
+def app(
+    settings: Settings,
+    registry: SqliteDeviceRegistry,
+    alerts: SqliteAlertStore,
+    dead_letters: SqliteDeadLetterStore,
+    telemetry: MemoryTelemetryStore,
+    authenticator: Authenticator,
+    broker: BrokerLink,
+) -> Any:
+    """The conftest's app, with a broker for the command routes."""
+    return create_app(
+        settings,
+        telemetry_store=telemetry,
+        registry=registry,
+        alerts=alerts,
+        dead_letters=dead_letters,
+        authenticator=authenticator,
+        broker=broker,
+    )
 
 
 @pytest.fixture
@@ -226,6 +261,13 @@ MATRIX: dict[tuple[str, str], tuple[Build, dict[str, int], dict[str, int] | None
         _fixed("/api/v1/devices", NEW_DEVICE),
         _only(201, M, D),
         None,
+    ),
+    ("GET", "/static/{name:path}"): (_fixed("/static/app.js"), _all(200, anon=200), None),
+    ("GET", "/api/v1/fleet/health"): (_fixed("/api/v1/fleet/health"), _all(200), None),
+    ("GET", "/api/v1/devices/{device_id}/health"): (
+        _device("/health"),
+        _all(200),
+        NOT_FOUND_OUTSIDE,
     ),
     ("GET", "/api/v1/devices/{device_id}"): (_device(), _all(200), NOT_FOUND_OUTSIDE),
     ("GET", "/api/v1/devices/{device_id}/telemetry"): (
@@ -373,6 +415,23 @@ MATRIX: dict[tuple[str, str], tuple[Build, dict[str, int], dict[str, int] | None
         NOT_OWN,
     ),
     ("POST", "/api/v1/deliveries/{delivery_id}/redeliver"): (_delivery, _all(200), NOT_OWN),
+    # device commands: the technicians of the device's site (and the admin); published to
+    # the session's real Mosquitto (time_sync: the outside device is a pump)
+    ("POST", "/api/v1/devices/{device_id}/commands"): (
+        lambda w, role, inside: (
+            f"/api/v1/devices/{(IN_DEVICE if inside else OUT_DEVICE).device_id}/commands",
+            {"name": "time_sync", "ttl_s": 3600},
+        ),
+        _only(202, OP, D),
+        {A: 401, OP: 404, M: 403, P: 403, D: 202},
+    ),
+    ("GET", "/api/v1/devices/{device_id}/commands"): (
+        _device("/commands"),
+        _only(200, OP, D),
+        {A: 401, OP: 404, M: 403, P: 403, D: 200},
+    ),
+    # the live stream, ended by the server after a moment so the call returns
+    ("GET", "/api/v1/stream"): (_fixed("/api/v1/stream?lifetime_s=0.05"), _all(200), None),
 }
 
 

@@ -6,8 +6,10 @@ from composition.api.models import ErrorBody
 from composition.api.routes import (
     accounts,
     alerts,
+    commands,
     dead_letters,
     devices,
+    fleet,
     health,
     keys,
     page,
@@ -15,6 +17,7 @@ from composition.api.routes import (
     quality,
     risk,
     session,
+    stream,
     subscriptions,
     telemetry,
 )
@@ -27,6 +30,7 @@ api_router = APIRouter(
     responses={422: {"model": ErrorBody, "description": "the request is invalid"}},
 )
 api_router.include_router(devices.router)
+api_router.include_router(fleet.router)
 api_router.include_router(telemetry.router)
 api_router.include_router(alerts.router)
 api_router.include_router(dead_letters.router)
@@ -37,6 +41,8 @@ api_router.include_router(keys.router)
 api_router.include_router(accounts.router)
 api_router.include_router(provisioning.router)
 api_router.include_router(subscriptions.router)
+api_router.include_router(commands.router)
+api_router.include_router(stream.router)
 
 # outside the versioned prefix: probes and the web page
 root_router = APIRouter()

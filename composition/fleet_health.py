@@ -1,0 +1,200 @@
+"""Fleet health: every device in a caller's scope with its NAMUR NE 107 status.
+
+The status of a device is the most severe of
+
+- its unresolved alerts' categories (the detectors' verdicts, as the alert store holds
+  them), and
+- its reporting: no uplink for longer than ``stale_after_s`` is ``failure`` (its outputs
+  are no longer valid); a device that never reported is ``function_check`` (being put in
+  service).
+
+Order, most severe first, as ``analytics.base.CategoryCode``: failure, function check,
+out of specification, maintenance required, then ok. Last seen and the vitals (battery,
+RSRP, SINR) come from the telemetry store's ``latest`` (one read for the whole fleet);
+with a store that has none they are unknown and staleness is not judged.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Final, Literal
+
+from sealscope.accounts import Scope
+from sealscope.alerts import Alert, AlertStore
+from sealscope.db import tables
+from sealscope.registry import Device, DeviceRegistry
+from sealscope.risk import DIMENSIONS
+from sealscope.storage import Latest, LatestReadings, TelemetryStore
+
+__all__ = [
+    "STATUSES",
+    "DeviceHealth",
+    "FleetHealth",
+    "Status",
+    "device_alerts",
+    "fleet_health",
+    "health_of",
+    "read_latest",
+]
+
+Status = Literal["failure", "function_check", "out_of_specification", "maintenance_required", "ok"]
+STATUSES: Final[tuple[Status, ...]] = (
+    "failure",
+    "function_check",
+    "out_of_specification",
+    "maintenance_required",
+    "ok",
+)
+_RANK: Final = {s: i for i, s in enumerate(STATUSES)}
+_PAGE: Final = 5000
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceHealth:
+    device: Device
+    status: Status
+    reasons: tuple[str, ...]  # alert causes, "silent" or "no_data", worst first
+    last_seen_s: float | None
+    battery_v: float | None
+    rsrp_dbm: float | None
+    sinr_db: float | None
+    open_alerts: int
+    worst_severity: int
+
+    def sort_key(self) -> tuple[int, int, int, float, str]:
+        seen = self.last_seen_s if self.last_seen_s is not None else -math.inf
+        return (
+            _RANK[self.status],
+            -self.worst_severity,
+            -self.open_alerts,
+            seen,
+            self.device.device_id,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class FleetHealth:
+    rows: list[DeviceHealth]  # filtered, worst first
+    counts: dict[str, int] = field(default_factory=dict)  # per status, before the status filter
+    vitals_known: bool = True
+
+
+def _scoped(registry: DeviceRegistry, scope: Scope, site: str | None) -> Iterator[Device]:
+    where = None if scope.is_admin else scope.device_clause(tables.devices.c)
+    offset = 0
+    while True:
+        page = registry.list(site=site, limit=_PAGE, offset=offset, where=where)
+        yield from (d if scope.is_admin else scope.present(d) for d in page)
+        if len(page) < _PAGE:
+            return
+        offset += _PAGE
+
+
+def _unresolved(alerts: AlertStore) -> Iterator[Alert]:
+    for status in ("open", "acknowledged"):
+        offset = 0
+        while True:
+            page = alerts.list(status=status, limit=_PAGE, offset=offset)
+            yield from page
+            if len(page) < _PAGE:
+                break
+            offset += _PAGE
+
+
+def device_alerts(alerts: AlertStore) -> dict[str, list[Alert]]:
+    """Unresolved device alerts by device (fleet risk alerts, ``dimension:group``, left out)."""
+    out: dict[str, list[Alert]] = {}
+    for a in _unresolved(alerts):
+        dimension, colon, _ = a.device_id.partition(":")
+        if colon and dimension in DIMENSIONS:
+            continue
+        out.setdefault(a.device_id, []).append(a)
+    return out
+
+
+async def read_latest(store: TelemetryStore) -> dict[str, Latest] | None:
+    """Every device's newest reading, or None when the store cannot say."""
+    if isinstance(store, LatestReadings):
+        return await store.latest()
+    return None
+
+
+def health_of(
+    device: Device,
+    open_alerts: Iterable[Alert],
+    latest: dict[str, Latest] | None,
+    *,
+    now_s: float,
+    stale_after_s: float,
+) -> DeviceHealth:
+    found = sorted(
+        open_alerts,
+        key=lambda a: (_RANK.get(a.category, len(STATUSES)), -a.severity, -a.id),
+    )
+    status: Status = found[0].category if found else "ok"
+    reasons = [a.cause for a in found]
+    seen = latest.get(device.device_id) if latest is not None else None
+    last_seen = seen.t_ns / 1e9 if seen is not None and seen.t_ns > 0 else None
+    if latest is not None:
+        if last_seen is None:
+            quiet: tuple[Status, str] | None = ("function_check", "no_data")
+        elif now_s - last_seen > stale_after_s:
+            quiet = ("failure", "silent")
+        else:
+            quiet = None
+        if quiet is not None:
+            if _RANK[quiet[0]] <= _RANK[status]:
+                status = quiet[0]
+                reasons.insert(0, quiet[1])
+            else:
+                reasons.append(quiet[1])
+    values = seen.values if seen is not None else {}
+
+    def vital(name: str) -> float | None:
+        return values[name][1] if name in values else None
+
+    return DeviceHealth(
+        device=device,
+        status=status,
+        reasons=tuple(dict.fromkeys(reasons)),
+        last_seen_s=last_seen,
+        battery_v=vital("battery_v"),
+        rsrp_dbm=vital("rsrp_dbm"),
+        sinr_db=vital("sinr_db"),
+        open_alerts=len(found),
+        worst_severity=max((a.severity for a in found), default=0),
+    )
+
+
+def fleet_health(
+    registry: DeviceRegistry,
+    alerts: AlertStore,
+    latest: dict[str, Latest] | None,
+    scope: Scope,
+    *,
+    now_s: float,
+    stale_after_s: float,
+    site: str | None = None,
+    kind: str | None = None,
+    statuses: frozenset[str] | None = None,
+) -> FleetHealth:
+    """Synchronous (the registry and alert store are); run it off the event loop."""
+    if site is not None and not scope.sees_site_names:
+        return FleetHealth([], dict.fromkeys(STATUSES, 0), latest is not None)
+    by_device = device_alerts(alerts)
+    rows = [
+        health_of(
+            d, by_device.get(d.device_id, ()), latest, now_s=now_s, stale_after_s=stale_after_s
+        )
+        for d in _scoped(registry, scope, site)
+        if kind is None or d.kind == kind
+    ]
+    counts: dict[str, int] = dict.fromkeys(STATUSES, 0)
+    for r in rows:
+        counts[r.status] += 1
+    if statuses:
+        rows = [r for r in rows if r.status in statuses]
+    rows.sort(key=DeviceHealth.sort_key)
+    return FleetHealth(rows, counts, latest is not None)
