@@ -244,8 +244,10 @@ def _evidence_zh(row: dict[str, Any]) -> str:
         f"{_num(row['peer_degradation_rate'])} 次: {_ratio_text(row, 'zh-CN')}; "
         f"现场故障 {row['failures']} 次 (每设备年 {_num(row['failure_rate'])} 次)。"
     )
-    if row["risk_strength"] is not None:
-        text += f" 批量风险: {row['risk_strength']} (q = {_num(row['risk_q_value'], 2)})。"
+    strength = row["risk_strength"]
+    if strength is not None:
+        said = {"none": "未标记", "weak": "弱证据", "moderate": "中等证据", "strong": "强证据"}
+        text += f" 批量风险: {said[strength]} (q = {_num(row['risk_q_value'], 2)})。"
     return text
 
 
