@@ -15,10 +15,10 @@ Definitions (docs/reports.md):
 * *Field failure*: an alert of NAMUR NE 107 category ``failure`` (every one counts), per
   device-year in service.
 * Intervals are exact: Garwood (chi-square) for Poisson counts, Clopper-Pearson
-  (``scipy.stats.binomtest``) for shares of devices. The rate ratio against the peers is
-  standardised by asset kind (observed / expected at the peers' rate, kind by kind), its
-  interval Garwood's on the observed count, its p-value the exact conditional test fleet
-  risk uses (``analytics.fleet_risk.conditional_rate_test``).
+  (beta) for shares of devices, from scipy's incomplete gamma and beta inverses. The
+  rate ratio against the peers is standardised by asset kind (observed / expected at the
+  peers' rate, kind by kind), its interval Garwood's on the observed count, its p-value
+  the exact conditional test fleet risk uses (``analytics.fleet_risk.conditional_rate_test``).
 * Ageing: the Kaplan-Meier share of devices degraded by each month in service (devices
   still in service without a degradation are censored at ``now``).
 """
@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final, TypeVar
 
 import numpy as np
-from scipy import stats
+from scipy import special
 
 from analytics.fleet_risk import DEGRADATION_CAUSES, conditional_rate_test
 from sealscope.accounts import Scope
@@ -46,10 +46,13 @@ __all__ = [
     "AgeingPoint",
     "Comparison",
     "DeviceFacts",
+    "FleetArrays",
     "FleetSnapshot",
     "PeriodCounts",
     "ageing",
+    "ageing_masks",
     "compare",
+    "kaplan_meier",
     "period_counts",
     "poisson_interval",
     "rate_with_interval",
@@ -68,19 +71,24 @@ T = TypeVar("T")
 
 
 def poisson_interval(k: int, level: float = LEVEL) -> tuple[float, float]:
-    """Garwood's exact interval for a Poisson mean with ``k`` observed events."""
+    """Garwood's exact interval for a Poisson mean with ``k`` observed events: the gamma
+    quantiles (chi-square / 2) that ``scipy.stats.chi2.ppf`` gives, from the ufunc behind it."""
     tail = (1.0 - level) / 2.0
-    low = 0.0 if k == 0 else float(stats.chi2.ppf(tail, 2 * k)) / 2.0
-    high = float(stats.chi2.ppf(1.0 - tail, 2 * k + 2)) / 2.0
+    low = 0.0 if k == 0 else float(special.gammaincinv(k, tail))
+    high = float(special.gammaincinv(k + 1, 1.0 - tail))
     return low, high
 
 
 def share_interval(k: int, n: int, level: float = LEVEL) -> tuple[float, float] | None:
-    """Clopper-Pearson interval of a share ``k / n``; None when ``n`` is 0."""
+    """Clopper-Pearson interval of a share ``k / n`` (the beta quantiles that
+    ``scipy.stats.binomtest(k, n).proportion_ci(method="exact")`` solves for numerically,
+    in closed form); None when ``n`` is 0."""
     if n <= 0:
         return None
-    ci = stats.binomtest(k, n).proportion_ci(confidence_level=level, method="exact")
-    return float(ci.low), float(ci.high)
+    tail = (1.0 - level) / 2.0
+    low = 0.0 if k == 0 else float(special.betaincinv(k, n - k + 1, tail))
+    high = 1.0 if k == n else float(special.betaincinv(k + 1, n - k, 1.0 - tail))
+    return low, high
 
 
 def rate_with_interval(k: int, years: float) -> tuple[float | None, float | None, float | None]:
@@ -203,29 +211,123 @@ class PeriodCounts:
     failed_devices: int
 
 
-def period_counts(facts: Iterable[DeviceFacts], start: float, end: float) -> PeriodCounts:
-    devices = degraded = at_risk_devices = failures = failed = 0
-    at_risk_s = service_s = 0.0
-    for f in facts:
-        begin = max(start, f.since)
-        if begin > end:
-            continue
-        devices += 1
-        service_s += end - begin
-        fd = f.first_degraded
-        if fd is None or fd >= begin:
-            at_risk_devices += 1
-            if fd is not None and fd <= end:
-                degraded += 1
-                at_risk_s += fd - begin
+KINDS: Final = ("valve", "pump")
+
+
+class FleetArrays:
+    """Devices as columns, so a view sums a group (or its peers) with a mask: one pass over
+    the fleet builds them, every group after that costs a few vector operations."""
+
+    def __init__(self, facts: Sequence[DeviceFacts]) -> None:
+        self.facts = facts
+        n = len(facts)
+        self.kind = np.fromiter((KINDS.index(f.device.kind) for f in facts), np.int8, n)
+        self.since = np.fromiter((f.since for f in facts), np.float64, n)
+        self.first_degraded = np.fromiter(
+            (math.inf if f.first_degraded is None else f.first_degraded for f in facts),
+            np.float64,
+            n,
+        )
+        self._values: dict[str, np.ndarray] = {}
+
+    def __len__(self) -> int:
+        return len(self.facts)
+
+    def values(self, dimension: str) -> np.ndarray:
+        """Each device's batch, model, manufacturer or region (object array)."""
+        if dimension not in self._values:
+            column = np.empty(len(self.facts), dtype=object)
+            column[:] = [_value(f.device, dimension) for f in self.facts]
+            self._values[dimension] = column
+        return self._values[dimension]
+
+    def kinds_mask(self, mask: np.ndarray) -> np.ndarray:
+        """Devices of the asset kinds found under ``mask``: a group's peer pool."""
+        return np.isin(self.kind, np.unique(self.kind[mask]))
+
+    def period(self, start: float, end: float) -> PeriodArrays:
+        begin = np.maximum(start, self.since)
+        live = begin <= end
+        at_risk_dev = live & (self.first_degraded >= begin)
+        degraded = at_risk_dev & (self.first_degraded <= end)
+        stop = np.where(degraded, self.first_degraded, end)
+        failures = np.zeros(len(self.facts), np.int64)
+        for i, f in enumerate(self.facts):
+            if f.failures and live[i]:
+                failures[i] = sum(1 for t in f.failures if begin[i] <= t <= end)
+        return PeriodArrays(
+            live=live,
+            service_s=np.where(live, end - begin, 0.0),
+            at_risk_s=np.where(at_risk_dev, stop - begin, 0.0),
+            at_risk_dev=at_risk_dev,
+            degraded=degraded,
+            failures=failures,
+            kind=self.kind,
+        )
+
+    def durations(self, now: float) -> tuple[np.ndarray, np.ndarray]:
+        """Months in service to the first degradation (an event) or to ``now`` (censored)."""
+        events = np.isfinite(self.first_degraded)
+        stop = np.where(events, self.first_degraded, now)
+        return np.maximum(stop - self.since, 0.0) / MONTH_S, events
+
+
+@dataclass(frozen=True, slots=True)
+class PeriodArrays:
+    live: np.ndarray  # in service at some time of the period
+    service_s: np.ndarray
+    at_risk_s: np.ndarray
+    at_risk_dev: np.ndarray
+    degraded: np.ndarray
+    failures: np.ndarray
+    kind: np.ndarray
+
+    def counts(self, mask: np.ndarray) -> PeriodCounts:
+        return PeriodCounts(
+            devices=int(self.live[mask].sum()),
+            at_risk_years=float(self.at_risk_s[mask].sum()) / YEAR_S,
+            service_years=float(self.service_s[mask].sum()) / YEAR_S,
+            degraded=int(self.degraded[mask].sum()),
+            at_risk_devices=int(self.at_risk_dev[mask].sum()),
+            failures=int(self.failures[mask].sum()),
+            failed_devices=int((self.failures[mask] > 0).sum()),
+        )
+
+    def compare(self, group: np.ndarray, peers: np.ndarray, *, what: str) -> Comparison:
+        """``what``: ``degradation`` (first degradations per year at risk) or ``failure``
+        (failure alerts per year in service); strata are the group's asset kinds."""
+        observed = 0
+        expected = peer_exposure = 0.0
+        totals: list[int] = []
+        shares: list[float] = []
+        kinds = np.unique(self.kind[group])
+        for kind in kinds:
+            g = self.counts(group & (self.kind == kind))
+            p = self.counts(peers & (self.kind == kind))
+            if what == "failure":
+                xg, eg, xp, ep = g.failures, g.service_years, p.failures, p.service_years
             else:
-                at_risk_s += end - begin
-        n = sum(1 for t in f.failures if begin <= t <= end)
-        failures += n
-        failed += n > 0
-    return PeriodCounts(
-        devices, at_risk_s / YEAR_S, service_s / YEAR_S, degraded, at_risk_devices, failures, failed
-    )
+                xg, eg, xp, ep = g.degraded, g.at_risk_years, p.degraded, p.at_risk_years
+            observed += xg
+            peer_exposure += ep
+            if ep > 0:
+                expected += eg * xp / ep
+            totals.append(xg + xp)
+            shares.append(eg / (eg + ep) if eg + ep > 0 else 0.0)
+        if peer_exposure <= 0 or not len(kinds):
+            return Comparison(observed, None, None, None, None, None)
+        p_value = conditional_rate_test(observed, totals, shares)
+        if expected <= 0:
+            return Comparison(observed, 0.0, None, math.inf if observed else None, None, p_value)
+        low, high = poisson_interval(observed)
+        return Comparison(
+            observed, expected, observed / expected, low / expected, high / expected, p_value
+        )
+
+
+def period_counts(facts: Sequence[DeviceFacts], start: float, end: float) -> PeriodCounts:
+    arrays = FleetArrays(facts)
+    return arrays.period(start, end).counts(np.ones(len(arrays), bool))
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,36 +350,9 @@ def compare(
     *,
     what: str = "degradation",
 ) -> Comparison:
-    """``what``: ``degradation`` (first degradations per year at risk) or ``failure``
-    (failure alerts per year in service)."""
-    kinds = sorted({f.device.kind for f in group})
-    observed = 0
-    expected = 0.0
-    totals: list[int] = []
-    shares: list[float] = []
-    peer_exposure = 0.0
-    for kind in kinds:
-        g = period_counts((f for f in group if f.device.kind == kind), start, end)
-        p = period_counts((f for f in peers if f.device.kind == kind), start, end)
-        if what == "failure":
-            xg, eg, xp, ep = g.failures, g.service_years, p.failures, p.service_years
-        else:
-            xg, eg, xp, ep = g.degraded, g.at_risk_years, p.degraded, p.at_risk_years
-        observed += xg
-        peer_exposure += ep
-        if ep > 0:
-            expected += eg * xp / ep
-        totals.append(xg + xp)
-        shares.append(eg / (eg + ep) if eg + ep > 0 else 0.0)
-    if peer_exposure <= 0 or not kinds:
-        return Comparison(observed, None, None, None, None, None)
-    p_value = conditional_rate_test(observed, totals, shares)
-    if expected <= 0:
-        return Comparison(observed, 0.0, None, math.inf if observed else None, None, p_value)
-    low, high = poisson_interval(observed)
-    return Comparison(
-        observed, expected, observed / expected, low / expected, high / expected, p_value
-    )
+    arrays = FleetArrays([*group, *peers])
+    mask = np.arange(len(arrays)) < len(group)
+    return arrays.period(start, end).compare(mask, ~mask, what=what)
 
 
 # -- ageing ---------------------------------------------------------------------------------
@@ -290,55 +365,47 @@ class AgeingPoint:
     at_risk: int  # devices in service that long and not degraded before
 
 
-@dataclass(frozen=True, slots=True)
-class _Durations:
-    months: np.ndarray  # time in service to degradation or censoring
-    events: np.ndarray  # degraded (else censored)
-
-
-def _durations(facts: Iterable[DeviceFacts], now: float) -> _Durations:
-    months, events = [], []
-    for f in facts:
-        end = f.first_degraded if f.first_degraded is not None else now
-        months.append(max(end - f.since, 0.0) / MONTH_S)
-        events.append(f.first_degraded is not None)
-    return _Durations(np.asarray(months, dtype=np.float64), np.asarray(events, dtype=bool))
-
-
-def ageing(
-    facts: Iterable[DeviceFacts], now: float, *, months: int | None = None
-) -> list[AgeingPoint]:
-    """Kaplan-Meier share degraded at 0, 1, ... months in service."""
-    d = _durations(facts, now)
-    if len(d.months) == 0:
-        return [AgeingPoint(m, None, 0) for m in range(months + 1)] if months else []
-    horizon = months if months is not None else min(int(d.months.max()), MAX_MONTHS)
-    t_sorted = np.sort(d.months)
-    times, deaths = np.unique(d.months[d.events], return_counts=True)
+def kaplan_meier(months: np.ndarray, events: np.ndarray, horizon: int) -> list[AgeingPoint]:
+    """Share degraded at 0, 1, ... ``horizon`` months in service (1 - the Kaplan-Meier
+    survival), censored devices leaving the risk set when their observation ends."""
+    if len(months) == 0:
+        return [AgeingPoint(m, None, 0) for m in range(horizon + 1)]
+    t_sorted = np.sort(months)
+    times, deaths = np.unique(months[events], return_counts=True)
     at_risk_then = len(t_sorted) - np.searchsorted(t_sorted, times, side="left")
     survival = np.cumprod(1.0 - deaths / at_risk_then)
+    grid = np.arange(horizon + 1)
+    at_risk = len(t_sorted) - np.searchsorted(t_sorted, grid, side="left")
+    idx = np.searchsorted(times, grid, side="right") - 1
     out = []
-    for m in range(horizon + 1):
-        at_risk = int(len(t_sorted) - np.searchsorted(t_sorted, m, side="left"))
-        i = int(np.searchsorted(times, m, side="right")) - 1
+    for m, n, i in zip(grid.tolist(), at_risk.tolist(), idx.tolist(), strict=True):
         s = 1.0 if i < 0 else float(survival[i])
-        observed = at_risk > 0 or (i >= 0 and s == 0.0)
-        out.append(AgeingPoint(m, 1.0 - s if observed else None, at_risk))
+        observed = n > 0 or (i >= 0 and s == 0.0)
+        out.append(AgeingPoint(m, 1.0 - s if observed else None, n))
     return out
 
 
-def ageing_pair(
-    group: Sequence[DeviceFacts], peers: Sequence[DeviceFacts], now: float
+def ageing(
+    facts: Sequence[DeviceFacts], now: float, *, months: int | None = None
+) -> list[AgeingPoint]:
+    durations, events = FleetArrays(facts).durations(now)
+    if months is None:
+        months = min(int(durations.max()), MAX_MONTHS) if len(durations) else 0
+    return kaplan_meier(durations, events, months)
+
+
+def ageing_masks(
+    arrays: FleetArrays, group: np.ndarray, peers: np.ndarray, now: float
 ) -> dict[str, Any]:
     """The group's and its peers' (same asset kinds) series on one month axis."""
-    kinds = {f.device.kind for f in group}
-    same_kind = [f for f in peers if f.device.kind in kinds]
-    longest = _durations([*group, *same_kind], now).months
-    horizon = min(int(longest.max()), MAX_MONTHS) if len(longest) else 0
+    same_kind = peers & arrays.kinds_mask(group)
+    durations, events = arrays.durations(now)
+    both = durations[group | same_kind]
+    horizon = min(int(both.max()), MAX_MONTHS) if len(both) else 0
     return {
         "months": horizon,
-        "group": ageing(group, now, months=horizon),
-        "peers": ageing(same_kind, now, months=horizon),
+        "group": kaplan_meier(durations[group], events[group], horizon),
+        "peers": kaplan_meier(durations[same_kind], events[same_kind], horizon),
     }
 
 

@@ -12,19 +12,21 @@ from __future__ import annotations
 import csv
 import io
 from collections import Counter
-from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
+import numpy as np
+
 from composition.quality import (
-    DeviceFacts,
+    KINDS,
+    FleetArrays,
     FleetSnapshot,
-    compare,
-    period_counts,
+    PeriodArrays,
     rate_with_interval,
     share_interval,
 )
 from sealscope.accounts import Scope
+from sealscope.alerts import Alert
 from sealscope.errors import NotFound
 from sealscope.risk import RiskTable
 
@@ -79,23 +81,6 @@ def _iso(t: float) -> str:
     return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _groups(snapshot: FleetSnapshot, scope: Scope, by: ReportBy) -> dict[str, list[DeviceFacts]]:
-    found: dict[str, list[DeviceFacts]] = {}
-    for f in snapshot.visible(scope):
-        name = getattr(f.device, by)
-        if name:
-            found.setdefault(name, []).append(f)
-    return {
-        name: members
-        for name, members in sorted(found.items())
-        if scope.allows_risk_group(by, name, snapshot.makers(by, name))
-    }
-
-
-def visible_groups(snapshot: FleetSnapshot, scope: Scope, by: ReportBy) -> list[str]:
-    return list(_groups(snapshot, scope, by))
-
-
 def build_report(
     snapshot: FleetSnapshot,
     scope: Scope,
@@ -106,16 +91,35 @@ def build_report(
     end: float,
     group: str | None = None,
 ) -> dict[str, Any]:
-    groups = _groups(snapshot, scope, by)
+    arrays = FleetArrays(snapshot.devices)
+    visible = np.fromiter(
+        (scope.allows_device(f.device) for f in snapshot.devices), bool, len(arrays)
+    )
+    values = arrays.values(by)
+    makers: dict[str, set[str]] = {}
+    for f in snapshot.devices:
+        makers.setdefault(getattr(f.device, by), set()).add(f.device.manufacturer)
+    names = sorted({str(v) for v in values[visible] if v})
+    groups = [n for n in names if scope.allows_risk_group(by, n, makers[n] - {""})]
     if group is not None:
         if group not in groups:
             raise NotFound(by, group)
-        groups = {group: groups[group]}
+        groups = [group]
+    period = arrays.period(start, end)
+    index = {f.device.device_id: i for i, f in enumerate(snapshot.devices)}
+    in_period: dict[str, list[Alert]] = {}
+    for a in snapshot.alerts:  # newest first
+        i = index[a.device_id]
+        if visible[i] and start <= a.opened_at <= end:
+            in_period.setdefault(str(values[i]), []).append(a)
     risk_rows = {r.key: r for r in table.rows} if table is not None else {}
     rows = []
-    for name, members in groups.items():
-        peers = [f for f in snapshot.devices if getattr(f.device, by) != name]
-        row = _row(snapshot, by, name, members, peers, start, end)
+    for name in groups:
+        in_group = values == name
+        members = in_group & visible
+        peers = ~in_group & arrays.kinds_mask(members)
+        row = _row(arrays, period, by, name, members, peers, in_period.get(name, []))
+        row["period_from"], row["period_to"] = _iso(start), _iso(end)
         risk = risk_rows.get(f"{by}:{name}")
         if risk is not None and scope.allows_risk_row(risk):
             row.update(risk_strength=risk.strength, risk_q_value=risk.q_value)
@@ -133,31 +137,26 @@ def build_report(
 
 
 def _row(
-    snapshot: FleetSnapshot,
+    arrays: FleetArrays,
+    period: PeriodArrays,
     by: str,
     name: str,
-    members: Sequence[DeviceFacts],
-    peers: Sequence[DeviceFacts],
-    start: float,
-    end: float,
+    members: np.ndarray,
+    peers: np.ndarray,
+    counted: list[Alert],
 ) -> dict[str, Any]:
-    kinds = sorted({f.device.kind for f in members})
-    same_kind = [f for f in peers if f.device.kind in kinds]
-    g = period_counts(members, start, end)
-    p = period_counts(same_kind, start, end)
-    deg = compare(members, same_kind, start, end)
-    fail = compare(members, same_kind, start, end, what="failure")
+    kinds = sorted(KINDS[k] for k in np.unique(arrays.kind[members]))
+    g = period.counts(members)
+    p = period.counts(peers)
+    deg = period.compare(members, peers, what="degradation")
+    fail = period.compare(members, peers, what="failure")
     rate, rate_lo, rate_hi = rate_with_interval(g.degraded, g.at_risk_years)
     share = share_interval(g.degraded, g.at_risk_devices)
     f_rate, f_lo, f_hi = rate_with_interval(g.failures, g.service_years)
-    ids = {f.device.device_id for f in members}
-    counted = [a for a in snapshot.alerts if a.device_id in ids and start <= a.opened_at <= end]
     causes = Counter(a.cause for a in counted)
     return {
         "dimension": by,
         "group": name,
-        "period_from": _iso(start),
-        "period_to": _iso(end),
         "kinds": kinds,
         "devices": g.devices,
         "device_years": g.at_risk_years,

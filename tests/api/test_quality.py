@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+from scipy import stats
 
 with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
@@ -130,6 +131,21 @@ def test_exact_intervals_match_published_values() -> None:
         pytest.approx(0.8129, abs=1e-4),
     )
     assert share_interval(0, 0) is None
+
+
+@pytest.mark.parametrize(("k", "n"), [(0, 1), (1, 1), (3, 17), (40, 41), (250, 10_000)])
+def test_intervals_agree_with_scipy_stats(k: int, n: int) -> None:
+    # the closed forms used for speed against scipy.stats' own exact routines
+    ci = stats.binomtest(k, n).proportion_ci(confidence_level=0.95, method="exact")
+    assert share_interval(k, n) == (
+        pytest.approx(ci.low, abs=1e-9),
+        pytest.approx(ci.high, abs=1e-9),
+    )
+    low = stats.chi2.ppf(0.025, 2 * k) / 2 if k else 0.0
+    assert poisson_interval(k) == (
+        pytest.approx(low),
+        pytest.approx(stats.chi2.ppf(0.975, 2 * k + 2) / 2),
+    )
 
 
 def _facts(since: float, degraded: float | None) -> DeviceFacts:

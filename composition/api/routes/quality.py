@@ -9,11 +9,13 @@ scope: a group or region outside it answers 404 exactly as a missing one.
 
 from __future__ import annotations
 
+import threading
 import time
 from datetime import UTC, datetime
 from typing import Annotated, Any, Final, Literal
 
-from fastapi import APIRouter, Path, Query
+import numpy as np
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
@@ -26,9 +28,10 @@ from composition.quality import (
     YEAR_S,
     AgeingPoint,
     DeviceFacts,
+    FleetArrays,
     FleetSnapshot,
     Tally,
-    ageing_pair,
+    ageing_masks,
 )
 from composition.quality_report import Lang, ReportBy, build_report, report_csv, report_pdf
 from sealscope.accounts import Scope
@@ -153,8 +156,28 @@ class FleetByModel(BaseModel):
 # -- helpers -------------------------------------------------------------------------------
 
 
-def _snapshot(registry: RegistryDep, alerts: AlertsDep) -> FleetSnapshot:
-    return FleetSnapshot.load(registry, alerts)
+# Reading 10,000 devices and their alert history takes about a second; a page, its CSV and
+# its PDF asked for one after the other share one read. Never older than this:
+SNAPSHOT_MAX_AGE_S: Final = 10.0
+_snapshot_lock = threading.Lock()
+
+
+def _snapshot(request: Request, registry: RegistryDep, alerts: AlertsDep) -> FleetSnapshot:
+    with _snapshot_lock:
+        cached = getattr(request.app.state, "quality_snapshot", None)
+        now = time.monotonic()
+        if cached is not None and now - cached[0] < SNAPSHOT_MAX_AGE_S:
+            snapshot: FleetSnapshot = cached[1]
+            return snapshot
+    snapshot = FleetSnapshot.load(registry, alerts)
+    request.app.state.quality_snapshot = (now, snapshot)
+    return snapshot
+
+
+def _visible(snap: FleetSnapshot, scope: Scope) -> np.ndarray:
+    return np.fromiter(
+        (scope.allows_device(f.device) for f in snap.devices), bool, len(snap.devices)
+    )
 
 
 def _group_device(f: DeviceFacts, scope: Scope, now: float) -> GroupDevice:
@@ -176,6 +199,7 @@ def risk_group(
     dimension: Dimension,
     group: GroupName,
     principal: PrincipalDep,
+    request: Request,
     registry: RegistryDep,
     alerts: AlertsDep,
     risk: RiskStoreDep,
@@ -187,14 +211,16 @@ def risk_group(
     (worst first: degraded, then most open alerts)."""
     principal.require("risk:read")
     scope = principal.scope
-    snap = _snapshot(registry, alerts)
+    snap = _snapshot(request, registry, alerts)
     table = risk.load()
     row = next((r for r in table.rows if r.key == f"{dimension}:{group}"), None) if table else None
     makers = row.manufacturers if row is not None else snap.makers(dimension, group)
-    members = [f for f in snap.members(dimension, group) if scope.allows_device(f.device)]
+    arrays = FleetArrays(snap.devices)
+    in_group = arrays.values(dimension) == group
+    mask = in_group & _visible(snap, scope)
+    members = [snap.devices[i] for i in np.flatnonzero(mask)]
     if not scope.allows_risk_group(dimension, group, makers) or (not members and row is None):
         raise NotFound(dimension, group)
-    others = [f for f in snap.devices if getattr(f.device, dimension) != group]
     members.sort(
         key=lambda f: (
             f.first_degraded is None,
@@ -209,7 +235,7 @@ def risk_group(
         row=row.as_dict() if row is not None else None,
         evaluated_at=_utc(table.evaluated_at) if table and table.evaluated_at else None,
         tally=TallyPublic.of(members, snap.now),
-        ageing=Ageing.of(ageing_pair(members, others, snap.now)),
+        ageing=Ageing.of(ageing_masks(arrays, mask, ~in_group, snap.now)),
         devices=[_group_device(f, scope, snap.now) for f in members[offset : offset + limit]],
         limit=limit,
         offset=offset,
@@ -256,6 +282,7 @@ def _bounded(value: datetime | None, name: str) -> datetime | None:
 @router.get("/reports/quality", response_model=QualityReport, responses=_REPORT_CONTENT)
 def quality_report(
     principal: PrincipalDep,
+    request: Request,
     registry: RegistryDep,
     alerts: AlertsDep,
     risk: RiskStoreDep,
@@ -274,7 +301,7 @@ def quality_report(
     from_dt = _bounded(start, "from") or datetime.fromtimestamp(to_dt.timestamp() - YEAR_S, UTC)
     if from_dt >= to_dt:
         raise ApiError(422, "validation_error", "from must be before to.")
-    snap = _snapshot(registry, alerts)
+    snap = _snapshot(request, registry, alerts)
     report = build_report(
         snap,
         principal.scope,
@@ -299,11 +326,13 @@ def quality_report(
 
 
 @router.get("/regions", response_model=RegionsPublic)
-def regions(principal: PrincipalDep, registry: RegistryDep, alerts: AlertsDep) -> RegionsPublic:
+def regions(
+    principal: PrincipalDep, request: Request, registry: RegistryDep, alerts: AlertsDep
+) -> RegionsPublic:
     """Counts and rates by region, and by site inside it where your scope shows site names."""
     principal.require("devices:read")
     scope = principal.scope
-    snap = _snapshot(registry, alerts)
+    snap = _snapshot(request, registry, alerts)
     visible = snap.visible(scope)
     by_region: dict[str, list[DeviceFacts]] = {}
     for f in visible:
@@ -325,6 +354,7 @@ def regions(principal: PrincipalDep, registry: RegistryDep, alerts: AlertsDep) -
 @router.get("/fleet/models", response_model=FleetByModel, responses=_MISSING)
 def fleet_by_model(
     principal: PrincipalDep,
+    request: Request,
     registry: RegistryDep,
     alerts: AlertsDep,
     manufacturer: Annotated[
@@ -344,29 +374,30 @@ def fleet_by_model(
         if manufacturer not in (None, scope.manufacturer_code):
             raise NotFound("manufacturer", manufacturer or "")
         manufacturer = scope.manufacturer_code
-    snap = _snapshot(registry, alerts)
-    visible = [
-        f
-        for f in snap.visible(scope)
-        if manufacturer is None or f.device.manufacturer == manufacturer
-    ]
+    snap = _snapshot(request, registry, alerts)
+    arrays = FleetArrays(snap.devices)
+    mask = _visible(snap, scope)
+    if manufacturer is not None:
+        mask &= arrays.values("manufacturer") == manufacturer
+    visible = [snap.devices[i] for i in np.flatnonzero(mask)]
     if manufacturer is not None and not visible:
         raise NotFound("manufacturer", manufacturer)
     models: dict[str, list[DeviceFacts]] = {}
     for f in visible:
         models.setdefault(f.device.model, []).append(f)
+    model_of = arrays.values("model")
     data = []
     for model, members in sorted(models.items()):
         batches: dict[str, list[DeviceFacts]] = {}
         for f in members:
             batches.setdefault(f.device.batch, []).append(f)
-        others = [f for f in snap.devices if f.device.model != model]
+        in_model = model_of == model
         data.append(
             ModelRow(
                 model=model,
                 kinds=sorted({f.device.kind for f in members}),
                 tally=TallyPublic.of(members, snap.now),
-                ageing=Ageing.of(ageing_pair(members, others, snap.now)),
+                ageing=Ageing.of(ageing_masks(arrays, in_model & mask, ~in_model, snap.now)),
                 batches=[
                     BatchRow(batch=b, tally=TallyPublic.of(at, snap.now))
                     for b, at in sorted(batches.items())
