@@ -367,3 +367,62 @@ def test_upload_list_is_the_manufacturers_own(client: TestClient, fleet: Fleet) 
     listed = acme("/api/v1/provisioning/uploads").json()["data"]
     assert [(u["manufacturer"], u["created"]) for u in listed] == [("ACME", 1)]
     assert len(client.get("/api/v1/provisioning/uploads").json()["data"]) == 2
+
+
+@pytest.mark.bench
+def test_bench_quality_views_on_10k_devices(tmp_path: Any) -> None:
+    """Prints each view's computation on 10,000 devices and 2,000 alerts next to the read of
+    the same fleet from the registry and alert store (the floor every view pays)."""
+    from composition.quality import FleetArrays, FleetSnapshot, Tally, ageing_masks
+    from composition.quality_report import build_report
+    from sealscope.accounts import Scope
+
+    t0 = NOW - 400 * 86_400.0
+    reg = SqliteDeviceRegistry(tmp_path / "s.db", clock=lambda: t0)
+    store = SqliteAlertStore(tmp_path / "s.db")
+    devices = [
+        Device(
+            f"M{i % 20}-V-{i:06d}",
+            "valve" if i % 4 else "pump",
+            f"M{i % 20}",
+            f"MOD{i % 100}",
+            f"B{i % 400}",
+            f"S{i % 50}",
+            f"R{i % 8}",
+        )
+        for i in range(10_000)
+    ]
+    reg.upsert_many(devices)
+    for i in range(0, len(devices), 5):
+        store.raise_alert(
+            device_id=devices[i].device_id,
+            cause="seat_leak",
+            category="maintenance_required",
+            severity=3,
+            summary="s",
+            evidence={},
+            t=t0 + (i % 300) * 86_400.0,
+        )
+    admin = Scope(kind="admin")
+    started = time.perf_counter()
+    snap = FleetSnapshot.load(reg, store)
+    read_s = time.perf_counter() - started
+    started = time.perf_counter()
+    report = build_report(snap, admin, None, by="model", start=NOW - YEAR_S, end=NOW)
+    report_s = time.perf_counter() - started
+    started = time.perf_counter()
+    arrays = FleetArrays(snap.devices)
+    models = arrays.values("model")
+    for name in sorted(set(models)):
+        in_model = models == name
+        ageing_masks(arrays, in_model, ~in_model, snap.now)
+        Tally.of([snap.devices[i] for i in in_model.nonzero()[0]], snap.now)
+    fleet_s = time.perf_counter() - started
+    print(
+        f"\nquality views, 10,000 devices, {len(snap.alerts)} alerts: fleet read {read_s * 1e3:.0f}"
+        f" ms (the floor); report by model ({len(report['rows'])} groups) {report_s * 1e3:.0f}"
+        f" ms; fleet by model (ageing + tallies) {fleet_s * 1e3:.0f} ms"
+    )
+    assert len(report["rows"]) == 100
+    reg.close()
+    store.close()
