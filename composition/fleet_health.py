@@ -24,7 +24,7 @@ from typing import Final, Literal
 from sealscope.accounts import Scope
 from sealscope.alerts import Alert, AlertStore
 from sealscope.db import tables
-from sealscope.registry import Device, DeviceRegistry
+from sealscope.registry import Device, DeviceRegistry, DeviceSummary
 from sealscope.risk import DIMENSIONS
 from sealscope.storage import Latest, LatestReadings, TelemetryStore
 
@@ -53,7 +53,7 @@ _PAGE: Final = 5000
 
 @dataclass(frozen=True, slots=True)
 class DeviceHealth:
-    device: Device
+    device: DeviceSummary
     status: Status
     reasons: tuple[str, ...]  # alert causes, "silent" or "no_data", worst first
     last_seen_s: float | None
@@ -81,15 +81,15 @@ class FleetHealth:
     vitals_known: bool = True
 
 
-def _scoped(registry: DeviceRegistry, scope: Scope, site: str | None) -> Iterator[Device]:
+def _scoped(
+    registry: DeviceRegistry, scope: Scope, site: str | None, kind: str | None
+) -> list[DeviceSummary]:
     where = None if scope.is_admin else scope.device_clause(tables.devices.c)
-    offset = 0
-    while True:
-        page = registry.list(site=site, limit=_PAGE, offset=offset, where=where)
-        yield from (d if scope.is_admin else scope.present(d) for d in page)
-        if len(page) < _PAGE:
-            return
-        offset += _PAGE
+    found = registry.summaries(site=site, kind=kind, where=where)
+    if scope.sees_site_names:
+        return found
+    # as Scope.present does for a whole Device
+    return [d._replace(site="") for d in found]
 
 
 def _unresolved(alerts: AlertStore) -> Iterator[Alert]:
@@ -122,16 +122,17 @@ async def read_latest(store: TelemetryStore) -> dict[str, Latest] | None:
 
 
 def health_of(
-    device: Device,
+    device: Device | DeviceSummary,
     open_alerts: Iterable[Alert],
     latest: dict[str, Latest] | None,
     *,
     now_s: float,
     stale_after_s: float,
 ) -> DeviceHealth:
-    found = sorted(
-        open_alerts,
-        key=lambda a: (_RANK.get(a.category, len(STATUSES)), -a.severity, -a.id),
+    found = (
+        sorted(open_alerts, key=lambda a: (_RANK.get(a.category, len(STATUSES)), -a.severity))
+        if open_alerts
+        else ()
     )
     status: Status = found[0].category if found else "ok"
     reasons = [a.cause for a in found]
@@ -156,15 +157,15 @@ def health_of(
         return values[name][1] if name in values else None
 
     return DeviceHealth(
-        device=device,
+        device=device if isinstance(device, DeviceSummary) else DeviceSummary.of(device),
         status=status,
-        reasons=tuple(dict.fromkeys(reasons)),
+        reasons=tuple(dict.fromkeys(reasons)) if len(reasons) > 1 else tuple(reasons),
         last_seen_s=last_seen,
         battery_v=vital("battery_v"),
         rsrp_dbm=vital("rsrp_dbm"),
         sinr_db=vital("sinr_db"),
         open_alerts=len(found),
-        worst_severity=max((a.severity for a in found), default=0),
+        worst_severity=max(a.severity for a in found) if found else 0,
     )
 
 
@@ -188,8 +189,7 @@ def fleet_health(
         health_of(
             d, by_device.get(d.device_id, ()), latest, now_s=now_s, stale_after_s=stale_after_s
         )
-        for d in _scoped(registry, scope, site)
-        if kind is None or d.kind == kind
+        for d in _scoped(registry, scope, site, kind)
     ]
     counts: dict[str, int] = dict.fromkeys(STATUSES, 0)
     for r in rows:

@@ -6,11 +6,12 @@ the embedded default, or PostgreSQL); ``SqliteDeviceRegistry`` opens one on a fi
 
 from __future__ import annotations
 
+import builtins  # `list` is a method name here
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, NamedTuple, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -23,6 +24,7 @@ __all__ = [
     "AssetKind",
     "Device",
     "DeviceRegistry",
+    "DeviceSummary",
     "LeakageClass",
     "SqlDeviceRegistry",
     "SqliteDeviceRegistry",
@@ -67,6 +69,22 @@ class Device:
         )
 
 
+class DeviceSummary(NamedTuple):
+    """The columns a fleet list shows, read without building (and re-checking) a ``Device``:
+    a list of 10,000 costs one query and no per-row validation."""
+
+    device_id: str
+    kind: AssetKind
+    manufacturer: str
+    model: str
+    site: str
+    region: str
+
+    @classmethod
+    def of(cls, device: Device) -> DeviceSummary:
+        return cls(*(getattr(device, f) for f in cls._fields))
+
+
 # (field, max characters, required); the API also requires manufacturer and model, and
 # checks the device id against its topic pattern
 _LABELS: tuple[tuple[str, int, bool], ...] = (
@@ -109,6 +127,16 @@ class DeviceRegistry(Protocol):
     ) -> list[Device]:
         """In device_id order. ``where``: a further filter over ``tables.devices.c`` (a
         caller's ``Scope.device_clause``), so a scoped page is one indexed query."""
+        ...
+
+    def summaries(
+        self,
+        *,
+        site: str | None = None,
+        kind: str | None = None,
+        where: sa.ColumnElement[bool] | None = None,
+    ) -> builtins.list[DeviceSummary]:
+        """Every matching device's ``DeviceSummary``, in device_id order (no paging)."""
         ...
 
     def close(self) -> None: ...
@@ -229,6 +257,25 @@ class SqlDeviceRegistry:
         with read(self._engine) as conn:
             rows = conn.execute(query).mappings().all()
         return [_row_to_device(r) for r in rows]
+
+    def summaries(
+        self,
+        *,
+        site: str | None = None,
+        kind: str | None = None,
+        where: sa.ColumnElement[bool] | None = None,
+    ) -> builtins.list[DeviceSummary]:
+        query = sa.select(*(_DEVICES.c[f] for f in DeviceSummary._fields))
+        if where is not None:
+            query = query.where(where)
+        for column, value in ((_DEVICES.c.site, site), (_DEVICES.c.kind, kind)):
+            if value is not None:
+                if not _storable(value):
+                    return []
+                query = query.where(column == value)
+        with read(self._engine) as conn:
+            rows = conn.execute(query.order_by(_DEVICES.c.device_id)).all()
+        return [DeviceSummary(*row) for row in rows]
 
     def close(self) -> None:
         if self._owns_engine:

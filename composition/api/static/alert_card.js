@@ -136,7 +136,7 @@ export function alertCard(a, ctx, { onChange, showDevice }) {
       : el("a", { href: `#/device/${encodeURIComponent(a.device_id)}?at=${Math.round(openedS)}`,
                   class: "device-link" }, t("alert.atMoment")));
   const evidence = evidenceLines(a.evidence || {}, ctx);
-  const card = el("article", { class: `alert st-${a.category}`, dataset: { id: a.id, status: a.status } },
+  const card = el("article", { class: `alert st-${a.category}`, dataset: { id: a.id, status: a.status, cause: a.cause } },
     head,
     el("p", { class: "advice" }, a.summary),
     evidence.length ? el("details", { class: "evidence" },

@@ -7,7 +7,14 @@
 
 import { svg } from "./dom.js";
 
-const W = 640, H = 280, L = 64, R = 16, T = 14, B = 34;
+// a phone gets a narrower drawing, so its text stays readable when scaled to the screen
+let W = 640, H = 280;
+const L = 64, R = 16, T = 14, B = 34;
+function size() {
+  const narrow = window.innerWidth < 640;
+  W = narrow ? 400 : 640;
+  H = narrow ? 300 : 280;
+}
 
 function niceTicks(lo, hi, n) {
   const span = hi - lo || Math.abs(hi) || 1;
@@ -20,6 +27,7 @@ function niceTicks(lo, hi, n) {
 }
 
 function frame(opts, yTitle) {
+  size();
   const root = svg("svg", { viewBox: `0 0 ${W} ${H}`, class: "chart", role: "img",
                             "aria-label": opts.label || yTitle || "chart" });
   if (yTitle) root.append(svg("text", { class: "axis-title", x: 4, y: 10 }, yTitle));
@@ -32,6 +40,7 @@ function yScale(values, opts) {
   const pad = (hi - lo) * 0.08 || Math.abs(hi) * 0.1 || 1;
   lo -= pad; hi += pad;
   if (opts.min !== undefined && lo < opts.min) lo = opts.min;  // e.g. leakage never below 0
+  if (opts.zero && lo > 0) lo = 0;  // a rate drawn from zero, so its ratios read true
   return [lo, hi];
 }
 
@@ -45,7 +54,7 @@ function drawYAxis(root, lo, hi, y, fmt) {
               svg("line", { class: "axis", x1: L, y1: H - B, x2: W - R, y2: H - B }));
 }
 
-// series: [{points: [[t_ms, value], ...], cls, label}]; opts: {fmt, yTitle, min, from, to,
+// series: [{points: [[t_ms, value], ...], cls, label}]; opts: {fmt, yTitle, min, zero, from, to,
 // refs: [{value, cls, label}], band: {from_ms, to_ms, cls, label}, markers: [{t_ms, label}]}
 export function timeChart(series, opts) {
   const { fmt } = opts;

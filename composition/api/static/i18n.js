@@ -107,12 +107,21 @@ export function date(v) {
   return d ? dateFormat({ dateStyle: "medium" }).format(d) : "–";
 }
 
+let relative = null, relativeLocale = null;  // building one per call is slow in long lists
+function relativeFormat() {
+  if (relativeLocale !== current) {
+    relative = new Intl.RelativeTimeFormat(current, { numeric: "auto" });
+    relativeLocale = current;
+  }
+  return relative;
+}
+
 // "3 hours ago" / "3小时前"
 export function ago(v) {
   const d = toDate(v);
   if (!d) return "–";
   const s = (d.getTime() - Date.now()) / 1000;
-  const rtf = new Intl.RelativeTimeFormat(current, { numeric: "auto" });
+  const rtf = relativeFormat();
   for (const [unitName, size] of [["day", 86400], ["hour", 3600], ["minute", 60]]) {
     if (Math.abs(s) >= size) return rtf.format(Math.round(s / size), unitName);
   }

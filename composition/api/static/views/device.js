@@ -32,7 +32,8 @@ const STRINGS = {
     "pump.temp_c": "Casing temperature (°C)", "pump.vib_mms": "Vibration (mm/s)",
     verdicts: "Detector verdicts", commands: "Commands", "cmd.stroke": "Queue a stroke test",
     "cmd.none": "No command queued.", "cmd.unavailable": "Commands are not available on this server.",
-    "cmd.state.pending": "pending", "cmd.state.sent": "sent", "cmd.state.delivered": "delivered",
+    "cmd.stroke_test": "stroke test", "cmd.time_sync": "time sync",
+    "cmd.state.requested": "requested", "cmd.state.pending": "pending", "cmd.state.sent": "sent", "cmd.state.delivered": "delivered",
     "cmd.state.succeeded": "succeeded", "cmd.state.failed": "failed", "cmd.state.expired": "expired",
     alerts: "Alert history", "alerts.none": "No alert so far.", moment: "alert",
     noRaw: "Charts need raw readings, which this remit does not grant.",
@@ -60,7 +61,8 @@ const STRINGS = {
     "pump.temp_c": "壳体温度（°C）", "pump.vib_mms": "振动（mm/s）",
     verdicts: "检测结论", commands: "指令", "cmd.stroke": "下发行程测试",
     "cmd.none": "暂无指令。", "cmd.unavailable": "此服务器不支持指令。",
-    "cmd.state.pending": "待发送", "cmd.state.sent": "已发送", "cmd.state.delivered": "已送达",
+    "cmd.stroke_test": "行程测试", "cmd.time_sync": "校时",
+    "cmd.state.requested": "已提交", "cmd.state.pending": "待发送", "cmd.state.sent": "已发送", "cmd.state.delivered": "已送达",
     "cmd.state.succeeded": "成功", "cmd.state.failed": "失败", "cmd.state.expired": "已过期",
     alerts: "告警记录", "alerts.none": "暂无告警。", moment: "告警",
     noRaw: "图表需要原始读数，当前授权不包含。",
@@ -99,7 +101,7 @@ function sealCard(seal, ctx, atMs) {
     }
   }
   const chart = timeChart(series, {
-    fmt, yTitle: `${title} · ${seal.unit}`, min: 0, refs, band, extraT,
+    fmt, yTitle: `${title} · ${seal.unit}`, min: 0, zero: true, refs, band, extraT,
     markers: atMs ? [{ t_ms: atMs, label: t("moment") }] : [],
     empty: t("seal.none"), label: title,
   });
@@ -145,11 +147,12 @@ function pumpCard(p, ctx, atMs) {
   return el("section", { class: "card wide", id: "pump" }, el("h2", {}, t("pump")),
     ...["leak_mm3s", "temp_c", "vib_mms"].map((f, i) => timeChart(
       [{ points: p[f] || [], cls: ["", "c", "b"][i] }],
-      { fmt, yTitle: t(`pump.${f}`), min: f === "temp_c" ? undefined : 0, empty: "–",
+      { fmt, yTitle: t(`pump.${f}`), min: f === "temp_c" ? undefined : 0, zero: f === "leak_mm3s",
+        empty: "–",
         markers: atMs ? [{ t_ms: atMs, label: t("moment") }] : [] })));
 }
 
-async function commandsCard(ctx, id) {
+async function commandsCard(ctx, id, kind) {
   const { t, fmt } = ctx;
   const list = el("ul", { id: "commands" });
   const note = el("p", { class: "muted small" });
@@ -160,7 +163,8 @@ async function commandsCard(ctx, id) {
       const answer = await ctx.api(path);
       const items = answer.data || answer;
       list.replaceChildren(...items.map((c) => el("li", { dataset: { state: c.state } },
-        `${c.kind || c.command || "stroke_test"} · ${t(`cmd.state.${c.state}`)} · ${fmt.dateTime(c.updated_at || c.created_at)}`)));
+        `${t(`cmd.${c.name}`)} · ${t(`cmd.state.${c.state}`)} · ${fmt.dateTime(c.state_at || c.created_at)}`,
+        c.detail ? ` · ${c.detail}` : "")));
       note.textContent = items.length ? "" : t("cmd.none");
       return true;
     } catch (e) {
@@ -176,12 +180,13 @@ async function commandsCard(ctx, id) {
   const button = el("button", { id: "stroke-test", onclick: async () => {
     button.disabled = true;
     try {
-      await ctx.api(path, { method: "POST", body: { kind: "stroke_test" } });
+      await ctx.api(path, { method: "POST", body: { name: "stroke_test" } });
     } catch (e) { note.textContent = e.message; }
     button.disabled = false;
     await draw();
   } }, t("cmd.stroke"));
-  if (!["operator", "admin"].includes(ctx.who.org_kind)) button.hidden = true;
+  // stroke tests are for valves, and queued by technicians (and the admin)
+  if (!["operator", "admin"].includes(ctx.who.org_kind) || kind !== "valve") button.hidden = true;
   section.append(el("div", { class: "controls" }, button), list, note);
   await draw();
   return { section, draw };
@@ -233,7 +238,7 @@ export default {
       [t("firmware"), d.firmware], [t("site"), d.site], [t("region"), d.region],
       [t("registered"), fmt.dateTime(d.created_at)]])));
     if (page.actuation && page.actuation.strokes) grid.append(actuationCard(page.actuation, ctx));
-    const commands = await commandsCard(ctx, id);
+    const commands = await commandsCard(ctx, id, d.kind);
     grid.append(commands.section);
 
     const alertsBox = el("section", { class: "card wide", id: "device-alerts" }, el("h2", {}, t("alerts")));
