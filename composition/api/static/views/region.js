@@ -32,6 +32,9 @@ export default {
   route: "region",
   title: "title",
   strings: STRINGS,
+  // the monitoring point's view (a technician's sites are its fleet page); the API answers
+  // every organisation within its scope
+  roles: ["monitoring_point", "manufacturer", "admin"],
   async render(root, ctx) {
     useQualityCss();
     const { t, fmt } = ctx;
