@@ -33,6 +33,7 @@ from sealscope.accounts import Authenticator, Remit, Site
 from sealscope.alerts import SqliteAlertStore
 from sealscope.config import Settings
 from sealscope.registry import Device, SqliteDeviceRegistry
+from tests.api.pdf_text import pdf_text
 
 NOW = time.time()
 T0 = NOW - 400 * 86_400.0  # every seeded device registered then
@@ -247,6 +248,9 @@ def test_report_csv_and_pdf_downloads(client: TestClient, fleet: Fleet) -> None:
     assert pdf.content.startswith(b"%PDF-") and pdf.content.rstrip().endswith(b"%%EOF")
     assert b"/STSong-Light" in pdf.content  # the built-in CID font, no font file embedded
     assert b"/FontFile" not in pdf.content
+    text = pdf_text(pdf.content)
+    assert "按制造商的现场质量报告" in text  # the title, in Chinese
+    assert "ACME" in text and "PumpCo" in text and "证据" in text
 
 
 @pytest.mark.parametrize(

@@ -41,6 +41,7 @@ from sealscope.alerts import SqliteAlertStore
 from sealscope.config import Settings
 from sealscope.registry import Device, SqliteDeviceRegistry
 from sealscope.risk import JsonFileRiskStore
+from tests.api.pdf_text import pdf_text
 
 pytestmark = pytest.mark.integration
 
@@ -377,6 +378,8 @@ def test_monitoring_point_report_prints_and_downloads(driver: WebDriver, site: S
     pdf = _wait(driver, "the PDF download", _downloaded(site, ".pdf"))
     body = pdf.read_bytes()
     assert body.startswith(b"%PDF-") and b"/STSong-Light" in body
+    text = pdf_text(body)
+    assert "按型号的现场质量报告" in text and "BV-50" in text and "GV-100" in text
     assert "lang=zh-CN" in driver.find_element(By.ID, "report-pdf").get_attribute("href")
     Select(driver.find_element(By.ID, "lang")).select_by_value("en")
     _no_browser_errors(driver)
