@@ -10,9 +10,12 @@ import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from scipy import stats
 
 with warnings.catch_warnings():
@@ -430,3 +433,30 @@ def test_bench_quality_views_on_10k_devices(tmp_path: Any) -> None:
     assert len(report["rows"]) == 100
     reg.close()
     store.close()
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    group=st.text(min_size=0, max_size=140),
+    when=st.one_of(st.none(), st.text(max_size=30), st.dates().map(str)),
+    dimension=st.sampled_from(["batch", "model", "manufacturer", "region", "colour", "BATCH"]),
+)
+def test_hostile_group_names_and_dates_never_fail_the_server(
+    client: TestClient, fleet: Fleet, group: str, when: str | None, dimension: str
+) -> None:
+    acme = _as(client, fleet.keys["manufacturer"])
+    params: dict[str, str] = {"group": group, "by": "model"}
+    if when is not None:
+        params["from"] = when
+    answers = [
+        acme("/api/v1/reports/quality", **params),
+        acme("/api/v1/fleet/models", manufacturer=group),
+        acme(f"/api/v1/risk/groups/{dimension}/{quote(group, safe='')}"),
+    ]
+    for r in answers:
+        assert r.status_code in (200, 404, 422), (r.status_code, r.text)
+        assert r.headers["content-type"] == "application/json"
