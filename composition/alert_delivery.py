@@ -125,8 +125,7 @@ def alert_line(change: AlertChange) -> str | None:
     )
 
 
-async def _console(alerts: AlertStore, out: TextIO | None, every_s: float) -> None:
-    after = await asyncio.to_thread(alerts.last_change_id)
+async def _console(alerts: AlertStore, out: TextIO | None, every_s: float, after: int) -> None:
     while True:
         await asyncio.sleep(every_s)
         try:
@@ -152,7 +151,8 @@ async def alert_console(
     """While the block runs, write a line for each alert that opens or clears, from the
     alert change feed (so changes made by any process show): to ``out`` (``up``'s
     console), or to the log when ``out`` is None."""
-    task = asyncio.create_task(_console(alerts, out, every_s), name="alert-console")
+    after = await asyncio.to_thread(alerts.last_change_id)  # from now on
+    task = asyncio.create_task(_console(alerts, out, every_s, after), name="alert-console")
     try:
         yield
     finally:

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sealscope.config import Settings
 from sealscope.metrics import MetricsServer, ProcessMetrics, Reading
@@ -21,12 +21,58 @@ if TYPE_CHECKING:
     from ingest import IngestService
     from sealscope.delivery import Dispatcher
 
-__all__ = ["delivery_readings", "gateway_readings", "ingest_readings", "serving_metrics"]
+__all__ = [
+    "api_readings",
+    "delivery_readings",
+    "gateway_readings",
+    "ingest_readings",
+    "serving_metrics",
+]
 
 log = logging.getLogger(__name__)
 
 # in-process detection is one partition; detector workers report theirs by number
 LOCAL_PARTITION = "local"
+
+
+def api_readings(app: Any) -> list[Reading]:
+    """The API's live stream and device commands (read from ``app.state``: the hub exists
+    once the app's lifespan started; until then the families are left out)."""
+
+    def hub(attr: str) -> Callable[[], object]:
+        def read() -> object:
+            found = getattr(app.state, "stream_hub", None)
+            return None if found is None else getattr(found, attr)
+
+        return read
+
+    def published() -> object:
+        broker = getattr(app.state, "broker", None)
+        return None if broker is None else broker.published
+
+    return [
+        Reading(
+            "sealscope_api_stream_connections", "gauge", "open live streams", hub("connections")
+        ),
+        Reading(
+            "sealscope_api_stream_dropped_clients",
+            "counter",
+            "live stream clients dropped for falling behind",
+            hub("dropped_clients"),
+        ),
+        Reading(
+            "sealscope_api_stream_dropped_readings",
+            "counter",
+            "readings not streamed because the hub's own queue was full",
+            hub("dropped_readings"),
+        ),
+        Reading(
+            "sealscope_api_commands_published",
+            "counter",
+            "device commands the broker acknowledged",
+            published,
+        ),
+    ]
 
 
 def ingest_readings(ingest: IngestService) -> list[Reading]:

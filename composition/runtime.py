@@ -32,6 +32,7 @@ from composition.embedded import (
     pick_port,
 )
 from composition.metrics import (
+    api_readings,
     delivery_readings,
     gateway_readings,
     ingest_readings,
@@ -138,6 +139,13 @@ class _ApiServer(uvicorn.Server):
     def capture_signals(self) -> Any:
         yield
 
+    async def shutdown(self, sockets: Any = None) -> None:
+        # uvicorn waits for open responses before it stops: end the live streams first
+        hub = getattr(getattr(self.config.app, "state", None), "stream_hub", None)
+        if hub is not None:
+            hub.close_streams()
+        await super().shutdown(sockets)
+
 
 class _LiveRisk:
     """The risk store of a process that runs the detectors: reads the table live."""
@@ -178,7 +186,14 @@ def _api_server(
     app.state.wake_dispatcher = wake_dispatcher  # redelivery sends now, not at the next poll
     if components is not None:
         app.state.health_components = components  # /healthz reports what is down
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        lifespan="on",
+        timeout_graceful_shutdown=10,  # a response still open then is cut
+    )
     return _ApiServer(config)
 
 
@@ -226,7 +241,9 @@ async def run_api(settings: Settings, *, stop: asyncio.Event | None = None) -> N
         server = _api_server(core, settings.api_host, settings.api_port, broker=broker)
         await _serve_until_started(server, tg)
         log.info("api: listening on http://%s:%d", settings.api_host, settings.api_port)
-        with serving_metrics(settings, ProcessMetrics()):  # the process's own figures
+        metrics = ProcessMetrics()  # the process's own figures, and the live stream's
+        metrics.add(*api_readings(server.config.app))
+        with serving_metrics(settings, metrics):
             await stop.wait()
         server.should_exit = True
 
@@ -583,6 +600,7 @@ async def run_up(
                     broker=broker_link,
                 )
                 await _serve_until_started(server, tg)
+                metrics.add(*api_readings(server.config.app))
                 info = {
                     "api": f"http://{settings.api_host}:{api_port}",
                     "mqtt": f"mqtt://{broker.host}:{broker.port}",

@@ -57,6 +57,7 @@ class BrokerLink:
         self._connected = threading.Event()
         self._subscribed = threading.Event()
         self._listeners: list[Callable[[Reading], None]] = []
+        self.published = 0  # commands the broker acknowledged
         # never the ingest's client id: the broker would hand ingest's session over to us
         self._client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
@@ -81,6 +82,8 @@ class BrokerLink:
             port=settings.mqtt_port,
             username=settings.mqtt_username if password is not None else None,
             password=password,
+            # the login's client id, made unique: ingest may share the login (``up``)
+            client_id=f"{settings.mqtt_client_id}-live-{secrets.token_hex(4)}",
         )
 
     def on_reading(self, listener: Callable[[Reading], None]) -> None:
@@ -124,6 +127,7 @@ class BrokerLink:
             raise BrokerUnavailable(f"the broker did not take the command: {exc}") from exc
         if not info.is_published():
             raise BrokerUnavailable(f"the broker did not acknowledge within {self.timeout_s} s")
+        self.published += 1
 
     # -- paho callbacks (network thread) ----------------------------------------------
     def _on_connect(self, client: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:

@@ -19,7 +19,7 @@ MAX_TTL_S: Final = 90 * 24 * 3600.0  # and its bound (gateway/downlink.py)
 
 
 class CommandCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # "600" is not a number
 
     name: CommandName = Field(
         description="stroke_test: a full stroke at the next wake-up (valves); "

@@ -68,7 +68,7 @@ _VERDICTS_MAX: Final = 50_000
 class StreamTuning:
     poll_s: float = 0.5  # how often the alert change feed is read
     heartbeat_s: float = 15.0  # a comment line when nothing else was sent (proxies, NAT)
-    queue_max: int = 256  # frames waiting per connection; past it the client is dropped
+    queue_max: int = 512  # frames waiting per connection; past it the client is dropped
     reading_every_s: float = 1.0  # at most one reading per device per this
     backlog_max: int = 1000  # alert changes replayed on resume, the newest
     gap_wait_s: float = 30.0  # how long a skipped event id is looked for again
@@ -95,6 +95,7 @@ class Subscriber:
         self.readings = scope.sees_raw_telemetry
         self.queue: asyncio.Queue[tuple[int | None, bytes]] = asyncio.Queue(queue_max)
         self.dropped = asyncio.Event()
+        self.closing = asyncio.Event()  # the server is stopping: end the stream cleanly
         self._verdicts: dict[str, tuple[bool, float]] = {}
 
     def offer(self, event_id: int | None, frame: bytes) -> bool:
@@ -131,6 +132,9 @@ class StreamHub:
         self.alerts = alerts
         self.registry = registry
         self.tuning = tuning or StreamTuning()
+        # a read of the feed fits twice in a connection's queue: a burst of changes fills
+        # it only for a client that does not drain it between reads
+        self._batch = max(1, min(500, self.tuning.queue_max // 2))
         self._risk_table = risk_table
         self._broker = broker
         self._subscribers: set[Subscriber] = set()
@@ -159,13 +163,18 @@ class StreamHub:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        for sub in list(self._subscribers):
-            sub.dropped.set()  # ends their streams, so the server's shutdown is not held
+        self.close_streams()
         self._subscribers.clear()
 
     @property
     def connections(self) -> int:
         return len(self._subscribers)
+
+    def close_streams(self) -> None:
+        """End every open stream (the server is stopping): the server waits for open
+        responses before it shuts down, and a stream would otherwise run its lifetime."""
+        for sub in list(self._subscribers):
+            sub.closing.set()
 
     # -- connections ------------------------------------------------------------------
     def subscribe(self, scope: CallerScope) -> Subscriber:
@@ -225,7 +234,7 @@ class StreamHub:
         for event_id, since in list(self._gaps.items()):
             if now - since > self.tuning.gap_wait_s:
                 del self._gaps[event_id]  # a rolled-back transaction's id: never coming
-        changes = self.alerts.changes_since(self._high, limit=500, ids=sorted(self._gaps))
+        changes = self.alerts.changes_since(self._high, limit=self._batch, ids=sorted(self._gaps))
         for change in changes:
             event_id = change.event.id
             if event_id in self._gaps:
@@ -252,10 +261,12 @@ class StreamHub:
                                 if not sub.offer(change.event.id, alert_frame(change)):
                                     self.drop(sub)
                                     break
-                        if len(changes) == 500:
+                        if len(changes) >= self._batch:
                             continue  # more waiting: read on without sleeping
             except SealscopeError as exc:  # the state database is away; try again
                 log.warning("stream: reading the alert feed failed: %s", exc)
+            except Exception:  # a bug must not end the feed for every client
+                log.exception("stream: the alert feed failed; trying again")
             await asyncio.sleep(self.tuning.poll_s)
 
     # -- readings ---------------------------------------------------------------------
@@ -312,6 +323,9 @@ class StreamHub:
             except SealscopeError as exc:
                 log.warning("stream: scoping readings failed: %s", exc)
                 continue
+            except Exception:
+                log.exception("stream: scoping readings failed")
+                continue
             for sub, reading in shares:
                 if not sub.offer(None, reading_frame(reading)):
                     self.drop(sub)
@@ -350,8 +364,9 @@ class EventStream(Response):
             writer = asyncio.create_task(self._write(send), name="stream-writer")
             left = asyncio.create_task(self._until_disconnect(receive), name="stream-left")
             dropped = asyncio.create_task(self.sub.dropped.wait(), name="stream-dropped")
+            closing = asyncio.create_task(self.sub.closing.wait(), name="stream-closing")
             done, pending = await asyncio.wait(
-                {writer, left, dropped},
+                {writer, left, dropped, closing},
                 timeout=self._lifetime_s,
                 return_when=asyncio.FIRST_COMPLETED,
             )
@@ -362,7 +377,7 @@ class EventStream(Response):
                     await task
             if writer in done and writer.exception() is not None:
                 raise writer.exception()  # type: ignore[misc]
-            if not done:  # lifetime over: end the response properly
+            if not done or closing in done:  # lifetime over, or stopping: end it properly
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(self.hub.tuning.heartbeat_s):
                         await send({"type": "http.response.body", "body": b"", "more_body": False})

@@ -29,9 +29,12 @@ from influxdb_client.client.influxdb_client_async import InfluxDBClientAsync
 from influxdb_client.client.write_api_async import WriteApiAsync
 
 from sealscope.errors import ConfigError, PointsRejected, StoreError, StoreUnavailable
-from sealscope.storage import Point, TelemetryQuery
+from sealscope.storage import VITAL_FIELDS, Latest, Point, TelemetryQuery
 from sealscope.storage.influxql import quote_ident, quote_literal
 from sealscope.storage.lineprotocol import encode_points
+
+# how far back latest() looks: a device silent for longer reads as never reported
+LATEST_WINDOW = "400d"
 
 if TYPE_CHECKING:
     from sealscope.config import Settings
@@ -133,6 +136,34 @@ class InfluxStore:
         if n_series > 1:
             rows.sort()
         return rows
+
+    async def latest(self) -> dict[str, Latest]:
+        """Each device's newest point (over ``LATEST_WINDOW``) and newest vitals: one
+        ``last()`` per wire field grouped by device, all in one request (last() reads the
+        newest block of each series, not the window)."""
+        from sealscope.wire import SAMPLE_FIELDS
+
+        source = ", ".join(quote_ident(m) for m in ("valve", "pump"))
+        statements = ";".join(
+            f"SELECT last({quote_ident(f)}) FROM {source}"
+            f" WHERE time > now() - {LATEST_WINDOW} GROUP BY {quote_ident('device_id')}"
+            for f in SAMPLE_FIELDS
+        )
+        body = await self._get_query(statements)
+        out: dict[str, Latest] = {}
+        for f, result in zip(SAMPLE_FIELDS, body.get("results", []), strict=False):
+            if "error" in result:
+                raise StoreError(f"InfluxQL error: {result['error']}")
+            for series in result.get("series", []):
+                device_id = (series.get("tags") or {}).get("device_id", "")
+                for t, value in series["values"]:
+                    if value is None or not device_id:
+                        continue
+                    was = out.get(device_id, Latest(0, {}))
+                    if f in VITAL_FIELDS:
+                        was.values[f] = (int(t), float(value))
+                    out[device_id] = Latest(max(was.t_ns, int(t)), was.values)
+        return out
 
     async def execute(self, influxql: str, *, missing_ok: bool = False) -> dict[str, Any]:
         """POST a statement that changes the database (retention policies, continuous

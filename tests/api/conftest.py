@@ -32,6 +32,8 @@ with warnings.catch_warnings():
 
 from analytics.fleet_risk import FleetRisk
 from composition.api import create_app
+from composition.api.broker import BrokerLink
+from composition.servers.mosquitto import MosquittoServer
 from sealscope.accounts import (
     Authenticator,
     Remit,
@@ -250,7 +252,9 @@ async def _seed_live_telemetry(path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def live_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveApi]:
+def live_api(
+    tmp_path_factory: pytest.TempPathFactory, mosquitto: MosquittoServer
+) -> Iterator[LiveApi]:
     """One per module: its tests add devices and move alerts, never delete anything."""
     settings = Settings(data_dir=tmp_path_factory.mktemp("live") / "data", store="sqlite")
     registry = SqliteDeviceRegistry(settings.state_db)
@@ -293,5 +297,12 @@ def live_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveApi]:
     settings.detector_state_dir.mkdir(parents=True, exist_ok=True)
     JsonFileRiskStore(settings.risk_table_path).save(risk.table())
     keys, operator_id = _seed_live_accounts(settings)
-    with _serve(create_app(settings)) as url:
-        yield LiveApi(url, tuple(d.device_id for d in LIVE_DEVICES), alert_ids, keys, operator_id)
+    # the session's broker: device commands are published there
+    broker = BrokerLink(host=mosquitto.host, port=mosquitto.port)
+    assert broker.start(), "no connection to the test broker"
+    try:
+        with _serve(create_app(settings, broker=broker)) as url:
+            ids = tuple(d.device_id for d in LIVE_DEVICES)
+            yield LiveApi(url, ids, alert_ids, keys, operator_id)
+    finally:
+        broker.stop()

@@ -29,6 +29,7 @@ import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 
 from sealscope.alerts import SqlAlertStore
+from sealscope.commands import DeviceCommand, SqlCommandStore
 from sealscope.db import migrate, open_engine, open_migrated
 from sealscope.registry import Device, SqlDeviceRegistry
 from sealscope.wire import SAMPLE_FIELDS
@@ -327,7 +328,12 @@ def _exposed_metric_families() -> set[str]:
     """Every family the services expose, by the readings' names (nothing is read)."""
     from types import SimpleNamespace
 
-    from composition.metrics import delivery_readings, gateway_readings, ingest_readings
+    from composition.metrics import (
+        api_readings,
+        delivery_readings,
+        gateway_readings,
+        ingest_readings,
+    )
     from gateway import CoapStats, ForwarderStats
     from ingest.service import IngestStats
     from sealscope.metrics import ProcessMetrics
@@ -341,6 +347,7 @@ def _exposed_metric_families() -> set[str]:
         *ingest_readings(ingest),  # type: ignore[arg-type]
         *delivery_readings(SimpleNamespace(sent=0, failed=0)),  # type: ignore[arg-type]
         *gateway_readings(gateway),  # type: ignore[arg-type]
+        *api_readings(SimpleNamespace(state=SimpleNamespace())),
     ]
     ProcessMetrics(process_collectors=False).add(*readings)  # names are valid and unique
     return {r.name for r in readings}
@@ -364,8 +371,14 @@ def test_dashboard_pipeline_names_only_metrics_the_services_expose() -> None:
         "sealscope_ingest_batch_write_seconds",
         "sealscope_detector_lag_seconds",
         "sealscope_delivery_attempts",
+        "sealscope_api_stream_connections",
+        "sealscope_api_stream_dropped_clients",
+        "sealscope_api_commands_published",
     ):
         assert needed in used, f"the pipeline dashboard has no panel for {needed}"
+    # and the processes' own CPU and memory (prometheus_client's process collector)
+    assert any("process_cpu_seconds_total" in e for e in exprs)
+    assert any("process_resident_memory_bytes" in e for e in exprs)
 
 
 # --------------------------------------------------------------------------- mosquitto
@@ -905,6 +918,30 @@ def _alerts_sql() -> list[str]:
     return [t["rawSql"] for p in _panels(dashboard) for t in p.get("targets", [])]
 
 
+def _annotation_sql(name: str) -> list[str]:
+    dashboard = json.loads((DASHBOARDS / name).read_text(encoding="utf-8"))
+    return [
+        a["target"]["rawSql"]
+        for a in dashboard["annotations"]["list"]
+        if a.get("datasource", {}).get("uid") == "sealscope-postgres"
+    ]
+
+
+def _as_postgres(sql: str, start: float, end: float, variables: dict[str, str]) -> str:
+    """Grafana's PostgreSQL macros and multi-value variables, expanded as Grafana does."""
+    sql = re.sub(r"\$__unixEpochFilter\(([^)]+)\)", rf"\1 >= {start} AND \1 <= {end}", sql)
+    sql = re.sub(
+        r"\$__unixEpochGroupAlias\(([^,]+), \$__interval, 0\)",
+        r'floor(\1 / 3600) * 3600 AS "time"',
+        sql,
+    )
+    sql = sql.replace("$__unixEpochFrom()", str(start)).replace("$__unixEpochTo()", str(end))
+    for name, value in variables.items():
+        sql = sql.replace(f"${name}", value)
+    assert "$" not in sql, sql
+    return sql
+
+
 def test_dashboard_alerts_queries_run_on_a_migrated_postgres(postgres_databases: Any) -> None:
     engine = open_migrated(postgres_databases.create())
     registry = SqlDeviceRegistry(engine)
@@ -919,18 +956,32 @@ def test_dashboard_alerts_queries_run_on_a_migrated_postgres(postgres_databases:
         device_id="ACME-1", cause="sensor", category="function_check", severity=3, **common
     )
     alerts.resolve(gone.id, actor="test")
-    by_category, table = _alerts_sql()
+    commands = SqlCommandStore(engine)
+    commands.add(DeviceCommand(id="c-1", device_id="ACME-1", name="stroke_test", expires_at=2e9))
+    by_category, table, history, changes, queued = _alerts_sql()
+    span = (time.time() - 3600, time.time() + 60)
     with engine.connect() as conn:
         assert conn.execute(sa.text(by_category)).all() == [("failure", 2)]
         rows = conn.execute(sa.text(table)).mappings().all()
+        opened_closed = conn.execute(sa.text(_as_postgres(history, *span, {}))).mappings().all()
+        trail = conn.execute(sa.text(_as_postgres(changes, *span, {}))).mappings().all()
+        sent = conn.execute(sa.text(_as_postgres(queued, *span, {}))).mappings().all()
     engine.dispose()
+    # the audit trail: three raised and one resolved, within the hour
+    assert sum(r["opened"] for r in opened_closed) == 3
+    assert sum(r["closed"] for r in opened_closed) == 1
+    assert (trail[0]["action"], trail[0]["actor"]) == ("resolved", "test")
+    assert len(trail) == 4
+    assert [(r["device_id"], r["name"], r["state"]) for r in sent] == [
+        ("ACME-1", "stroke_test", "requested")
+    ]
     assert [(r["device_id"], r["severity"], r["site"]) for r in rows] == [
         ("ACME-1", 5, "s"),
         ("X-9", 2, None),  # an alert of an unregistered device is still shown
     ]
 
 
-def test_postgres_migration_grants_grafana_only_alerts_and_devices(
+def test_postgres_migration_grants_grafana_only_what_the_dashboards_read(
     postgres_databases: Any,
 ) -> None:
     url = postgres_databases.create()
@@ -950,7 +1001,15 @@ def test_postgres_migration_grants_grafana_only_alerts_and_devices(
                     sa.text("SELECT has_table_privilege('sealscope_grafana', :t, 'SELECT')"),
                     {"t": table},
                 )
-                for table in ("alerts", "devices", "dead_letters", "alembic_version")
+                for table in (
+                    "alerts",
+                    "devices",
+                    "alert_events",
+                    "device_commands",
+                    "dead_letters",
+                    "api_keys",
+                    "alembic_version",
+                )
             }
             can_write = conn.scalar(
                 sa.text("SELECT has_table_privilege('sealscope_grafana', 'alerts', 'UPDATE')")
@@ -964,7 +1023,88 @@ def test_postgres_migration_grants_grafana_only_alerts_and_devices(
     assert can_read == {
         "alerts": True,
         "devices": True,
+        "alert_events": True,
+        "device_commands": True,
         "dead_letters": False,
+        "api_keys": False,
         "alembic_version": False,
     }
     assert not can_write
+
+
+def test_seal_health_annotations_show_alerts_of_the_selected_fleet(postgres_databases: Any) -> None:
+    (sql,) = _annotation_sql("seal-health.json")
+    engine = open_migrated(postgres_databases.create())
+    registry = SqlDeviceRegistry(engine)
+    registry.add(Device("ACME-1", "valve", "ACME", "BV-50", batch="L1", region="yongjia"))
+    registry.add(Device("PUMPCO-2", "pump", "PumpCo", "P-80", batch="L9", region="ouhai"))
+    alerts = SqlAlertStore(engine)
+    common = {"category": "out_of_specification", "severity": 4, "evidence": {}}
+    now = time.time()
+    leak = alerts.raise_alert(
+        device_id="ACME-1", cause="seat_leak", summary="Seat leak 3x baseline", t=now - 600,
+        **common,
+    )  # fmt: skip
+    alerts.raise_alert(
+        device_id="PUMPCO-2", cause="pump_seal", summary="Seal", t=now - 300, **common
+    )
+    alerts.raise_alert(  # long before the time range: not shown
+        device_id="ACME-1", cause="old", summary="Old", t=now - 90 * 86400, **common
+    )
+    alerts.clear(device_id="ACME-1", cause="old", t=now - 89 * 86400)
+    every = {name: "'.*'" for name in ("region", "manufacturer", "model", "batch")}
+    span = (now - 3600, now + 60)
+    with engine.connect() as conn:
+        shown = conn.execute(sa.text(_as_postgres(sql, *span, every))).mappings().all()
+        acme = {**every, "manufacturer": "'ACME'", "batch": "'L1','L2'"}
+        only = conn.execute(sa.text(_as_postgres(sql, *span, acme))).mappings().all()
+    engine.dispose()
+    assert [r["text"].split(":")[0] for r in shown] == ["ACME-1", "PUMPCO-2"]
+    (row,) = only
+    assert row["text"].startswith("ACME-1: seat_leak, severity 4 (out of specification), open")
+    assert row["tags"] == "seat_leak,out_of_specification"
+    assert row["time"].timestamp() == pytest.approx(leak.opened_at)
+    assert row["timeend"].timestamp() == pytest.approx(span[1])  # still open: to the range end
+
+
+# ------------------------------------------------------- InfluxDB 1.x, 2.x (DBRP) and 3.x
+
+# What the panels may use so that InfluxDB 1.x, 2.x (InfluxQL through a DBRP mapping) and
+# 3.x (InfluxQL on the v1 /query endpoint) all answer: 3.x does not implement SLIMIT,
+# SOFFSET, the tz() clause, SHOW SERIES or the cardinality metaqueries, nor every
+# function (see dashboards/README.md). Only 1.x runs here; 2.x and 3.x are held to this.
+_INFLUXQL_FUNCTIONS_EVERYWHERE = frozenset(
+    {"mean", "median", "count", "sum", "min", "max", "first", "last", "percentile",
+     "spread", "stddev", "sqrt", "abs", "derivative", "non_negative_derivative", "difference",
+     "time", "fill"}
+)  # fmt: skip
+_INFLUXQL_NOT_IN_3X = re.compile(
+    r"\b(SLIMIT|SOFFSET|tz\(|SHOW\s+SERIES|CARDINALITY|INTO\b)", re.IGNORECASE
+)
+
+
+@pytest.mark.parametrize("path", _dashboards(), ids=lambda p: p.name)
+def test_dashboard_influxql_uses_only_what_influxdb_1_2_and_3_answer(path: Path) -> None:
+    dashboard = json.loads(path.read_text(encoding="utf-8"))
+    for query in _queries(dashboard):
+        assert not _INFLUXQL_NOT_IN_3X.search(query), f"{path.name}: {query}"
+        # a word before "(": a function call, or a keyword opening a subquery or group
+        called = {f.lower() for f in re.findall(r"\b([A-Za-z_]+)\s*\(", query)}
+        called -= {"from", "and", "or", "not", "in", "where"}
+        unknown = called - _INFLUXQL_FUNCTIONS_EVERYWHERE
+        assert not unknown, f"{path.name}: {unknown} may not run on InfluxDB 3: {query}"
+        # SHOW TAG VALUES is the one metaquery the variables use; 1.x to 3.x all have it
+        if query.lstrip().upper().startswith("SHOW"):
+            assert query.lstrip().upper().startswith("SHOW TAG VALUES"), query
+
+
+def test_influx_datasource_speaks_influxql_with_a_token_as_2x_and_3x_want() -> None:
+    provisioning = ROOT / "dashboards/grafana/provisioning/datasources/influxdb.yml"
+    (source,) = yaml.safe_load(provisioning.read_text())["datasources"]
+    assert source["type"] == "influxdb" and source["uid"] == "sealscope-influxdb"
+    # InfluxQL, not Flux: the language 1.x, 2.x (via DBRP) and 3.x share
+    assert source["jsonData"]["version"] == "InfluxQL"
+    # the database is the bucket's name: 2.x maps it through DBRP, 3.x calls it so
+    assert source["jsonData"]["dbName"] == "$SEALSCOPE_INFLUX_BUCKET"
+    assert source["jsonData"]["httpHeaderName1"] == "Authorization"
+    assert source["secureJsonData"]["httpHeaderValue1"] == "Token $SEALSCOPE_INFLUX_TOKEN"

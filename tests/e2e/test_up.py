@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import signal
@@ -84,6 +85,20 @@ def test_up_simulate_serves_devices_telemetry_and_alerts_then_stops_losing_nothi
                 "an alert for a degrading seal",
             )
             assert {a["cause"] for a in alerts} == {"seat_leak"}
+            # the console says so: time, device, cause, severity, the advice's head
+            opened = re.escape(f"alert OPEN  {alerts[-1]['device_id']}  seat_leak  severity")
+            _wait_for(
+                lambda: re.search(opened, log_path.read_text()), 10, "the alert's console line"
+            )
+            # live: the stream carries fresh readings from the API's broker subscription
+            with client.stream("GET", "/api/v1/stream") as stream:
+                assert stream.status_code == 200
+                lines = stream.iter_lines()
+                assert next(line for line in lines if line == "event: reading")
+                assert json.loads(next(lines).removeprefix("data: "))["values"]
+            # a command goes out through the same broker
+            sent = client.post(f"/api/v1/devices/{valve}/commands", json={"name": "stroke_test"})
+            assert sent.status_code == 202, sent.text
             # the live fleet risk table covers the simulated fleet (ten devices: no verdict)
             risk = client.get("/api/v1/risk")
             assert risk.status_code == 200, risk.text

@@ -131,27 +131,38 @@ def _detection(request: Request) -> DetectionState:
 _ENCODER = msgspec.json.Encoder()
 
 
-def _iso(t_s: float | None) -> str | None:
-    if t_s is None:
-        return None
-    return (
-        datetime.fromtimestamp(t_s, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    )
+class _Row(msgspec.Struct):
+    """One row of the fleet list as it is encoded (``DeviceHealthPublic`` documents it)."""
+
+    device_id: str
+    kind: str
+    manufacturer: str
+    model: str
+    site: str
+    region: str
+    status: str
+    reasons: tuple[str, ...]
+    last_seen: datetime | None
+    battery_v: float | None
+    rsrp_dbm: float | None
+    sinr_db: float | None
+    open_alerts: int
+    worst_severity: int
 
 
-def _row(h: DeviceHealth) -> dict[str, Any]:
-    row: dict[str, Any] = h.device._asdict()
-    row.update(
-        status=h.status,
-        reasons=list(h.reasons),
-        last_seen=_iso(h.last_seen_s),
-        battery_v=h.battery_v,
-        rsrp_dbm=h.rsrp_dbm,
-        sinr_db=h.sinr_db,
-        open_alerts=h.open_alerts,
-        worst_severity=h.worst_severity,
+def _row(h: DeviceHealth) -> _Row:
+    seen = None if h.last_seen_s is None else datetime.fromtimestamp(h.last_seen_s, UTC)
+    return _Row(
+        *h.device,
+        h.status,
+        h.reasons,
+        seen,
+        h.battery_v,
+        h.rsrp_dbm,
+        h.sinr_db,
+        h.open_alerts,
+        h.worst_severity,
     )
-    return row
 
 
 @router.get("/fleet/health", response_model=FleetHealthPublic)

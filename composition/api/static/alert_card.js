@@ -17,7 +17,7 @@ register({
     "cat.failure": "Failure", "cat.out_of_specification": "Out of specification",
     "cat.maintenance_required": "Maintenance required", "cat.function_check": "Function check",
     "cat.ok": "OK", "kind.valve": "valve", "kind.pump": "pump",
-    "reason.silent": "silent", "reason.no_data": "no reading yet",
+    "reason.silent": "silent", "reason.no_data": "no reading yet", "sep": ", ",
     "st.open": "open", "st.acknowledged": "acknowledged", "st.resolved": "resolved",
     "cause.seat_leak": "Seat leak", "cause.actuation_wear": "Actuation wear",
     "cause.pump_seal": "Pump seal", "cause.sensor_fault": "Sensor fault",
@@ -46,7 +46,7 @@ register({
   "zh-CN": {
     "cat.failure": "故障", "cat.out_of_specification": "超出规格",
     "cat.maintenance_required": "需要维护", "cat.function_check": "功能检查", "cat.ok": "正常",
-    "kind.valve": "阀门", "kind.pump": "泵", "reason.silent": "无上报", "reason.no_data": "尚无数据",
+    "kind.valve": "阀门", "kind.pump": "泵", "reason.silent": "无上报", "reason.no_data": "尚无数据", "sep": "、",
     "st.open": "待处理", "st.acknowledged": "已确认", "st.resolved": "已解决",
     "cause.seat_leak": "阀座泄漏", "cause.actuation_wear": "执行机构磨损",
     "cause.pump_seal": "泵机械密封", "cause.sensor_fault": "传感器故障",

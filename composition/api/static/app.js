@@ -34,6 +34,7 @@
 //   signal                             an AbortSignal that fires when the view is left
 // Views build DOM with dom.js `el`/`svg` (textContent only) and charts with charts.js.
 
+import { BREAKPOINTS } from "./charts.js";
 import { el } from "./dom.js";
 import * as i18n from "./i18n.js";
 import fleet from "./views/fleet.js";
@@ -325,5 +326,20 @@ $("lang").addEventListener("change", () => {
 });
 
 window.addEventListener("hashchange", route);
+// charts are drawn for the screen's size class: redraw when the window crosses into another
+// (never while printing: the paper's width crosses a breakpoint, and a redraw then would
+// print an empty page)
+let printing = false;
+window.addEventListener("beforeprint", () => { printing = true; });
+window.addEventListener("afterprint", () => { printing = false; });
+let resized = null;
+for (const query of BREAKPOINTS) {
+  window.matchMedia(query).addEventListener("change", () => {
+    clearTimeout(resized);
+    resized = setTimeout(() => {
+      if (!printing && !window.matchMedia("print").matches) route();
+    }, 300);
+  });
+}
 translateStatic();
 api(`${API}/session`).then(signedIn, showSignIn);

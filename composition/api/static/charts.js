@@ -7,13 +7,16 @@
 
 import { svg } from "./dom.js";
 
-// a phone gets a narrower drawing, so its text stays readable when scaled to the screen
+// The drawing's width follows the screen (a phone 400, a desktop 900 units), so text keeps
+// about its size when the SVG is scaled to its card; app.js redraws when a breakpoint is
+// crossed (BREAKPOINTS).
+export const BREAKPOINTS = ["(max-width: 639px)", "(min-width: 1100px)"];
 let W = 640, H = 280;
 const L = 64, R = 16, T = 14, B = 34;
 function size() {
-  const narrow = window.innerWidth < 640;
-  W = narrow ? 400 : 640;
-  H = narrow ? 300 : 280;
+  const [narrow, wide] = BREAKPOINTS.map((q) => window.matchMedia(q).matches);
+  W = narrow ? 400 : wide ? 900 : 640;
+  H = narrow ? 300 : wide ? 320 : 280;
 }
 
 function niceTicks(lo, hi, n) {

@@ -213,7 +213,7 @@ export default {
     } }, [7, 30, 90, 365].map((n) => el("option", { value: n }, t("days", { n }))));
     span.value = String(days);
     const reasons = h.reasons.map((r) => (r === "silent" || r === "no_data")
-      ? t(`reason.${r}`) : t(`cause.${r}`)).join(", ");
+      ? t(`reason.${r}`) : t(`cause.${r}`)).join(t("sep"));
     root.append(
       el("p", { class: "controls" }, el("a", { href: "#/fleet" }, t("back")),
         el("label", {}, t("range"), span)),

@@ -95,7 +95,7 @@ export default {
       const [st, dev, model, site, seen, battery, rsrp, sinr, alerts] = tr.children;
       st.firstChild.className = `st st-${d.status}`;
       st.firstChild.textContent = statusText[d.status];
-      st.lastChild.textContent = d.reasons.map(reasonText).join(", ");
+      st.lastChild.textContent = d.reasons.map(reasonText).join(t("sep"));
       dev.firstChild.href = `#/device/${encodeURIComponent(d.device_id)}`;
       dev.firstChild.textContent = d.device_id;
       dev.lastChild.textContent = kinds[d.kind];

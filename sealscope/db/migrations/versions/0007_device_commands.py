@@ -42,6 +42,24 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_device_commands")),
     )
     op.create_index("device_commands_by_device", "device_commands", ["device_id", "created_at"])
+    _grant_grafana_read()
+
+
+# Grafana's alerts dashboard reads these too where a deployment made its role
+# (deploy/postgres/10-grafana-role.sh): the alerts' audit trail and the device commands.
+_GRAFANA_ROLE = "sealscope_grafana"
+
+
+def _grant_grafana_read() -> None:
+    if op.get_bind().dialect.name != "postgresql":
+        return
+    op.execute(
+        f"""DO $$ BEGIN
+            IF EXISTS (SELECT FROM pg_roles WHERE rolname = '{_GRAFANA_ROLE}') THEN
+                GRANT SELECT ON alert_events, device_commands TO {_GRAFANA_ROLE};
+            END IF;
+        END $$"""
+    )
 
 
 def downgrade() -> None:
