@@ -2,6 +2,7 @@
 // fleet by model): their stylesheet, numbers with intervals, and the ageing chart (plain
 // SVG: share of devices degraded by months in service, the group against its peers).
 
+import { BREAKPOINTS } from "./charts.js";
 import { el, svg } from "./dom.js";
 
 // the views' own rules (tables of figures, print layout of the report), loaded once
@@ -41,11 +42,15 @@ export function pct(fmt, v) {
   return v === null || v === undefined ? "–" : fmt.percent(v);
 }
 
-const W = 640, H = 260, L = 52, R = 16, T = 14, B = 36;
+const L = 52, R = 16, T = 14, B = 36;
 
 // ageing: {months, group: [{month, share, at_risk}], peers: [...]} from the API;
-// labels: {group, peers, x, y, empty}
-export function ageingChart(ageing, fmt, labels) {
+// labels: {group, peers, x, y, empty}; full: the chart spans the page (else a card of
+// two): the drawing's width follows the screen like charts.js, so text keeps its size
+export function ageingChart(ageing, fmt, labels, { full = true } = {}) {
+  const [narrow, wide] = BREAKPOINTS.map((q) => window.matchMedia(q).matches);
+  const W = narrow ? 400 : wide && full ? 900 : 640;
+  const H = narrow ? 280 : wide && full ? 300 : 260;
   const root = svg("svg", { viewBox: `0 0 ${W} ${H}`, class: "chart ageing", role: "img",
                             "aria-label": labels.y });
   const series = [["group", ageing.group, "series"], ["peers", ageing.peers, "series b"]];

@@ -64,7 +64,7 @@ function modelCard(m, ctx) {
         withCi(shareFmt, s.degraded_share, s.degraded_share_low, s.degraded_share_high)}`),
       el("dt", {}, label("rate")), el("dd", {},
         withCi(fmt, s.degradation_rate_per_year, s.degradation_rate_low, s.degradation_rate_high))),
-    ageingChart(m.ageing, fmt, { y: t("ag.y"), x: t("ag.x"), empty: t("ag.empty") }),
+    ageingChart(m.ageing, fmt, { y: t("ag.y"), x: t("ag.x"), empty: t("ag.empty") }, { full: false }),
     legend([["group", t("ag.group")], ["peers", t("ag.peers")]]),
     el("div", { class: "scroll" }, el("table", { class: "cards figures batches" },
       el("thead", {}, el("tr", {}, heads.map((h) =>
