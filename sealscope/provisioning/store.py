@@ -107,6 +107,12 @@ class ProvisioningStore(Protocol):
         self, upload_id: int, *, status: RowStatus | None = None, limit: int, offset: int
     ) -> list[UploadRow]: ...
 
+    def list_uploads(
+        self, *, manufacturer: str | None = None, limit: int, offset: int
+    ) -> list[Upload]:
+        """Newest first; ``manufacturer``: only that manufacturer's."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -216,6 +222,18 @@ class SqlProvisioningStore:
         with read(self._engine) as conn:
             rows = conn.execute(query).all()
         return [UploadRow(r[0], r[1], r[2], r[3], bool(r[4])) for r in rows]
+
+    def list_uploads(
+        self, *, manufacturer: str | None = None, limit: int, offset: int
+    ) -> list[Upload]:
+        query = sa.select(_UPLOADS)
+        if manufacturer is not None:
+            if "\x00" in manufacturer:
+                return []
+            query = query.where(_UPLOADS.c.manufacturer == manufacturer)
+        query = query.order_by(_UPLOADS.c.id.desc()).limit(limit).offset(offset)
+        with read(self._engine) as conn:
+            return [_upload(r) for r in conn.execute(query).mappings()]
 
     def close(self) -> None:
         """The engine belongs to the caller."""

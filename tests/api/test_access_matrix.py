@@ -299,6 +299,40 @@ MATRIX: dict[tuple[str, str], tuple[Build, dict[str, int], dict[str, int] | None
     ),
     ("GET", "/api/v1/dead-letters"): (_fixed("/api/v1/dead-letters"), _only(200, D), None),
     ("GET", "/api/v1/risk"): (_fixed("/api/v1/risk"), _only(200, M, P, D), None),
+    # a risk group in every risk reader's scope (model BV-50: ACME's only); outside: region
+    # R2, never a manufacturer's, and not in the monitoring point's remit
+    ("GET", "/api/v1/risk/groups/{dimension}/{group}"): (
+        lambda w, role, inside: (
+            "/api/v1/risk/groups/" + ("model/BV-50" if inside else "region/R2"),
+            None,
+        ),
+        _only(200, M, P, D),
+        {A: 401, OP: 403, M: 404, P: 404, D: 200},
+    ),
+    # outside: the report of a manufacturer whose devices the caller does not see
+    ("GET", "/api/v1/reports/quality"): (
+        lambda w, role, inside: (
+            "/api/v1/reports/quality?by="
+            + ("model&format=csv" if inside else "manufacturer&group=PumpCo"),
+            None,
+        ),
+        _only(200, M, P, D),
+        {A: 401, OP: 403, M: 404, P: 404, D: 200},
+    ),
+    ("GET", "/api/v1/regions"): (_fixed("/api/v1/regions"), _all(200), None),
+    ("GET", "/api/v1/fleet/models"): (
+        lambda w, role, inside: (
+            "/api/v1/fleet/models" + ("" if inside else "?manufacturer=PumpCo"),
+            None,
+        ),
+        _only(200, M, P, D),
+        {A: 401, OP: 403, M: 404, P: 404, D: 200},
+    ),
+    ("GET", "/api/v1/provisioning/uploads"): (
+        _fixed("/api/v1/provisioning/uploads"),
+        _only(200, M, D),
+        None,
+    ),
     ("GET", "/api/v1/keys"): (_fixed("/api/v1/keys"), _all(200), None),
     ("POST", "/api/v1/keys"): (_fixed("/api/v1/keys", {"name": "script"}), _all(201), None),
     ("DELETE", "/api/v1/keys/{key_id}"): (

@@ -14,6 +14,7 @@ from composition.api.routes import (
     keys,
     page,
     provisioning,
+    quality,
     risk,
     session,
     stream,
@@ -34,6 +35,7 @@ api_router.include_router(telemetry.router)
 api_router.include_router(alerts.router)
 api_router.include_router(dead_letters.router)
 api_router.include_router(risk.router)
+api_router.include_router(quality.router)
 api_router.include_router(session.router)
 api_router.include_router(keys.router)
 api_router.include_router(accounts.router)

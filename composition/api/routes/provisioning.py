@@ -322,6 +322,33 @@ async def upload_fleet(
     return JSONResponse(report.model_dump(mode="json"), headers={**_NO_STORE, "Location": location})
 
 
+class UploadsPublic(BaseModel):
+    data: list[UploadPublic]
+    limit: int
+    offset: int
+
+
+@router.get("/provisioning/uploads", response_model=UploadsPublic)
+def list_uploads(
+    provisioner: ProvisionerDep,
+    principal: PrincipalDep,
+    manufacturer: Annotated[
+        str | None,
+        Query(min_length=1, max_length=128, description="admin only: one manufacturer's"),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Offset = 0,
+) -> UploadsPublic:
+    """The caller's fleet uploads, newest first, with their per-status counts (each one's
+    rows: ``GET /provisioning/uploads/{id}``)."""
+    principal.require("devices:register")
+    scope = principal.scope
+    if not scope.is_admin:
+        manufacturer = scope.manufacturer_code or ""
+    found = provisioner.store.list_uploads(manufacturer=manufacturer, limit=limit, offset=offset)
+    return UploadsPublic(data=[UploadPublic.of(u) for u in found], limit=limit, offset=offset)
+
+
 @router.get(
     "/provisioning/uploads/{upload_id}",
     response_model=UploadDetail,

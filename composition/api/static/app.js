@@ -40,9 +40,14 @@ import * as i18n from "./i18n.js";
 import fleet from "./views/fleet.js";
 import device from "./views/device.js";
 import alerts from "./views/alerts.js";
+import risk from "./views/risk.js";
+import report from "./views/report.js";
+import region from "./views/region.js";
+import fleetByModel from "./views/fleet_by_model.js";
 
-export const VIEWS = [fleet, device, alerts];
-const HOME = { operator: "fleet", admin: "fleet" };  // others: the first view they may open
+export const VIEWS = [fleet, device, alerts, risk, report, region, fleetByModel];
+const HOME = { operator: "fleet", admin: "fleet", monitoring_point: "risk",
+               manufacturer: "fleet-by-model" };  // others: the first view they may open
 
 const API = "/api/v1";
 const $ = (id) => document.getElementById(id);
