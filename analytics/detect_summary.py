@@ -60,6 +60,7 @@ class DetectSummary:
     rows_flagged: int = 0
     mean_score: float | None = None  # over scored rows after any skipped warm-up
     segments: list[Segment] = field(default_factory=list)
+    holds: list[str] = field(default_factory=list)  # each pressure hold and its verdict
     notes: list[str] = field(default_factory=list)
 
     def report(self) -> str:
@@ -132,6 +133,11 @@ class DetectSummary:
         ]
         if len(self.segments) > _MAX_SEGMENTS:
             lines.append(f"  ... and {len(self.segments) - _MAX_SEGMENTS} more")
+        if self.holds:
+            lines.append(f"holds:       {len(self.holds)} pressure holds")
+            lines += [f"  {h}" for h in self.holds[:_MAX_SEGMENTS]]
+            if len(self.holds) > _MAX_SEGMENTS:
+                lines.append(f"  ... and {len(self.holds) - _MAX_SEGMENTS} more")
         lines += [f"note:        {n}" for n in self.notes]
         return "\n".join(lines)
 

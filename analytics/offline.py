@@ -41,6 +41,7 @@ import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final, Literal
 
@@ -51,6 +52,7 @@ from analytics.base import CATEGORY_NAMES, DeviceTable, SampleBatch
 from analytics.detect_summary import DetectSummary, Segment
 from analytics.drift import DriftTracker
 from analytics.multivariate import RobustMahalanobis
+from analytics.pressure_hold import Hold, HoldBaseline, PressureHoldTest
 from analytics.recording import (
     SIGNAL_ALIASES,
     Recording,
@@ -117,12 +119,17 @@ class _Scores:
     top: npt.NDArray[np.int16]  # (rows, 2) feature index, -1 = none
     share: npt.NDArray[np.float32]  # (rows, 2)
     seat_ratio: F64  # leak coefficient / baseline, NaN where not measured
+    hold: npt.NDArray[np.int32]  # index into holds, -1 = none
+    holds: list[Hold]
+    hold_test: PressureHoldTest | None = None
+    hold_base: HoldBaseline | None = None
 
     @classmethod
     def empty(cls, n: int) -> _Scores:
         return cls(
             np.full(n, np.nan), np.zeros(n, bool), np.zeros(n, np.int16), [""],
             np.full((n, 2), -1, np.int16), np.zeros((n, 2), np.float32), np.full(n, np.nan),
+            np.full(n, -1, np.int32), [],
         )  # fmt: skip
 
     def code(self, cause: str) -> int:
@@ -152,17 +159,31 @@ def run_detect(
     warmup_rows: int | None = None,
     adapt_rows: int = 1000,
     progress: bool | None = None,
+    hold_medium: Literal["gas", "liquid"] = "gas",
+    hold_volume_l: float | None = None,
+    bulk_modulus_mpa: float = 2200.0,
+    hold_thermal_kpa_per_k: float | None = None,
 ) -> DetectSummary:
     """Score every row of ``input`` and write ``output``; see the module docstring.
 
     ``features`` names the multivariate columns (``["*"]``: every numeric column);
     ``persist=(needed, window)``: a multivariate flag needs ``needed`` of the last
     ``window`` rows over threshold; ``progress``: a progress bar on stderr (None: on a
-    terminal, for files over 32 MB). Raises ``ConfigError`` for unusable input or options.
+    terminal, for files over 32 MB). ``hold_*``: the pressure-hold test's medium, test
+    volume (litres; without it decay rates are not turned into leak rates), the liquid's
+    effective bulk modulus and its thermal pressure coefficient (``analytics.pressure_hold``).
+    Raises ``ConfigError`` for unusable input or options.
     """
     input, output = Path(input), Path(output)
     mapping = parse_column_map(columns)
     _check_options(train, train_rows, train_fraction, persist, warmup_rows, adapt_rows)
+    try:
+        hold_test = PressureHoldTest(
+            medium=hold_medium, volume_l=hold_volume_l, bulk_modulus_mpa=bulk_modulus_mpa,
+            thermal_kpa_per_k=hold_thermal_kpa_per_k,
+        )  # fmt: skip
+    except ValueError as exc:
+        raise ConfigError("hold", str(exc)) from exc
     named = {c for c, _ in mapping.values()} | set(features or ()) - {"*"}
     with _progress_bar(input, progress) as bar:
         rec = read_recording(
@@ -180,6 +201,9 @@ def run_detect(
         summary.signals = {w: c for w, (c, _) in mapping.items()}
         seat = "leak_mm3s" in sig and bool({"p_in_kpa", "dp_kpa"} & sig.keys())
         consumed = set(_SEAT_SIGNALS) if seat else set()
+        holds = _find_holds(hold_test, t, sig, summary)
+        if holds:
+            consumed |= _hold_signals(sig)
         feats = _features(rec, mapping, features, consumed, summary)
         warm = _warmup(rec, feats, sig, t, skip_warmup, warmup_rows, summary)
         in_train = _training_window(train, train_rows, rec, order, t, warm, train_fraction,
@@ -197,6 +221,9 @@ def run_detect(
                 "needs a leak rate (leak=) and the pressures across the seat "
                 "(pin= and pout=, or dp=) mapped with --map"
             )
+        if holds:
+            _score_holds(hold_test, holds, in_train, warm, leakage_class, dn, pn, scores,
+                         summary)  # fmt: skip
         _score_multivariate(rec, feats, in_train, warm, persist, adapt_rows, scores, summary)
         if not summary.detectors:
             raise ConfigError(
@@ -502,6 +529,86 @@ def _score_seat_leak(
     scores.seat_ratio = SeatLeakDetector().alarm_ratio ** s_score
 
 
+def _hold_pressure(sig: Mapping[str, F64]) -> str | None:
+    """The signal whose volume is held: the body cavity when mapped, else upstream."""
+    return next((w for w in ("p_cavity_kpa", "p_in_kpa") if w in sig), None)
+
+
+def _hold_signals(sig: Mapping[str, F64]) -> set[str]:
+    held = _hold_pressure(sig)
+    return {s for s in (held, "p_out_kpa", "position_pct", "temp_c") if s and s in sig}
+
+
+def _find_holds(
+    test: PressureHoldTest, t: F64, sig: Mapping[str, F64], summary: DetectSummary
+) -> list[Hold]:
+    """The isolated closed-valve holds of the file (empty, with the reason, when none)."""
+    held = _hold_pressure(sig)
+    if held is None or "position_pct" not in sig:
+        summary.not_run["pressure_hold"] = (
+            "needs the valve position (pos=) and the held pressure (pin=, or cavity= for a "
+            "body cavity) mapped with --map"
+        )
+        return []
+    p_out = sig.get("p_out_kpa")
+    holds, short = test.find(t, sig[held], p_out, sig["position_pct"], sig.get("temp_c"))
+    isolated = [h for h in holds if h.verdict != "not_isolated"]
+    if not holds:
+        summary.not_run["pressure_hold"] = (
+            f"no closed-valve run of at least {test.settle_s + test.min_hold_s:g} s at "
+            f"{test.min_dp_kpa:g} kPa or more across the seat ({short} closed runs shorter "
+            "or unpressurised); are pressures in kPa? (map with :bar)"
+        )
+    elif not isolated:
+        summary.not_run["pressure_hold"] = (
+            f"the valve was closed {len(holds)} times but the pressure was never held: "
+            f"{holds[0].why}"
+        )
+    return isolated
+
+
+def _score_holds(
+    test: PressureHoldTest,
+    holds: list[Hold],
+    in_train: Bools,
+    warm: int,
+    leakage_class: str,
+    dn: int | None,
+    pn: int | None,
+    scores: _Scores,
+    summary: DetectSummary,
+) -> None:
+    holds = [h for h in holds if h.start >= warm]
+    base = test.learn(holds, [bool(in_train[(h.start + h.stop - 1) // 2]) for h in holds])
+    if base is None:
+        why = test.refused
+        if why.startswith("no isolated hold"):
+            why = (
+                f"{len(holds)} isolated holds, none inside the training window: the baseline "
+                "decay rate comes from training holds (widen --train or --train-rows)"
+            )
+        summary.not_run["pressure_hold"] = why
+        return
+    test.judge(holds, base, leakage_class=leakage_class, dn=dn, pn=pn)
+    summary.notes += base.notes
+    summary.detectors.append("pressure_hold")
+    scores.holds, scores.hold_test, scores.hold_base = holds, test, base
+    for k, h in enumerate(holds):
+        rows = slice(h.start, h.stop)
+        scores.hold[rows] = k
+        if math.isfinite(h.score):
+            scores.score[rows] = np.fmax(scores.score[rows], h.score)
+        if h.flagged:
+            new = ~scores.flag[rows]
+            scores.cause[rows][new] = scores.code(f"pressure_hold:{h.verdict}")
+            scores.flag[rows] = True
+        summary.holds.append(f"{_when(h.t0)}  {test.describe(h, base)}")
+
+
+def _when(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).isoformat(timespec="seconds")
+
+
 def _score_multivariate(
     rec: Recording,
     feats: list[str],
@@ -587,7 +694,10 @@ def _explain(t: F64, scores: _Scores, summary: DetectSummary) -> None:
     feats = summary.features
     for a, b in _runs(scores.flag):
         cause = scores.causes[int(scores.cause[a])]
-        if cause.startswith("seat_leak"):
+        k = int(scores.hold[a])
+        if cause.startswith("pressure_hold") and k >= 0 and scores.hold_test is not None:
+            text = f"{cause}: " + scores.hold_test.describe(scores.holds[k], scores.hold_base)
+        elif cause.startswith("seat_leak"):
             ratio = float(np.nanmedian(scores.seat_ratio[a:b])) if np.isfinite(
                 scores.seat_ratio[a:b]).any() else math.nan  # fmt: skip
             text = (

@@ -44,6 +44,7 @@ SIGNAL_ALIASES: Final[dict[str, str]] = {
     "pout": "p_out_kpa",
     "p_out": "p_out_kpa",
     "dp": "dp_kpa",
+    "cavity": "p_cavity_kpa",
     "pos": "position_pct",
     "position": "position_pct",
     "stroke": "stroke_s",

@@ -237,7 +237,8 @@ def _detect_parser(sub: Any) -> None:
         dest="columns",
         metavar="SIGNAL=COLUMN[:UNIT],...",
         help="e.g. leak=Leak:mlmin,pin=P1:bar,pout=P2:bar,pos=Position "
-        "(signals: leak, pin, pout, dp, pos, stroke, torque, current, temp, vib, flow, speed; "
+        "(signals: leak, pin, pout, dp, cavity, pos, stroke, torque, current, temp, vib, flow, "
+        "speed; "
         "units: pressures kpa/pa/bar/mbar/mpa/psi, leak mm3s/mlmin/mls/lh/lmin, "
         "flow m3h/lmin/ls/lh/gpm/m3s)",
     )
@@ -284,6 +285,31 @@ def _detect_parser(sub: Any) -> None:
     d.add_argument("--dn", type=int, help="nominal size, mm (for the ISO 5208 limit)")
     d.add_argument("--pn", type=int, help="pressure class, bar")
     d.add_argument("--leakage-class", default="", help="ISO 5208 rate class, e.g. A, B, C, D")
+    d.add_argument(
+        "--hold-medium",
+        choices=("gas", "liquid"),
+        default="gas",
+        help="what the pressure-hold test's volume holds (default gas)",
+    )
+    d.add_argument(
+        "--hold-volume",
+        type=float,
+        metavar="LITRES",
+        help="the held volume: turns pressure-decay rates into leak rates in mm3/s",
+    )
+    d.add_argument(
+        "--bulk-modulus",
+        type=float,
+        default=2200.0,
+        metavar="MPA",
+        help="effective bulk modulus of a held liquid with its enclosure (default 2200, water)",
+    )
+    d.add_argument(
+        "--hold-thermal",
+        type=float,
+        metavar="KPA_PER_K",
+        help="pressure rise per kelvin of a held liquid (default: learned from training holds)",
+    )
     d.add_argument(
         "--persist",
         default="3,5",
@@ -349,6 +375,10 @@ def _run_detect(args: argparse.Namespace) -> int:
         leakage_class=args.leakage_class,
         train_fraction=args.train_fraction,
         persist=_pair(args.persist, "--persist", int),
+        hold_medium=args.hold_medium,
+        hold_volume_l=args.hold_volume,
+        bulk_modulus_mpa=args.bulk_modulus,
+        hold_thermal_kpa_per_k=args.hold_thermal,
     )
     print(summary.report(), flush=True)
     return 0
