@@ -63,6 +63,10 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     sub.add_parser("ingest", help="MQTT -> store, against the configured broker and store")
+    sub.add_parser(
+        "detect-worker",
+        help="detectors of the device partitions it leases, fed from the NATS batch log",
+    )
     sub.add_parser("api", help="the HTTP API and web page")
     sub.add_parser(
         "gateway",
@@ -489,6 +493,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         elif args.command == "ingest":
             asyncio.run(runtime.run_ingest(settings))
+        elif args.command == "detect-worker":
+            if settings.nats_url is None:
+                raise ConfigError("nats_url", "detect-worker reads the batch log: set it")
+            from composition.detect_worker import run_detect_worker
+
+            asyncio.run(run_detect_worker(settings))
         elif args.command == "api":
             asyncio.run(runtime.run_api(settings))
         elif args.command == "gateway":

@@ -127,6 +127,18 @@ def _detection(core: Core) -> Any:
     return FleetMonitor.from_settings(core.settings, detection=detection, alerts=core.alerts)
 
 
+@contextlib.asynccontextmanager
+async def _batch_log(settings: Settings) -> AsyncIterator[Any]:
+    """The JetStream publisher ingest feeds detector workers through, if configured."""
+    if settings.nats_url is None:
+        yield None
+        return
+    from sealscope.streaming import BatchPublisher, LogConfig
+
+    async with BatchPublisher(LogConfig.from_settings(settings)) as publisher:
+        yield publisher
+
+
 class _ApiServer(uvicorn.Server):
     """uvicorn inside our loop: we own the signals and the shutdown order."""
 
@@ -189,13 +201,16 @@ async def run_ingest(settings: Settings, *, stop: asyncio.Event | None = None) -
     stop = stop or _stop_event()
     async with (
         open_core(settings) as core,
+        _batch_log(settings) as sink,
         IngestService(
             settings=settings,
             store=core.store,
             registry=core.registry,
             dead_letters=core.dead_letters,
             alerts=core.alerts,
-            detection=_detection(core),
+            # with a batch log, detection runs in `sealscope detect-worker` processes
+            detection=_detection(core) if sink is None else None,
+            sink=sink,
         ) as ingest,
         renotifier(settings, core.alerts),
         delivery_dispatcher(settings, core.outbox) as dispatcher,
