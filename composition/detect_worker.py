@@ -150,8 +150,7 @@ class DetectWorker:
         assert leases is not None and self._tg is not None
         await leases.heartbeat()
         for part in list(self.partitions.values()):
-            if part.leaving:
-                continue
+            # a partition being handed back too: it is ours until its checkpoint is saved
             revision = await leases.renew(part.number, part.revision)
             if revision is None:
                 log.warning("detect-worker: lost the lease of partition %d", part.number)
@@ -227,7 +226,7 @@ class DetectWorker:
             while not part.leaving:
                 try:
                     msgs = await sub.fetch(_FETCH, timeout=0.5)
-                except nats.errors.TimeoutError:
+                except (nats.errors.TimeoutError, TimeoutError):  # the client raises either
                     msgs = []
                 for msg in msgs:
                     meta = msg.metadata

@@ -269,7 +269,9 @@ class PartitionLeases:
             return None
 
     async def release(self, partition: int, revision: int) -> None:
-        with contextlib.suppress(nats.js.errors.KeyWrongLastSequenceError):
+        """Give the lease back at once (if still ours); else it expires after the TTL."""
+        # a wrong revision comes back as a plain BadRequestError from a delete
+        with contextlib.suppress(nats.js.errors.BadRequestError):
             await self.kv.delete(f"p.{partition}", last=revision)
 
     async def heartbeat(self) -> None:
