@@ -31,6 +31,7 @@ from composition.embedded import (
     pick_port,
 )
 from composition.metrics import (
+    batch_log_readings,
     delivery_readings,
     gateway_readings,
     ingest_readings,
@@ -217,6 +218,8 @@ async def run_ingest(settings: Settings, *, stop: asyncio.Event | None = None) -
     ):
         metrics = ProcessMetrics()
         metrics.add(*ingest_readings(ingest), *delivery_readings(dispatcher))
+        if sink is not None:
+            metrics.add(*batch_log_readings(sink))
         log.info("ingest: consuming from %s:%d", settings.mqtt_host, settings.mqtt_port)
         with serving_metrics(settings, metrics):
             await stop.wait()
