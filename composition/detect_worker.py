@@ -249,6 +249,7 @@ class DetectWorker:
                 before = detector.batches
                 changes = await asyncio.to_thread(detector.release, watermark)
                 self.stats.batches += detector.batches - before
+                dirty = dirty or detector.batches != before
                 self.stats.alert_changes += len(changes)
                 if changes or (dirty and time.monotonic() - last_save >= self.save_every_s):
                     await self._save(part, detector)

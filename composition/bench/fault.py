@@ -485,7 +485,7 @@ async def run_bench_fault(
             js = nc.jetstream()
             while time.monotonic() - settle_start < settle_timeout_s:
                 stored = await asyncio.to_thread(_stored_or_empty, influx)
-                if stored == expected and await _detected(js, cfg, Checkpoints):
+                if _matches(stored, expected) and await _detected(js, cfg, Checkpoints):
                     report.settled = True
                     break
                 await asyncio.sleep(1.0)
@@ -524,6 +524,14 @@ async def _wait_for_logs(children: list[Child], text: bytes, timeout_s: float) -
         if dead:
             raise RuntimeError(f"{', '.join(dead)} exited at start (see its log)")
         await asyncio.sleep(0.5)
+
+
+def _matches(stored: dict[str, tuple[int, float]], expected: dict[str, tuple[int, float]]) -> bool:
+    # the store sums in its own order: equal counts, sums equal to rounding
+    return stored.keys() == expected.keys() and all(
+        stored[k][0] == n and math.isclose(stored[k][1], total, rel_tol=1e-9)
+        for k, (n, total) in expected.items()
+    )
 
 
 def _stored_or_empty(influx: Any) -> dict[str, tuple[int, float]]:
