@@ -165,10 +165,10 @@ class Child:
     proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        with open(self.log_path, "ab") as out:
-            self.proc = subprocess.Popen(
-                self.argv, env=self.env, stdout=out, stderr=subprocess.STDOUT
-            )
+        from composition.servers.process import spawn
+
+        # dies with the run (and with the thread that starts it: the event loop's)
+        self.proc = spawn(self.argv, log_path=self.log_path, env=self.env)
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
