@@ -39,6 +39,7 @@ from sealscope.config import Settings
 from sealscope.deadletters import DeadLetterStore
 from sealscope.metrics import Reading
 from sealscope.streaming import (
+    CheckpointLost,
     Checkpoints,
     LogConfig,
     PartitionLeases,
@@ -72,6 +73,7 @@ class _Partition:
     newest_stored_s: float = 0.0
     dead_letters: int = 0
     saves: int = 0
+    checkpoint_revision: int = 0  # of the partition's checkpoint pointer, for the next save
 
 
 @dataclass
@@ -191,6 +193,8 @@ class DetectWorker:
         except asyncio.CancelledError:
             if not part.lost:
                 raise
+        except CheckpointLost:
+            self.stats.lost += 1
         except Exception:
             # the partition is given up and taken again by whoever gets its lease next
             log.exception("detect-worker: partition %d failed; releasing it", part.number)
@@ -208,7 +212,7 @@ class DetectWorker:
         detector = PartitionDetector(
             alerts=self.alerts, detectors=self._detectors(), reorder_s=self.reorder_s
         )
-        saved = await self._checkpoints.load(part.number)
+        saved, part.checkpoint_revision = await self._checkpoints.load(part.number)
         if saved is not None:
             await asyncio.to_thread(detector.restore, saved)
             self.stats.restored.append(part.number)
@@ -266,7 +270,15 @@ class DetectWorker:
         if part.lost:
             return  # another worker owns it now: its checkpoint must not be overwritten
         data = await asyncio.to_thread(detector.checkpoint)
-        await self._checkpoints.save(part.number, data)
+        try:
+            part.checkpoint_revision = await self._checkpoints.save(
+                part.number, data, part.checkpoint_revision
+            )
+        except CheckpointLost:
+            # another worker took the partition while we stalled: its state wins
+            log.warning("detect-worker: partition %d moved on; dropping it", part.number)
+            part.lost = True
+            raise
         part.saves += 1
 
     def _dead_letter(self, part: _Partition, meta: Any, body: bytes, exc: Exception) -> None:

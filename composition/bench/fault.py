@@ -342,7 +342,7 @@ async def run_bench_fault(
         registry.upsert_many(fleet_devices)
         registry.close()
         cfg = LogConfig(url=nats_server.url, stream="FAULT", subject="fault.batches",
-                        partitions=partitions, lease_ttl_s=3.0)  # fmt: skip
+                        partitions=partitions, lease_ttl_s=5.0)  # fmt: skip
         env = dict(
             os.environ,
             SEALSCOPE_DATABASE_URL=f"sqlite:///{state_db}",
@@ -550,7 +550,7 @@ async def _detected(js: Any, cfg: Any, checkpoints_cls: Any) -> bool:
                 last = (await js.get_last_msg(cfg.stream, cfg.subject_of(p))).seq
             except Exception:
                 continue  # nothing on this partition
-            data = await checkpoints.load(p)
+            data, _ = await checkpoints.load(p)
             if data is None:
                 return False
             cp = msgspec.msgpack.decode(data)

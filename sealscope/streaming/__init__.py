@@ -10,6 +10,7 @@ from sealscope.streaming.batches import (
 from sealscope.streaming.jetstream import (
     STORED_AT_HEADER,
     BatchPublisher,
+    CheckpointLost,
     Checkpoints,
     LogConfig,
     PartitionLeases,
@@ -22,6 +23,7 @@ from sealscope.streaming.jetstream import (
 __all__ = [
     "STORED_AT_HEADER",
     "BatchPublisher",
+    "CheckpointLost",
     "Checkpoints",
     "LogConfig",
     "LoggedBatch",

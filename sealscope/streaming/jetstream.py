@@ -15,8 +15,9 @@ Detector workers coordinate through two JetStream buckets named after the stream
   compare-and-set on its revision, so a worker that stops renewing (dead, partitioned off)
   loses it and another one takes it; ``w.{worker}`` is each worker's heartbeat, so workers
   can share partitions out evenly.
-- ``{stream}_state`` (object store): ``p{n}``, the partition's checkpoint (detector state
-  and the log position it covers), written by its owner and read by the next one.
+- ``{stream}_state`` (object store) and ``{stream}_checkpoints`` (KV): the partition's
+  checkpoint (detector state and the log position it covers), written by its owner and
+  read by the next one (see ``Checkpoints``).
 
 Each partition is read through one durable pull consumer (``detect-p{n}``), re-created by
 the owner at the position its checkpoint covers.
@@ -36,6 +37,7 @@ from typing import Any
 import nats
 import nats.errors
 import nats.js.errors
+from nats import nuid
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 from nats.js.api import (
@@ -57,6 +59,7 @@ from sealscope.streaming.batches import encode_batch, message_id, partition_of
 __all__ = [
     "STORED_AT_HEADER",
     "BatchPublisher",
+    "CheckpointLost",
     "Checkpoints",
     "LogConfig",
     "PartitionLeases",
@@ -115,6 +118,10 @@ class LogConfig:
     def state_bucket(self) -> str:
         return f"{self.stream}_state"
 
+    @property
+    def pointers_bucket(self) -> str:
+        return f"{self.stream}_checkpoints"
+
 
 async def connect(url: str, *, name: str = "sealscope") -> NATS:
     """A client that reconnects for ever (a broker restart is an outage, not an end)."""
@@ -145,6 +152,7 @@ async def ensure_log(js: JetStreamContext, cfg: LogConfig) -> None:
         KeyValueConfig(bucket=cfg.leases_bucket, ttl=cfg.lease_ttl_s, history=1)
     )
     await js.create_object_store(cfg.state_bucket)
+    await js.create_key_value(KeyValueConfig(bucket=cfg.pointers_bucket, history=1))
 
 
 async def delete_log(js: JetStreamContext, cfg: LogConfig) -> None:
@@ -155,6 +163,8 @@ async def delete_log(js: JetStreamContext, cfg: LogConfig) -> None:
         await js.delete_key_value(cfg.leases_bucket)
     with contextlib.suppress(nats.js.errors.NotFoundError, nats.js.errors.BucketNotFoundError):
         await js.delete_object_store(cfg.state_bucket)
+    with contextlib.suppress(nats.js.errors.NotFoundError, nats.js.errors.BucketNotFoundError):
+        await js.delete_key_value(cfg.pointers_bucket)
 
 
 @dataclass
@@ -290,25 +300,69 @@ class PartitionLeases:
         return max(1, sum(1 for k in keys if k.startswith("w.")))
 
 
-class Checkpoints:
-    """One object per partition: the bytes its owner last saved."""
+class CheckpointLost(Exception):
+    """Another worker saved this partition's checkpoint since we read it: it owns it now."""
 
-    def __init__(self, store: ObjectStore) -> None:
+
+class Checkpoints:
+    """Each partition's checkpoint: the bytes its owner last saved.
+
+    Every save writes a new object (``p{n}-{nuid}``) and then moves the partition's pointer
+    in the KV bucket ``{stream}_checkpoints`` with a compare-and-set on the revision the
+    saver last read or wrote; the object it replaced is deleted after. Two workers that
+    both believe they own a partition (one stalled past its lease) therefore never write
+    the same object, and the one that saves second learns it lost (``CheckpointLost``)
+    instead of overwriting the other's state.
+    """
+
+    def __init__(self, store: ObjectStore, pointers: KeyValue) -> None:
         self.store = store
+        self.pointers = pointers
 
     @classmethod
     async def open(cls, js: JetStreamContext, cfg: LogConfig) -> Checkpoints:
-        return cls(await js.object_store(cfg.state_bucket))
+        return cls(await js.object_store(cfg.state_bucket), await js.key_value(cfg.pointers_bucket))
 
-    async def load(self, partition: int) -> bytes | None:
+    async def load(self, partition: int, timeout_s: float = 120.0) -> tuple[bytes | None, int]:
+        """(the checkpoint or None, the pointer revision to pass to ``save``)."""
         try:
-            result = await self.store.get(f"p{partition}")
-        except nats.js.errors.ObjectNotFoundError:
-            return None
-        return result.data
+            entry = await self.pointers.get(f"p{partition}")
+        except nats.js.errors.KeyNotFoundError:
+            return None, 0
+        if entry.value is None or entry.revision is None:
+            return None, entry.revision or 0
+        # the object store's get waits for every chunk: bounded, so a missing chunk is an
+        # error the worker retries, not a partition that hangs for ever
+        result = await asyncio.wait_for(self.store.get(entry.value.decode()), timeout_s)
+        return result.data, entry.revision
 
-    async def save(self, partition: int, data: bytes) -> None:
-        await self.store.put(f"p{partition}", data)
+    async def save(self, partition: int, data: bytes, revision: int) -> int:
+        """Store ``data``; returns the new revision. Raises CheckpointLost if the pointer
+        moved since ``revision``."""
+        name = f"p{partition}-{nuid.NUID().next().decode()}"
+        await self.store.put(name, data)
+        key = f"p{partition}"
+        old: str | None = None
+        try:
+            if revision:
+                current = await self.pointers.get(key)
+                old = current.value.decode() if current.value else None
+                new_revision = await self.pointers.update(key, name.encode(), last=revision)
+            else:
+                new_revision = await self.pointers.create(key, name.encode())
+        except nats.js.errors.KeyWrongLastSequenceError as exc:
+            with contextlib.suppress(nats.js.errors.Error):
+                await self.store.delete(name)
+            raise CheckpointLost(f"partition {partition}: saved by another worker") from exc
+        if old is not None:
+            with contextlib.suppress(nats.js.errors.Error):
+                await self.store.delete(old)
+        return new_revision
+
+    async def forget(self, partition: int) -> None:
+        """Drop the partition's checkpoint (tests; a deliberate re-detection from scratch)."""
+        with contextlib.suppress(nats.js.errors.KeyNotFoundError):
+            await self.pointers.delete(f"p{partition}")
 
 
 async def open_partition(

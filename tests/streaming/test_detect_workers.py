@@ -182,8 +182,8 @@ async def test_a_poison_batch_on_the_log_is_dead_lettered_once_and_the_partition
                 f"batch log sequence {half + 2}",
             }
             # a new owner with no checkpoint replays the whole partition: not again
-            await (await Checkpoints.open(js, batch_log)).store.delete(
-                f"p{partition_of(victim, batch_log.partitions)}"
+            await (await Checkpoints.open(js, batch_log)).forget(
+                partition_of(victim, batch_log.partitions)
             )
             async with workers(batch_log, state_db, 1) as running:
                 await wait_until(caught_up(running, 1), 120, "the partition replayed")
@@ -228,7 +228,7 @@ async def _checkpoints_cover(cfg: LogConfig, js: Any) -> bool:
             last = (await js.get_last_msg(cfg.stream, cfg.subject_of(p))).seq
         except Exception:
             continue  # nothing on this partition
-        data = await checkpoints.load(p)
+        data, _ = await checkpoints.load(p)
         if data is None:
             return False
         cp = msgspec.msgpack.decode(data)
@@ -288,7 +288,7 @@ async def _checkpoint_of(cfg: LogConfig, js: Any, owner: bytes) -> bool:
         with contextlib.suppress(Exception):
             if (await leases.get(f"p.{p}")).value != owner:
                 continue
-        data = await checkpoints.load(p)
+        data, _ = await checkpoints.load(p)
         if data is not None and msgspec.msgpack.decode(data)["received"] > 0:
             return True
     return False
