@@ -310,3 +310,27 @@ def test_logged_batches_round_trip_and_partition_stably() -> None:
     assert batch.device == device and batch.samples == telemetry.samples
     # the same partition in every process: CRC-32, not Python's salted hash
     assert partition_of("ACME-V-0000", 8) == partition_of("ACME-V-0000", 8) == 4
+
+
+async def test_a_checkpoint_saved_by_a_stale_owner_is_refused(batch_log: LogConfig) -> None:
+    from sealscope.streaming import CheckpointLost, ensure_log
+
+    nc = await connect(batch_log.url)
+    try:
+        js = nc.jetstream()
+        await ensure_log(js, batch_log)
+        old_owner = await Checkpoints.open(js, batch_log)
+        new_owner = await Checkpoints.open(js, batch_log)
+        assert await old_owner.load(0) == (None, 0)
+        revision = await old_owner.save(0, b"state 1", 0)
+        data, seen = await new_owner.load(0)
+        assert (data, seen) == (b"state 1", revision)
+        await new_owner.save(0, b"state 2", seen)
+        # the old owner stalled past its lease and saves what it had: refused, not written
+        with pytest.raises(CheckpointLost):
+            await old_owner.save(0, b"state 1b", revision)
+        assert (await new_owner.load(0))[0] == b"state 2"
+        names = [o.name for o in await old_owner.store.list(ignore_deletes=True)]
+        assert len(names) == 1, "replaced and refused objects are deleted"
+    finally:
+        await nc.close()
