@@ -157,8 +157,12 @@ class PartitionDetector:
         return len(self._held)
 
     def oldest_pending_s(self) -> float | None:
-        """Log time of the oldest batch taken in and not yet released."""
-        return self._held[0].stored_s if self._held else None
+        """Log time of the oldest batch taken in and not yet released (read from another
+        thread by metrics while ``release`` runs: a batch released meanwhile reads as None)."""
+        try:
+            return self._held[0].stored_s
+        except IndexError:
+            return None
 
     def offer(self, seq: int, stored_s: float, batch: LoggedBatch | None) -> bool:
         """Take in the batch at log sequence ``seq`` (None: one that could not be decoded,
