@@ -19,6 +19,7 @@ loaded again when a service is built on the same ``state_path``. Samples still p
 
 from __future__ import annotations
 
+import io
 import logging
 import math
 import os
@@ -26,7 +27,7 @@ from array import array
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final, Literal, cast
+from typing import Any, BinaryIO, Final, Literal, cast
 
 import numpy as np
 
@@ -376,6 +377,32 @@ class DetectionService:
         """Write all learned state to ``state_path`` atomically (no-op without a path)."""
         if self._state_path is None:
             return
+        path = self._state_path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            with open(tmp, "wb") as f:
+                self._write_state(f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        self._counters["saves"] += 1
+
+    def state_bytes(self) -> bytes:
+        """All learned state as the bytes ``save`` would write (for a state kept elsewhere
+        than a file: a detector worker's partition checkpoint)."""
+        out = io.BytesIO()
+        self._write_state(out)
+        self._counters["saves"] += 1
+        return out.getvalue()
+
+    def load_state_bytes(self, data: bytes) -> None:
+        """Replace all learned state with what ``state_bytes`` returned."""
+        self._load(io.BytesIO(data), "detector state")
+
+    def _write_state(self, f: BinaryIO) -> None:
         arrays: dict[str, np.ndarray] = {
             "service/version": np.array([_FORMAT_VERSION]),
             "service/device_ids": np.array(self._ids, dtype=np.str_),
@@ -389,23 +416,13 @@ class DetectionService:
             acted_cat, acted_sev = self._acted[det.cause]
             arrays[f"acted/{det.cause}/category"] = _padded(acted_cat, n)
             arrays[f"acted/{det.cause}/severity"] = _padded(acted_sev, n)
-        path = self._state_path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        try:
-            with open(tmp, "wb") as f:
-                # numpy's stub matches **arrays against its allow_pickle: bool keyword
-                np.savez(f, **arrays)  # type: ignore[arg-type]
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
-        self._counters["saves"] += 1
+        # numpy's stub matches **arrays against its allow_pickle: bool keyword
+        np.savez(f, **arrays)  # type: ignore[arg-type]
 
-    def _load(self, path: Path) -> None:
+    def _load(self, source: Path | BinaryIO, name: object = None) -> None:
+        path = name if name is not None else source
         try:
-            with np.load(path, allow_pickle=False) as z:
+            with np.load(source, allow_pickle=False) as z:
                 data = {k: z[k] for k in z.files}
         except (OSError, ValueError) as exc:
             raise ConfigError("state_path", f"cannot read detector state {path}: {exc}") from exc

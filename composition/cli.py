@@ -63,6 +63,10 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     sub.add_parser("ingest", help="MQTT -> store, against the configured broker and store")
+    sub.add_parser(
+        "detect-worker",
+        help="detectors of the device partitions it leases, fed from the NATS batch log",
+    )
     sub.add_parser("api", help="the HTTP API and web page")
     sub.add_parser(
         "gateway",
@@ -107,6 +111,18 @@ def _parser() -> argparse.ArgumentParser:
     bp.add_argument("--devices", type=int, default=10_000)
     bp.add_argument("--chunk", type=int, default=25, help="dynsec commands per message")
     bp.add_argument("--workers", type=int, default=16, help="device connections at a time")
+    bf = bench_sub.add_parser(
+        "fault",
+        help="ingest, detector workers, broker, NATS and store under load, killed in turn; "
+        "reconciles every sample and alert",
+    )
+    bf.add_argument("--devices", type=int, default=300)
+    bf.add_argument("--rounds", type=int, default=24, help="daily uplinks per device")
+    bf.add_argument("--rate", type=float, default=200.0, help="messages/s between bursts")
+    bf.add_argument("--ingest", type=int, default=3, help="ingest processes")
+    bf.add_argument("--workers", type=int, default=2, help="detector workers")
+    bf.add_argument("--partitions", type=int, default=8)
+    bf.add_argument("--reorder", type=float, default=20.0, help="detector reorder window, seconds")
     bd = bench_sub.add_parser("delivery", help="alert changes/s to a webhook, p50/p99 latency")
     bd.add_argument("--changes", type=int, default=5000, help="queued changes for the rate")
     bd.add_argument("--rate", type=float, default=None, help="changes/s for the latency run")
@@ -467,6 +483,24 @@ def _run_bench(args: argparse.Namespace) -> int:
         if args.devices < 1 or args.rounds < 1:
             raise ConfigError("bench sim", "--devices and --rounds must be >= 1")
         return asyncio.run(run_bench_sim(devices=args.devices, rounds=args.rounds))
+    if args.bench == "fault":
+        from composition.bench.fault import run_bench_fault
+
+        try:
+            report = asyncio.run(
+                run_bench_fault(
+                    devices=args.devices,
+                    rounds=args.rounds,
+                    rate=args.rate,
+                    ingest=args.ingest,
+                    workers=args.workers,
+                    partitions=args.partitions,
+                    reorder_s=args.reorder,
+                )
+            )
+        except ValueError as exc:
+            raise ConfigError("bench fault", str(exc)) from exc
+        return 0 if report.ok else 1
     if args.bench == "delivery":
         from composition.bench.delivery import run_bench_delivery
 
@@ -519,6 +553,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         elif args.command == "ingest":
             asyncio.run(runtime.run_ingest(settings))
+        elif args.command == "detect-worker":
+            if settings.nats_url is None:
+                raise ConfigError("nats_url", "detect-worker reads the batch log: set it")
+            from composition.detect_worker import run_detect_worker
+
+            asyncio.run(run_detect_worker(settings))
         elif args.command == "api":
             asyncio.run(runtime.run_api(settings))
         elif args.command == "gateway":

@@ -20,9 +20,11 @@ if TYPE_CHECKING:
     from gateway import Gateway
     from ingest import IngestService
     from sealscope.delivery import Dispatcher
+    from sealscope.streaming import BatchPublisher
 
 __all__ = [
     "api_readings",
+    "batch_log_readings",
     "delivery_readings",
     "gateway_readings",
     "ingest_readings",
@@ -133,6 +135,31 @@ def ingest_readings(ingest: IngestService) -> list[Reading]:
             )
         )
     return readings
+
+
+def batch_log_readings(publisher: BatchPublisher) -> list[Reading]:
+    """Ingest's side of the batch log to detector workers (``SEALSCOPE_NATS_URL``)."""
+    s = publisher.stats
+    return [
+        Reading(
+            "sealscope_ingest_logged",
+            "counter",
+            "stored telemetry messages put on the batch log",
+            lambda: s.published,
+        ),
+        Reading(
+            "sealscope_ingest_logged_duplicates",
+            "counter",
+            "messages the batch log already had (a replay, or another ingest instance)",
+            lambda: s.duplicates,
+        ),
+        Reading(
+            "sealscope_ingest_log_retries",
+            "counter",
+            "rounds of batch log publishes retried while NATS did not acknowledge",
+            lambda: s.retries,
+        ),
+    ]
 
 
 def delivery_readings(dispatcher: Dispatcher) -> list[Reading]:

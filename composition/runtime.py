@@ -33,6 +33,7 @@ from composition.embedded import (
 )
 from composition.metrics import (
     api_readings,
+    batch_log_readings,
     delivery_readings,
     gateway_readings,
     ingest_readings,
@@ -132,6 +133,18 @@ def _detection(core: Core) -> Any:
     return FleetMonitor.from_settings(core.settings, detection=detection, alerts=core.alerts)
 
 
+@contextlib.asynccontextmanager
+async def _batch_log(settings: Settings) -> AsyncIterator[Any]:
+    """The JetStream publisher ingest feeds detector workers through, if configured."""
+    if settings.nats_url is None:
+        yield None
+        return
+    from sealscope.streaming import BatchPublisher, LogConfig
+
+    async with BatchPublisher(LogConfig.from_settings(settings)) as publisher:
+        yield publisher
+
+
 class _ApiServer(uvicorn.Server):
     """uvicorn inside our loop: we own the signals and the shutdown order."""
 
@@ -211,14 +224,17 @@ async def run_ingest(settings: Settings, *, stop: asyncio.Event | None = None) -
     stop = stop or _stop_event()
     async with (
         open_core(settings) as core,
+        _batch_log(settings) as sink,
         IngestService(
             settings=settings,
             store=core.store,
             registry=core.registry,
             dead_letters=core.dead_letters,
             alerts=core.alerts,
-            detection=_detection(core),
             commands=core.commands,
+            # with a batch log, detection runs in `sealscope detect-worker` processes
+            detection=_detection(core) if sink is None else None,
+            sink=sink,
         ) as ingest,
         renotifier(settings, core.alerts),
         alert_console(core.alerts),
@@ -226,6 +242,8 @@ async def run_ingest(settings: Settings, *, stop: asyncio.Event | None = None) -
     ):
         metrics = ProcessMetrics()
         metrics.add(*ingest_readings(ingest), *delivery_readings(dispatcher))
+        if sink is not None:
+            metrics.add(*batch_log_readings(sink))
         log.info("ingest: consuming from %s:%d", settings.mqtt_host, settings.mqtt_port)
         with serving_metrics(settings, metrics):
             await stop.wait()

@@ -1,11 +1,12 @@
 """Ingest: MQTT consumer -> validate -> enrich -> durable spool -> telemetry store."""
 
 from ingest.consumer import Delivery, MqttConsumer
-from ingest.service import Detection, IngestService, IngestStats
+from ingest.service import BatchSink, Detection, IngestService, IngestStats
 from ingest.translate import DeviceCache, Translated, translate
 from sealscope.spool import Spool, SpoolPosition, SpoolRecord
 
 __all__ = [
+    "BatchSink",
     "Delivery",
     "Detection",
     "DeviceCache",

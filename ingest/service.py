@@ -53,7 +53,7 @@ from sealscope.spool import Spool, SpoolPosition, SpoolRecord
 from sealscope.storage import Point, TelemetryStore
 from sealscope.topics import PREFIX, UPLINK_KINDS, device_filter, parse_device_topic
 
-__all__ = ["Detection", "IngestService", "IngestStats"]
+__all__ = ["BatchSink", "Detection", "IngestService", "IngestStats"]
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +75,14 @@ class Detection(Protocol):
     def flush(self) -> Any: ...
 
     def save(self) -> None: ...
+
+
+class BatchSink(Protocol):
+    """Where stored telemetry goes next, e.g. a log partitioned by device that detector
+    workers read (sealscope.streaming.BatchPublisher fits). ``put`` returns once the batch
+    is durable there; the spool checkpoint advances only after it."""
+
+    async def put(self, batch: Sequence[tuple[Device, wire.Telemetry]]) -> None: ...
 
 
 @dataclass
@@ -106,6 +114,7 @@ class IngestService:
         alerts: AlertStore | None = None,
         detection: Detection | None = None,
         commands: CommandStore | None = None,
+        sink: BatchSink | None = None,
         inbox_max: int = 20_000,
         report_every_s: float = 10.0,
         detection_save_every_s: float = 60.0,
@@ -123,6 +132,7 @@ class IngestService:
         self.alerts = alerts
         self.detection = detection
         self.commands = commands
+        self.sink = sink
         self.stats = IngestStats()
         self._devices = DeviceCache(registry)
         self._inbox: collections.deque[Delivery] = collections.deque()
@@ -477,6 +487,12 @@ class IngestService:
                     )
                 else:
                     stored.append((record, translated))
+        if self.sink is not None:
+            # before the checkpoint: a crash in between replays the batch, and the sink
+            # collapses the copy (message ids), so what is stored is also on the log
+            await self.sink.put(
+                [(t.device, t.telemetry) for _, t in stored if t.telemetry is not None]
+            )
         await asyncio.to_thread(self.spool.commit, position)
         self.stats.points_stored += sum(len(t.points) for _, t in stored)
         oldest_arrival_s = min((r.arrival_s for r, _ in pending), default=None)

@@ -83,6 +83,19 @@ class Settings(BaseSettings):
         4 * 3600.0, ge=0, le=365 * 86400, description="re-notify open alerts; 0: never"
     )
 
+    # scale-out detection (docs/scale-out.md): with a NATS URL, ingest publishes each stored
+    # telemetry message to a JetStream stream partitioned by device and detection runs in
+    # ``sealscope detect-worker`` processes; unset: detection stays inside ingest
+    nats_url: str | None = Field(None, description="nats://host:4222; unset: in-process")
+    nats_stream: str = Field("SEALSCOPE_BATCHES", pattern=r"^[A-Za-z0-9_-]+$")
+    nats_subject: str = Field("sealscope.batches", pattern=r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
+    nats_partitions: int = Field(8, ge=1, le=4096, description="fixed for a stream's life")
+    nats_lease_ttl_s: float = Field(5.0, ge=1.0, le=300.0, description="partition failover")
+    detect_reorder_s: float = Field(
+        2.0, ge=0, le=3600, description="hold batches this long to order a device's readings"
+    )
+    detect_worker_id: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]+$")
+
     # alert e-mail: unset host = no e-mail channel (e-mail subscriptions then end ``dead``)
     smtp_host: str | None = None
     smtp_port: int = Field(25, ge=1, le=65535)

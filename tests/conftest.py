@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import socket
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -202,3 +203,53 @@ def db_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sa.Eng
     engine = request.getfixturevalue("postgres_engine")
     yield engine
     _truncate_all(engine)
+
+
+# NATS JetStream for the batch log between ingest and detector workers: the one these
+# machines run on 127.0.0.1:4222 (or SEALSCOPE_TEST_NATS_URL); where none answers, a
+# nats-server of the session's own. Tests use a stream of their own and delete it.
+NATS_URL = os.environ.get("SEALSCOPE_TEST_NATS_URL", "nats://127.0.0.1:4222")
+
+
+def _answers(url: str) -> bool:
+    host, _, port = url.removeprefix("nats://").partition(":")
+    try:
+        with socket.create_connection((host, int(port or 4222)), timeout=1.0):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def nats_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    if _answers(NATS_URL):
+        yield NATS_URL
+        return
+    from composition.servers.nats import NatsServer, find_nats_server
+
+    _require(find_nats_server(), "nats-server")
+    server = NatsServer(workdir=tmp_path_factory.mktemp("nats"))
+    server.start()
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture
+async def batch_log(nats_url: str) -> Any:
+    """A LogConfig naming a stream, subjects and buckets of this test's own (deleted after)."""
+    from sealscope.streaming import LogConfig, connect, delete_log
+
+    token = secrets.token_hex(4)
+    cfg = LogConfig(
+        url=nats_url,
+        stream=f"TEST_{token}",
+        subject=f"test.{token}.batches",
+        partitions=4,
+        lease_ttl_s=2.0,
+    )
+    yield cfg
+    nc = await connect(nats_url)
+    try:
+        await delete_log(nc.jetstream(), cfg)
+    finally:
+        await nc.close()

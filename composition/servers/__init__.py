@@ -9,14 +9,17 @@ shim in front of it are harness for tests and benches only: ``composition.bench`
 from __future__ import annotations
 
 from composition.servers.mosquitto import MosquittoServer, find_mosquitto
+from composition.servers.nats import NatsServer, find_nats_server
 from composition.servers.ports import ServerFailed, free_port, wait_for_port
 from composition.servers.process import ManagedServer
 
 __all__ = [
     "ManagedServer",
     "MosquittoServer",
+    "NatsServer",
     "ServerFailed",
     "find_mosquitto",
+    "find_nats_server",
     "free_port",
     "wait_for_port",
 ]

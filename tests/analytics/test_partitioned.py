@@ -1,0 +1,101 @@
+"""PartitionDetector without a log: reordering, flush rounds, checkpoint and replay."""
+
+from __future__ import annotations
+
+import msgspec
+import pytest
+
+from analytics.partitioned import PartitionDetector
+from sealscope.memory_alerts import MemoryAlertStore
+from sealscope.streaming import LoggedBatch
+from tests.streaming.fleet import alert_record, fleet_batches, seat_leak_only, single_process
+
+BATCHES = fleet_batches(devices=6, days=20)
+
+
+@pytest.fixture(scope="module")
+def reference() -> list:
+    return alert_record(single_process(BATCHES, seat_leak_only))
+
+
+def logged(i: int) -> LoggedBatch:
+    device, telemetry = BATCHES[i]
+    return LoggedBatch(1, device, telemetry.seq, telemetry.samples)
+
+
+def log_order() -> list[int]:
+    """Batch indexes in the order a log got them from two ingest instances: each pair of
+    one device's consecutive uplinks swapped, so the later one is on the log first."""
+    order = list(range(len(BATCHES)))
+    by_device: dict[str, list[int]] = {}
+    for i, (device, _) in enumerate(BATCHES):
+        by_device.setdefault(device.device_id, []).append(i)
+    position = {i: p for p, i in enumerate(order)}
+    for indexes in by_device.values():
+        for a, b in zip(indexes[::2], indexes[1::2], strict=False):
+            order[position[a]], order[position[b]] = b, a
+    return order
+
+
+def feed(detector: PartitionDetector, order: list[int], *, start: int = 0, per_s: int = 6):
+    """Offer batches in ``order`` as log sequences start+1.., ``per_s`` per second of log
+    time, releasing after each second as a worker does."""
+    for k, i in enumerate(order):
+        seq = start + k + 1
+        detector.offer(seq, stored_s=float(seq // per_s), batch=logged(i))
+        if seq % per_s == 0:
+            detector.release(watermark_s=float(seq // per_s))
+
+
+def test_batches_out_of_order_on_the_log_reach_detectors_in_event_time_order(reference):
+    alerts = MemoryAlertStore()
+    detector = PartitionDetector(alerts=alerts, detectors=seat_leak_only(), reorder_s=2.0)
+    feed(detector, log_order())
+    detector.release(watermark_s=1e9)
+
+    assert detector.batches == len(BATCHES) and detector.pending == 0
+    assert detector.service.counters["late_samples"] == 0
+    assert alert_record(alerts) == reference
+
+
+def test_without_a_reorder_window_late_batches_lose_samples(reference):
+    # the same log with no window: the swapped batches are late and dropped
+    alerts = MemoryAlertStore()
+    detector = PartitionDetector(alerts=alerts, detectors=seat_leak_only(), reorder_s=0.0)
+    feed(detector, log_order(), per_s=1)
+    assert detector.service.counters["late_samples"] > 0
+
+
+def test_a_restored_checkpoint_neither_skips_nor_double_counts(reference):
+    alerts = MemoryAlertStore()
+    order = log_order()
+    old = PartitionDetector(alerts=alerts, detectors=seat_leak_only(), reorder_s=2.0)
+    half = len(order) // 2
+    feed(old, order[:half])
+    saved = old.checkpoint()
+    assert msgspec.msgpack.decode(saved)["held"], "the checkpoint should hold batches back"
+    # the old owner goes on (raising alerts) past its checkpoint, then dies
+    for k, i in enumerate(order[half:], start=half + 1):
+        old.offer(k, stored_s=k / 6, batch=logged(i))
+    old.release(watermark_s=1e9)
+
+    new = PartitionDetector(alerts=alerts, detectors=seat_leak_only(), reorder_s=2.0)
+    new.restore(saved)
+    assert new.start_seq < half + 1
+    # the log delivers again from start_seq on (a redelivered earlier one is refused too)
+    assert not new.offer(1, 0.0, logged(order[0]))
+    feed(new, order[new.start_seq - 1 :], start=new.start_seq - 1)
+    new.release(watermark_s=1e9)
+
+    counters = new.service.counters
+    assert counters["late_samples"] == 0 and counters["duplicate_samples"] == 0
+    assert new.skipped >= 1
+    assert new.batches == len(BATCHES) - (half - len(msgspec.msgpack.decode(saved)["held"]))
+    assert alert_record(alerts) == reference
+    assert new.alerts.replayed > 0, "the replay repeated alert calls of the old owner"
+
+
+def test_an_undecodable_batch_only_moves_the_position():
+    detector = PartitionDetector(alerts=MemoryAlertStore(), detectors=seat_leak_only())
+    assert detector.offer(1, 0.0, None)
+    assert detector.start_seq == 2 and detector.pending == 0
