@@ -72,7 +72,7 @@ class StreamTuning:
     reading_every_s: float = 1.0  # at most one reading per device per this
     backlog_max: int = 1000  # alert changes replayed on resume, the newest
     gap_wait_s: float = 30.0  # how long a skipped event id is looked for again
-    lifetime_s: float = 3600.0  # a stream ends after this; the client reconnects
+    lifetime_s: float = 900.0  # a stream ends after this; the client reconnects
     verdict_ttl_s: float = 30.0  # how long "device X is in this caller's scope" is reused
 
 
