@@ -2,7 +2,7 @@
 
 One wide row per (device_id, event time), one column per wire field; a repeated write of
 the same point merges its fields (as InfluxDB does), so replays are idempotent. A small
-``latest`` table keeps each device's newest point time ("" row) and newest vital values,
+``device_latest`` table keeps one row per device: its newest point time and newest vital values,
 updated in the same transaction, so a fleet view reads 10,000 devices in one query. Work runs on
 one dedicated thread that owns the connection, so the event loop never blocks on disk.
 """
@@ -70,17 +70,32 @@ class SqliteTelemetryStore:
                 f" device_id TEXT NOT NULL, t_ns INTEGER NOT NULL, {cols},"
                 " PRIMARY KEY (device_id, t_ns)) WITHOUT ROWID"
             )
-            fresh = not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'latest'").fetchone()
+            fresh = not conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE name = 'device_latest'"
+            ).fetchone()
+            vitals = ", ".join(f"{f}_t INTEGER, {f} REAL" for f in VITAL_FIELDS)
             conn.execute(
-                "CREATE TABLE IF NOT EXISTS latest ("
-                " device_id TEXT NOT NULL, field TEXT NOT NULL, t_ns INTEGER NOT NULL,"
-                " value REAL, PRIMARY KEY (device_id, field)) WITHOUT ROWID"
+                "CREATE TABLE IF NOT EXISTS device_latest ("
+                f" device_id TEXT PRIMARY KEY, t_ns INTEGER NOT NULL, {vitals}) WITHOUT ROWID"
             )
             self._conn = conn
             self._load_columns()
             if fresh:
                 self._backfill_latest()
         return self._conn
+
+    _latest_sql = (
+        "INSERT INTO device_latest (device_id, t_ns, "
+        + ", ".join(f"{f}_t, {f}" for f in VITAL_FIELDS)
+        + ") VALUES (?, ?, "
+        + ", ".join("?, ?" for _ in VITAL_FIELDS)
+        + ") ON CONFLICT (device_id) DO UPDATE SET t_ns = max(t_ns, excluded.t_ns), "
+        + ", ".join(
+            f"{f} = CASE WHEN excluded.{f}_t > coalesce({f}_t, -1) THEN excluded.{f} ELSE {f} END,"
+            f" {f}_t = max(coalesce({f}_t, -1), excluded.{f}_t)"
+            for f in VITAL_FIELDS
+        )
+    )
 
     def _load_columns(self) -> None:
         assert self._conn is not None
@@ -95,20 +110,18 @@ class SqliteTelemetryStore:
         )
 
     def _backfill_latest(self) -> None:
-        """Once, for a file written before ``latest`` existed."""
+        """Once, for a file written before ``device_latest`` existed."""
         conn = self._connection()
         conn.execute(
-            "INSERT OR REPLACE INTO latest SELECT device_id, '', max(t_ns), NULL"
-            " FROM telemetry GROUP BY device_id"
+            "INSERT OR REPLACE INTO device_latest (device_id, t_ns)"
+            " SELECT device_id, max(t_ns) FROM telemetry GROUP BY device_id"
         )
         for f in VITAL_FIELDS:
             if f in self._columns:
                 conn.execute(
-                    "INSERT OR REPLACE INTO latest SELECT device_id, ?, t_ns, v FROM ("
-                    f" SELECT device_id, t_ns, {f} AS v, row_number() OVER"
-                    " (PARTITION BY device_id ORDER BY t_ns DESC) AS n"
-                    f" FROM telemetry WHERE {f} IS NOT NULL) WHERE n = 1",
-                    (f,),
+                    f"UPDATE device_latest SET ({f}_t, {f}) = (SELECT t_ns, {f} FROM telemetry"
+                    f" WHERE telemetry.device_id = device_latest.device_id AND {f} IS NOT NULL"
+                    " ORDER BY t_ns DESC LIMIT 1)"
                 )
 
     def _add_columns(self, names: set[str]) -> None:
@@ -128,14 +141,19 @@ class SqliteTelemetryStore:
         columns = self._columns
         rows = [(p.series.device_id, p.t_ns, *[p.fields.get(c) for c in columns]) for p in points]
         series = {p.series.device_id: p.series for p in points}
-        newest: dict[tuple[str, str], tuple[int, float | None]] = {}
+        # per device: newest point time, and (time, value) of each vital, in VITAL_FIELDS order
+        newest: dict[str, list[Any]] = {}
+        blank = [-1, None] * len(VITAL_FIELDS)
         for p in points:
-            key = (p.series.device_id, "")
-            if p.t_ns > newest.get(key, (-1, None))[0]:
-                newest[key] = (p.t_ns, None)
-            for f in VITAL_FIELDS:
-                if f in p.fields and p.t_ns > newest.get((key[0], f), (-1, None))[0]:
-                    newest[(key[0], f)] = (p.t_ns, p.fields[f])
+            row = newest.get(p.series.device_id)
+            if row is None:
+                row = newest[p.series.device_id] = [p.t_ns, *blank]
+            elif p.t_ns > row[0]:
+                row[0] = p.t_ns
+            for i, f in enumerate(VITAL_FIELDS):
+                if f in p.fields and p.t_ns > row[1 + 2 * i]:
+                    row[1 + 2 * i] = p.t_ns
+                    row[2 + 2 * i] = p.fields[f]
         try:
             conn.execute("BEGIN IMMEDIATE")
             conn.executemany(
@@ -148,13 +166,8 @@ class SqliteTelemetryStore:
                 ],
             )
             conn.executemany(self._upsert_sql, rows)
-            # a replay of older points never moves "latest" back
-            conn.executemany(
-                "INSERT INTO latest (device_id, field, t_ns, value) VALUES (?, ?, ?, ?)"
-                " ON CONFLICT (device_id, field) DO UPDATE SET"
-                " t_ns = excluded.t_ns, value = excluded.value WHERE excluded.t_ns >= latest.t_ns",
-                [(d, f, t, v) for (d, f), (t, v) in newest.items()],
-            )
+            # one row a device; a replay of older points never moves anything back
+            conn.executemany(self._latest_sql, [(d, *row) for d, row in newest.items()])
             conn.execute("COMMIT")
         except sqlite3.OperationalError as exc:
             if conn.in_transaction:
@@ -196,18 +209,9 @@ class SqliteTelemetryStore:
 
     def _latest(self) -> dict[str, Latest]:
         conn = self._connection()
-        # one row per device: pivoted in SQL, where it costs a tenth of doing it here
-        cols = ", ".join(
-            f"max(CASE WHEN field = '{f}' THEN t_ns END),"
-            f" max(CASE WHEN field = '{f}' THEN value END)"
-            for f in VITAL_FIELDS
-        )
-        sql = (
-            f"SELECT device_id, max(CASE WHEN field = '' THEN t_ns END), {cols}"
-            " FROM latest GROUP BY device_id"
-        )
+        cols = ", ".join(f"{f}_t, {f}" for f in VITAL_FIELDS)
         try:
-            rows = conn.execute(sql).fetchall()
+            rows = conn.execute(f"SELECT device_id, t_ns, {cols} FROM device_latest").fetchall()
         except sqlite3.OperationalError as exc:
             raise StoreUnavailable(f"sqlite query failed: {exc}") from exc
         out: dict[str, Latest] = {}
@@ -216,8 +220,10 @@ class SqliteTelemetryStore:
                 f: (int(vitals[2 * i]), float(vitals[2 * i + 1]))
                 for i, f in enumerate(VITAL_FIELDS)
                 if vitals[2 * i] is not None
+                and vitals[2 * i] >= 0
+                and vitals[2 * i + 1] is not None
             }
-            out[device_id] = Latest(int(t_ns or 0), values)
+            out[device_id] = Latest(int(t_ns), values)
         return out
 
     async def latest(self) -> dict[str, Latest]:

@@ -346,7 +346,7 @@ def test_sqlite_latest_keeps_the_newest_and_backfills(tmp_path: Path) -> None:
         await store.close()
         # a file written before the table existed is read once into it
         with sqlite3.connect(path) as conn:
-            conn.execute("DROP TABLE latest")
+            conn.execute("DROP TABLE device_latest")
         store = SqliteTelemetryStore(path)
         again = (await store.latest())[d.device_id]
         assert again == latest
