@@ -84,7 +84,7 @@ class SubscriptionCreate(BaseModel):
     email: Email | None = None
     causes: list[Annotated[str, Field(pattern=_CAUSE)]] = Field([], max_length=32)
     categories: list[Category] = Field([], max_length=4)
-    min_severity: int = Field(1, ge=1, le=5)
+    min_severity: int = Field(1, ge=1, le=5, strict=True)
     kinds: list[Literal["device", "fleet_risk"]] = Field([], max_length=2)
 
     @model_validator(mode="after")

@@ -54,7 +54,7 @@ class RemitBody(BaseModel):
     models: list[Annotated[str, Field(min_length=1, max_length=128, pattern=_TEXT)]] = Field(
         default_factory=list, max_length=1000
     )
-    raw_data: bool = Field(False, description="grant raw samples and site names")
+    raw_data: bool = Field(False, strict=True, description="grant raw samples and site names")
 
     def to_remit(self) -> Remit:
         return Remit(
@@ -155,7 +155,7 @@ class UsersPublic(BaseModel):
 class SitePut(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    operator_id: int = Field(ge=1, le=2**53)
+    operator_id: int = Field(ge=1, le=2**53, strict=True)
     region: str = Field("", max_length=128, pattern=r"^[^\x00-\x1f\x7f]*$")
 
 

@@ -37,7 +37,7 @@ class KeyCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=128, pattern=_NAME, examples=["scada-export"])
-    expires_in_days: int = Field(90, ge=1, le=3650)
+    expires_in_days: int = Field(90, ge=1, le=3650, strict=True)  # true is not 1 day
 
 
 def _utc(t: float | None) -> datetime | None:
