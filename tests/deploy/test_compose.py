@@ -827,6 +827,38 @@ def test_mosquitto_queues_more_than_the_default_1000_for_an_offline_consumer(
         service.close()
 
 
+@pytest.mark.integration
+def test_mosquitto_hands_an_offline_group_member_its_share_so_ingest_ids_must_be_stable(
+    broker: Broker,
+) -> None:
+    # Why compose names each ingest instance rather than offering `--scale ingest=N` with
+    # ids from the container: an instance whose session is offline still gets its share.
+    topic = "sealscope/v1/dev/ACME-V-0001/telemetry"
+    ids = [f"ingest-{uuid.uuid4().hex[:6]}" for _ in range(2)]
+    members = [Client(broker, "sealscope-ingest", client_id=i, service_listener=True) for i in ids]
+    for member in members:
+        member.subscribe("$share/ingest/sealscope/v1/dev/+/telemetry")
+    members[1].close()  # a replaced container: its session stays
+    device = Client(broker, "ACME-V-0001")
+    count = 40
+    for info in [device._client.publish(topic, str(i).encode(), qos=1) for i in range(count)]:
+        info.wait_for_publish(10)
+    device.close()
+    online = members[0]
+    try:
+        _wait_for(lambda: len(online.received()) >= count // 4, 10, "the online member's share")
+        back = Client(broker, "sealscope-ingest", client_id=ids[1], service_listener=True)
+        try:
+            _wait_for(lambda: len(online.received()) + len(back.received()) >= count, 10, "all")
+            assert back.received(), "the offline member's share waited in its session"
+            got = sorted(int(p) for _, p in online.received() + back.received())
+            assert got == list(range(count))
+        finally:
+            back.close()
+    finally:
+        online.close()
+
+
 def test_compose_services_use_the_internal_listener_and_only_devices_get_a_port(
     compose: dict[str, Any],
 ) -> None:
