@@ -1,12 +1,16 @@
 """The production deployment: docker-compose.yml, the Mosquitto config and ACL, the dashboards.
 
-Compose is checked with ``docker-compose config`` (no Docker engine needed); the broker
-config and ACL run in the real mosquitto binary; dashboard queries are checked against the
-wire field names and, where ``influxd`` is installed, executed against a real InfluxDB.
+Compose is checked with ``docker-compose config`` and by reading the result: there is no
+Docker engine here, so no test starts a container. What can run outside one does: the
+broker config and ACL in the real mosquitto binary, the NATS service's command line in the
+real nats-server, each service's environment through ``Settings``; dashboard queries are
+checked against the wire field names and, where ``influxd`` is installed, executed against
+a real InfluxDB.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -26,12 +30,18 @@ import paho.mqtt.client as mqtt
 import pytest
 import sqlalchemy as sa
 import yaml
+from nats.js.api import StorageType
 from paho.mqtt.enums import CallbackAPIVersion
 
+from composition.detect_worker import DetectWorker, default_worker_id, worker_readings
 from sealscope.alerts import SqlAlertStore
 from sealscope.commands import DeviceCommand, SqlCommandStore
+from sealscope.config import Settings
 from sealscope.db import migrate, open_engine, open_migrated
+from sealscope.metrics import ProcessMetrics
 from sealscope.registry import Device, SqlDeviceRegistry
+from sealscope.streaming import LogConfig, PartitionLeases, connect, ensure_log
+from sealscope.topics import device_filter
 from sealscope.wire import SAMPLE_FIELDS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -130,7 +140,10 @@ def test_compose_config_validates_with_the_required_variables(compose: dict[str,
         "postgres",
         "grafana",
         "prometheus",
+        "nats",
         "ingest",
+        "ingest-2",
+        "detect-worker",
         "api",
         "gateway",
         "sim",
@@ -142,6 +155,7 @@ def test_compose_config_validates_with_the_required_variables(compose: dict[str,
         "influxdb-config",
         "grafana-data",
         "prometheus-data",
+        "nats-data",
         "sealscope-data",
     }
 
@@ -195,10 +209,10 @@ def test_compose_sealscope_services_build_the_image_and_share_the_data_volume(
         assert env["SEALSCOPE_DATABASE_URL"] == (
             "postgresql+psycopg://sealscope:test-postgres-password@postgres:5432/sealscope"
         )
-    client_ids = {
-        services[n]["environment"]["SEALSCOPE_MQTT_CLIENT_ID"] for n in ("ingest", "api", "sim")
-    }
-    assert len(client_ids) == 3, "processes sharing a client id take each other's session"
+    mqtt_clients = ("ingest", "ingest-2", "api", "sim")
+    client_ids = {services[n]["environment"]["SEALSCOPE_MQTT_CLIENT_ID"] for n in mqtt_clients}
+    # processes sharing a client id take each other's session
+    assert len(client_ids) == len(mqtt_clients)
     assert services["api"]["environment"]["SEALSCOPE_API_HOST"] == "0.0.0.0"
     assert services["sim"]["profiles"] == ["sim"]
 
@@ -214,7 +228,7 @@ def test_compose_gateway_publishes_coap_and_push_as_its_own_broker_user(
     assert env["SEALSCOPE_GATEWAY_MQTT_PASSWORD"] == REQUIRED_ENV["SEALSCOPE_GATEWAY_MQTT_PASSWORD"]
     assert env["SEALSCOPE_GATEWAY_MQTT_CLIENT_ID"] not in {
         compose["services"][n]["environment"]["SEALSCOPE_MQTT_CLIENT_ID"]
-        for n in ("ingest", "api", "sim")
+        for n in ("ingest", "ingest-2", "api", "sim")
     }
     published = {(str(p["target"]), p.get("protocol", "tcp")) for p in gateway["ports"]}
     assert published == {("5683", "udp"), ("8080", "tcp")}
@@ -278,10 +292,179 @@ def test_compose_infrastructure_mounts_and_healthchecks(compose: dict[str, Any])
     assert (DASHBOARDS / Path(home).name).is_file()
 
 
+# ------------------------------------------------ scale-out: NATS, ingest, detector workers
+
+INGEST_SERVICES = ("ingest", "ingest-2")
+
+
+def _settings_of(
+    service: dict[str, Any], monkeypatch: pytest.MonkeyPatch, **extra: str
+) -> Settings:
+    """What the container's ``sealscope`` reads from the environment compose gives it."""
+    for name in list(os.environ):
+        if name.startswith("SEALSCOPE_"):
+            monkeypatch.delenv(name)
+    for name, value in {**service["environment"], **extra}.items():
+        monkeypatch.setenv(name, str(value))
+    return Settings()
+
+
+def test_compose_ingest_instances_share_one_subscription_each_with_its_own_session_and_spool(
+    compose: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    services = compose["services"]
+    settings = [_settings_of(services[n], monkeypatch) for n in INGEST_SERVICES]
+    # one shared subscription: the broker hands each uplink to one instance
+    assert {s.mqtt_shared_group for s in settings} == {"ingest"}
+    assert device_filter("telemetry", shared_group="ingest").startswith("$share/ingest/")
+    # one session and one spool each: two processes on one client id take each other's
+    # session, and the spool has no lock (why `--scale ingest=N` is not offered)
+    assert len({s.mqtt_client_id for s in settings}) == len(settings)
+    assert len({s.spool_dir for s in settings}) == len(settings)
+    for name, s in zip(INGEST_SERVICES, settings, strict=True):
+        assert s.spool_dir.is_relative_to("/var/lib/sealscope"), name  # on the data volume
+        assert _volume_targets(services[name])["/var/lib/sealscope"] == "sealscope-data"
+        assert s.mqtt_protocol == "5"  # shared subscriptions are MQTT 5
+        assert s.mqtt_username == "sealscope-ingest"
+        assert s.nats_url == "nats://nats:4222", name  # detection leaves ingest
+        assert services[name]["depends_on"]["nats"]["condition"] == "service_healthy"
+        assert services[name]["command"] == ["ingest"]
+        assert "deploy" not in services[name] and "scale" not in services[name]
+
+
+def test_compose_detect_workers_scale_and_read_the_log_ingest_writes(
+    compose: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    services = compose["services"]
+    worker = services["detect-worker"]
+    assert worker["command"] == ["detect-worker"]
+    assert worker["restart"] == "unless-stopped"
+    for key in ("container_name", "ports", "hostname"):
+        assert key not in worker, f"{key} would make replicas collide"
+    assert worker["depends_on"]["nats"]["condition"] == "service_healthy"
+    assert worker["depends_on"]["postgres"]["condition"] == "service_healthy"
+    worker_settings = _settings_of(worker, monkeypatch)
+    # no fixed id: each replica names itself after its container's hostname
+    assert worker_settings.detect_worker_id is None
+    log_cfg = LogConfig.from_settings(worker_settings)
+    for name in INGEST_SERVICES:
+        # same stream, subjects and partition count, or batches go where no worker reads
+        assert LogConfig.from_settings(_settings_of(services[name], monkeypatch)) == log_cfg
+    # alerts go through the ingest processes' outbox: the same state database
+    ingest_settings = _settings_of(services["ingest"], monkeypatch)
+    assert worker_settings.database_url == ingest_settings.database_url
+    assert worker_settings.metrics_port == 9464 and worker_settings.metrics_host == "0.0.0.0"
+
+
+def test_detect_worker_replicas_take_distinct_ids_from_their_container_hostnames(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ids = set()
+    for hostname in ("3f2a9c1be0d4", "a81c44f09e27"):  # Docker's default: the short id
+        monkeypatch.setattr("socket.gethostname", lambda h=hostname: h)
+        worker_id = default_worker_id()
+        assert worker_id.startswith(hostname)
+        # the id is a lease owner and a setting: both accept it
+        PartitionLeases(kv=None, owner=worker_id)  # type: ignore[arg-type]
+        assert Settings(detect_worker_id=worker_id).detect_worker_id == worker_id
+        ids.add(worker_id)
+    assert len(ids) == 2
+
+
+def test_compose_workers_expose_the_detector_lag_the_pipeline_dashboard_shows() -> None:
+    worker = DetectWorker(
+        LogConfig(url="nats://nats:4222", stream="S", subject="s.b", partitions=8),
+        alerts=None,  # type: ignore[arg-type]
+        dead_letters=None,  # type: ignore[arg-type]
+    )
+    readings = worker_readings(worker)
+    ProcessMetrics(process_collectors=False).add(*readings)
+    dashboard = json.loads((DASHBOARDS / "pipeline.json").read_text(encoding="utf-8"))
+    exprs = " ".join(t["expr"] for p in _panels(dashboard) for t in p["targets"])
+    assert "sealscope_detector_lag_seconds" in exprs
+    assert "sealscope_detector_lag_seconds" in {r.name for r in readings}
+
+
+def test_compose_nats_runs_jetstream_on_its_volume_with_a_healthcheck(
+    compose: dict[str, Any],
+) -> None:
+    nats_service = compose["services"]["nats"]
+    assert nats_service["image"].startswith("nats:")
+    assert "ports" not in nats_service  # no auth: the compose network only
+    command = nats_service["command"]
+    assert "--jetstream" in command
+    store = command[command.index("--store_dir") + 1]
+    assert _volume_targets(nats_service)[store] == "nats-data"
+    test = nats_service["healthcheck"]["test"]
+    assert "js-enabled-only=true" in test[-1]
+
+
+@pytest.mark.integration
+def test_compose_nats_command_and_healthcheck_work_on_a_real_nats_server(
+    compose: dict[str, Any], tmp_path: Path
+) -> None:
+    """The service's command line in the real binary (paths and ports rewritten): the
+    healthcheck answers once JetStream is up, and ingest's log settings create the log."""
+    binary = _require_binary("nats-server", "/usr/sbin/nats-server")
+    nats_service = compose["services"]["nats"]
+    command = list(nats_service["command"])
+    assert command[0] == "nats-server"
+    store = command.index("--store_dir") + 1
+    command[store] = str(tmp_path / "store")
+    http = command.index("--http_port") + 1
+    monitor_port, client_port = _free_port(), _free_port()
+    container_monitor = command[http]
+    command[http] = str(monitor_port)
+    command = [binary, *command[1:], "-a", "127.0.0.1", "-p", str(client_port)]
+    health_url = nats_service["healthcheck"]["test"][-1].replace(
+        f"127.0.0.1:{container_monitor}", f"127.0.0.1:{monitor_port}"
+    )
+    assert str(monitor_port) in health_url
+    log = (tmp_path / "nats.log").open("w")
+    proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    try:
+
+        def healthy() -> bool:
+            assert proc.poll() is None, (tmp_path / "nats.log").read_text()
+            try:
+                with urllib.request.urlopen(health_url, timeout=1) as resp:
+                    return bool(resp.status == 200)
+            except OSError:
+                return False
+
+        _wait_for(healthy, 20, "the NATS healthcheck")
+        ingest_env = compose["services"]["ingest"]["environment"]
+        cfg = LogConfig(
+            url=f"nats://127.0.0.1:{client_port}",
+            stream="SEALSCOPE_BATCHES",
+            subject="sealscope.batches",
+            partitions=int(ingest_env["SEALSCOPE_NATS_PARTITIONS"]),
+        )
+
+        async def create_log() -> Any:
+            nc = await connect(cfg.url)
+            try:
+                js = nc.jetstream()
+                await ensure_log(js, cfg)
+                return await js.stream_info(cfg.stream)
+            finally:
+                await nc.close()
+
+        info = asyncio.run(create_log())
+        assert info.config.storage == StorageType.FILE
+        assert info.config.subjects == ["sealscope.batches.*"]
+        assert any((tmp_path / "store").rglob("*")), "JetStream wrote to its store directory"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+        log.close()
+
+
 # --------------------------------------------------------------------------- prometheus
 
 PROMETHEUS_CONF = ROOT / "deploy" / "prometheus" / "prometheus.yml"
-METRICS_SERVICES = ("ingest", "api", "gateway")
+METRICS_SERVICES = ("ingest", "ingest-2", "detect-worker", "api", "gateway")
+SCALED_SERVICES = ("detect-worker",)  # run with --scale: every replica is a target
 
 
 def test_compose_prometheus_scrapes_every_sealscope_service_on_its_metrics_port(
@@ -299,8 +482,16 @@ def test_compose_prometheus_scrapes_every_sealscope_service_on_its_metrics_port(
     targets = {
         target
         for job in config["scrape_configs"]
-        for static in job["static_configs"]
+        for static in job.get("static_configs", [])
         for target in static["targets"]
+    }
+    # a service name with replicas behind it: resolved to every replica's address
+    discovered = {
+        f"{name}:{sd['port']}"
+        for job in config["scrape_configs"]
+        for sd in job.get("dns_sd_configs", [])
+        if sd["type"] == "A"
+        for name in sd["names"]
     }
     expected = set()
     for name in METRICS_SERVICES:
@@ -310,7 +501,9 @@ def test_compose_prometheus_scrapes_every_sealscope_service_on_its_metrics_port(
         published = [str(p.get("target")) for p in services[name].get("ports", [])]
         assert port not in published, f"{name} must not publish its metrics port"
         expected.add(f"{name}:{port}")
-    assert targets == expected
+    scaled = {t for t in expected if t.split(":")[0] in SCALED_SERVICES}
+    assert discovered == scaled, "a static target reaches one replica per scrape"
+    assert targets == expected - scaled
 
 
 def test_grafana_provisions_the_prometheus_datasource_the_pipeline_dashboard_uses() -> None:
@@ -336,7 +529,6 @@ def _exposed_metric_families() -> set[str]:
     )
     from gateway import CoapStats, ForwarderStats
     from ingest.service import IngestStats
-    from sealscope.metrics import ProcessMetrics
 
     ingest = SimpleNamespace(stats=IngestStats(), detection=object())
     gateway = SimpleNamespace(
@@ -635,11 +827,43 @@ def test_mosquitto_queues_more_than_the_default_1000_for_an_offline_consumer(
         service.close()
 
 
+@pytest.mark.integration
+def test_mosquitto_hands_an_offline_group_member_its_share_so_ingest_ids_must_be_stable(
+    broker: Broker,
+) -> None:
+    # Why compose names each ingest instance rather than offering `--scale ingest=N` with
+    # ids from the container: an instance whose session is offline still gets its share.
+    topic = "sealscope/v1/dev/ACME-V-0001/telemetry"
+    ids = [f"ingest-{uuid.uuid4().hex[:6]}" for _ in range(2)]
+    members = [Client(broker, "sealscope-ingest", client_id=i, service_listener=True) for i in ids]
+    for member in members:
+        member.subscribe("$share/ingest/sealscope/v1/dev/+/telemetry")
+    members[1].close()  # a replaced container: its session stays
+    device = Client(broker, "ACME-V-0001")
+    count = 40
+    for info in [device._client.publish(topic, str(i).encode(), qos=1) for i in range(count)]:
+        info.wait_for_publish(10)
+    device.close()
+    online = members[0]
+    try:
+        _wait_for(lambda: len(online.received()) >= count // 4, 10, "the online member's share")
+        back = Client(broker, "sealscope-ingest", client_id=ids[1], service_listener=True)
+        try:
+            _wait_for(lambda: len(online.received()) + len(back.received()) >= count, 10, "all")
+            assert back.received(), "the offline member's share waited in its session"
+            got = sorted(int(p) for _, p in online.received() + back.received())
+            assert got == list(range(count))
+        finally:
+            back.close()
+    finally:
+        online.close()
+
+
 def test_compose_services_use_the_internal_listener_and_only_devices_get_a_port(
     compose: dict[str, Any],
 ) -> None:
     services = compose["services"]
-    for name in ("ingest", "api", "gateway", "sim"):
+    for name in ("ingest", "ingest-2", "api", "gateway", "sim"):
         assert services[name]["environment"]["SEALSCOPE_MQTT_PORT"] == "1884", name
     published = {str(p["target"]) for p in services["mosquitto"]["ports"]}
     assert published == {"1883"}
