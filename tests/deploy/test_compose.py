@@ -1162,7 +1162,8 @@ def _as_postgres(sql: str, start: float, end: float, variables: dict[str, str]) 
     sql = sql.replace("$__unixEpochFrom()", str(start)).replace("$__unixEpochTo()", str(end))
     for name, value in variables.items():
         sql = sql.replace(f"${name}", value)
-    assert "$" not in sql, sql
+    # every macro and variable expanded (a regex's end anchor `)$` is no variable)
+    assert not re.search(r"\$(\w|\{)", sql), sql
     return sql
 
 
