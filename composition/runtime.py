@@ -57,6 +57,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Core",
     "open_core",
+    "open_ingest_worker_deps",
     "run_api",
     "run_gateway",
     "run_ingest",
@@ -104,6 +105,16 @@ async def open_core(settings: Settings) -> AsyncIterator[Core]:
     finally:
         accounts.close()
         engine.dispose()
+
+
+@contextlib.asynccontextmanager
+async def open_ingest_worker_deps(settings: Settings) -> AsyncIterator[Any]:
+    """What an ingest worker process writes to: the same stores as ``sealscope ingest``
+    (alerts reach the outbox through the same hook)."""
+    from ingest.workers import WorkerDeps
+
+    async with open_core(settings) as core:
+        yield WorkerDeps(core.store, core.registry, core.dead_letters, core.alerts)
 
 
 def _stop_event() -> asyncio.Event:
@@ -196,6 +207,7 @@ async def run_ingest(settings: Settings, *, stop: asyncio.Event | None = None) -
             dead_letters=core.dead_letters,
             alerts=core.alerts,
             detection=_detection(core),
+            open_worker_deps=open_ingest_worker_deps,
         ) as ingest,
         renotifier(settings, core.alerts),
         delivery_dispatcher(settings, core.outbox) as dispatcher,
@@ -531,6 +543,7 @@ async def run_up(
                 dead_letters=core.dead_letters,
                 alerts=core.alerts,
                 detection=monitor,
+                open_worker_deps=open_ingest_worker_deps,
             )
 
             def components() -> dict[str, str]:
