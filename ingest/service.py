@@ -85,6 +85,7 @@ class IngestService:
         drain_timeout_s: float = 30.0,
         crash_limit: int = 2,
         open_worker_deps: OpenWorkerDeps | None = None,
+        connect_on_enter: bool = True,
     ) -> None:
         if crash_limit < 1:
             raise ValueError("crash_limit must be at least 1")
@@ -101,6 +102,7 @@ class IngestService:
         if settings.ingest_workers and open_worker_deps is None:
             raise ValueError("ingest workers need open_worker_deps (how a worker opens its stores)")
         self._open_worker_deps = open_worker_deps
+        self._connect_on_enter = connect_on_enter
         self._pool: WorkerPool | None = None
         self._handler: RecordHandler | None = None
         self._answered = asyncio.Event()
@@ -153,7 +155,7 @@ class IngestService:
                 crash_limit=self.crash_limit,
                 observe=self.detection is not None,
             )
-            self._pool.start()
+            await self._pool.start()
         self._consumer = MqttConsumer(
             host=s.mqtt_host,
             port=s.mqtt_port,
@@ -174,7 +176,8 @@ class IngestService:
             ),
             self._tasks.create_task(self._run_reporter(), name="reporter"),
         ]
-        self._consumer.start()
+        if self._connect_on_enter:
+            self._consumer.start()
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -213,6 +216,12 @@ class IngestService:
                 return
             last = now
             await asyncio.sleep(idle_s)
+
+    def connect(self) -> None:
+        """Start taking messages (only with ``connect_on_enter=False``: a bench starts several
+        instances at once, after each has spawned its workers)."""
+        assert self._consumer is not None and not self._connect_on_enter
+        self._consumer.start()
 
     def wait_connected(self, timeout_s: float) -> bool:
         assert self._consumer is not None

@@ -134,6 +134,7 @@ async def _worker(
     stats = IngestStats()
     marker = InflightMarker(spool_dir / f"inflight-w{slot}", crashed)
     async with open_deps(settings) as deps:
+        conn.send(JobDone(0, {}, None, None))  # ready: the owner may start taking messages
         handler = RecordHandler(
             settings=settings,
             store=deps.store,
@@ -187,6 +188,7 @@ class _Slot:
     totals: dict[str, float] = field(default_factory=dict)
     started_s: float = 0.0
     restart_delay_s: float = 0.0
+    ready: bool = False
 
 
 class WorkerPool:
@@ -223,11 +225,18 @@ class WorkerPool:
         self._closing = False
         self._next_id = 0
 
-    def start(self) -> None:
+    async def start(self, timeout_s: float = 60.0) -> None:
+        """Start the workers and wait until each has opened its stores."""
         self._loop = asyncio.get_running_loop()
         crashed = self._spool.load_crashed()
         for slot in self._slots:
             self._spawn(slot, crashed)
+        deadline = time.monotonic() + timeout_s
+        while not all(s.ready for s in self._slots):
+            if time.monotonic() > deadline:
+                log.warning("ingest: workers not ready after %.0f s; starting anyway", timeout_s)
+                return
+            await asyncio.sleep(0.02)
 
     def _spawn(self, slot: _Slot, crashed: list[CrashedRecord]) -> None:
         ours, theirs = self._ctx.Pipe(duplex=True)
@@ -283,6 +292,9 @@ class WorkerPool:
                 self._loop.call_soon_threadsafe(self._died, slot, conn)
 
     def _answered(self, slot: _Slot, done: JobDone) -> None:
+        if done.job_id == 0:
+            slot.ready = True
+            return
         if slot.jobs.pop(done.job_id, None) is None:
             return
         for key, total in done.totals.items():
