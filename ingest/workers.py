@@ -164,10 +164,12 @@ async def _worker(
         while (job := await jobs.get()) is not None:
             records = await asyncio.to_thread(read_range, spool_dir, job.start, job.end)
             pending = []
-            for record in records:
+            for i, record in enumerate(records):
                 translated = await handler.translate(record)
                 if translated is not None:
                     pending.append((record, translated))
+                if i % 64 == 63:
+                    await asyncio.sleep(0)  # let the write in flight send and read its reply
             oldest = min((r.arrival_s for r in records), default=None)
             # one write in flight while the next span is translated
             if writing is not None:

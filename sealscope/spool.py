@@ -172,6 +172,7 @@ class Spool:
         self.max_bytes = max_bytes
         self.segment_bytes = segment_bytes
         self._lock = threading.Lock()
+        self._read_lock = threading.Lock()  # one reader handle: read, ranges, load_crashed
         self._writer: BinaryIO | None = None
         self._reader: tuple[int, BinaryIO] | None = None
         self._segment_sizes: dict[int, int] = {}
@@ -354,6 +355,12 @@ class Spool:
         self, start: SpoolPosition, *, max_records: int = 10_000
     ) -> tuple[list[SpoolRecord], SpoolPosition]:
         """Records from ``start`` up to the durable end; returns them and where to go on."""
+        with self._read_lock:
+            return self._read(start, max_records)
+
+    def _read(
+        self, start: SpoolPosition, max_records: int
+    ) -> tuple[list[SpoolRecord], SpoolPosition]:
         end = self.end
         out: list[SpoolRecord] = []
         pos = start
@@ -383,6 +390,12 @@ class Spool:
     ) -> list[tuple[SpoolPosition, SpoolPosition]]:
         """Spans of whole records from ``start`` to the durable end, each within one segment
         and at most ``max_records`` and (but for a single larger record) ``max_bytes``."""
+        with self._read_lock:
+            return self._ranges(start, max_records, max_bytes, max_ranges)
+
+    def _ranges(
+        self, start: SpoolPosition, max_records: int, max_bytes: int, max_ranges: int
+    ) -> list[tuple[SpoolPosition, SpoolPosition]]:
         end = self.end
         out: list[tuple[SpoolPosition, SpoolPosition]] = []
         pos = start
@@ -439,9 +452,10 @@ class Spool:
             for n in done:
                 del self._segment_sizes[n]
         for n in done:
-            if self._reader is not None and self._reader[0] == n:
-                self._reader[1].close()
-                self._reader = None
+            with self._read_lock:
+                if self._reader is not None and self._reader[0] == n:
+                    self._reader[1].close()
+                    self._reader = None
             (self.directory / _segment_name(n)).unlink(missing_ok=True)
         if done:
             self._fsync_dir()
