@@ -289,12 +289,26 @@ class _Shared:
     stop: Any  # mp.Event
     prepared: Any  # mp.Event: workers started, not yet connected
     go: Any  # mp.Event: connect now
+    cpu: Any  # mp.Value("d"): CPU seconds from go to stop, its workers included
 
 
 def _shared(ctx: Any) -> _Shared:
+    ready, stop, prepared, go = (ctx.Event() for _ in range(4))
     return _Shared(
-        ctx.Value("d", 0.0), ctx.Value("q", 0), ctx.Event(), ctx.Event(), ctx.Event(), ctx.Event()
+        ctx.Value("d", 0.0), ctx.Value("q", 0), ready, stop, prepared, go, ctx.Value("d", 0.0)
     )
+
+
+def _cpu_s(pids: Sequence[int] = ()) -> float:
+    """CPU seconds used so far by this process and the given (child) processes."""
+    times = os.times()
+    total = times.user + times.system
+    tick = os.sysconf("SC_CLK_TCK")
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
 
 
 def _sealscope_main(settings: Settings, shared: _Shared, latency_dir: str | None) -> None:
@@ -321,6 +335,7 @@ async def _sealscope_instance(settings: Settings, shared: _Shared) -> None:
         shared.prepared.set()
         await asyncio.to_thread(shared.go.wait)
         shared.started.value = time.time()
+        cpu_at_go = _cpu_s(ingest.worker_pids)
         ingest.connect()
         await asyncio.to_thread(ingest.wait_connected, 60)
         shared.ready.set()
@@ -329,6 +344,7 @@ async def _sealscope_instance(settings: Settings, shared: _Shared) -> None:
             if ingest.stats.dead_letters:
                 raise RuntimeError(f"{ingest.stats.dead_letters} messages were dead-lettered")
             await asyncio.sleep(0.005)
+        shared.cpu.value = _cpu_s(ingest.worker_pids) - cpu_at_go
 
 
 def _bridge_main(
@@ -386,9 +402,11 @@ def _bridge_main(
     shared.prepared.set()
     shared.go.wait()
     shared.started.value = time.time()
+    cpu_at_go = _cpu_s()
     client.connect(host, port, clean_start=False, properties=_session_props(2000))
     client.loop_start()
     shared.stop.wait()
+    shared.cpu.value = _cpu_s() - cpu_at_go
     client.disconnect()
     client.loop_stop()
     _drop_session(host, port, client_id)
@@ -467,8 +485,11 @@ def _finish(shared: list[_Shared], procs: list[Any]) -> None:
             raise RuntimeError(f"{p.name} ended with {p.exitcode}")
 
 
-def _drain_sealscope(env: _Env, payloads: list[tuple[str, bytes]], instances: int) -> float:
-    """Points/s of ``instances`` sealscope instances draining the same preloaded queue."""
+def _drain_sealscope(
+    env: _Env, payloads: list[tuple[str, bytes]], instances: int
+) -> tuple[float, float]:
+    """Points/s of ``instances`` sealscope instances draining the same preloaded queue, and
+    their CPU µs per point (workers included)."""
     ctx = multiprocessing.get_context("spawn")
     database = env.database(f"sealscope{instances}")
     many = instances > 1
@@ -489,7 +510,8 @@ def _drain_sealscope(env: _Env, payloads: list[tuple[str, bytes]], instances: in
         _finish(shared, procs)
     for s in settings:
         _drop_session(env.host, env.port, s.mqtt_client_id)
-    return env.work.points / elapsed
+    cpu_us = sum(sh.cpu.value for sh in shared) * 1e6 / env.work.points
+    return env.work.points / elapsed, cpu_us
 
 
 def _bridge_process(
@@ -507,7 +529,7 @@ def _bridge_process(
     )
 
 
-def _drain_bridge(env: _Env, payloads: list[tuple[str, bytes]]) -> float:
+def _drain_bridge(env: _Env, payloads: list[tuple[str, bytes]]) -> tuple[float, float]:
     ctx = multiprocessing.get_context("spawn")
     database = env.database("bridge")
     shared = _shared(ctx)
@@ -518,7 +540,7 @@ def _drain_bridge(env: _Env, payloads: list[tuple[str, bytes]]) -> float:
         elapsed = _wait_all([shared], env.work.points, [proc])
     finally:
         _finish([shared], [proc])
-    return env.work.points / elapsed
+    return env.work.points / elapsed, shared.cpu.value * 1e6 / env.work.points
 
 
 def _paced_publish(env: _Env, rate_msg_s: float, seconds: float) -> int:
@@ -665,8 +687,8 @@ def _run(
                 row["influx_shim"] = _influx_ceiling(
                     shim.url, f"/api/v2/write?org=sealscope&bucket={db}&precision=ns", lines
                 )
-                row["sealscope"] = _drain_sealscope(env, payloads, 1)
-                row["bridge"] = _drain_bridge(env, payloads)
+                row["sealscope"], row["sealscope_cpu"] = _drain_sealscope(env, payloads, 1)
+                row["bridge"], row["bridge_cpu"] = _drain_bridge(env, payloads)
                 row["lower"] = min(row["paho"], row["influx"])
                 rounds.append(row)
                 print(
@@ -676,7 +698,7 @@ def _run(
                     f"{row['sealscope'] / row['lower']:.2f}",
                     flush=True,
                 )
-            scaling = [_drain_sealscope(env, payloads, n) for n in (1, 2)]
+            scaling = [_drain_sealscope(env, payloads, n)[0] for n in (1, 2)]
             median_msg_s = statistics.median(r["sealscope"] for r in rounds) / samples
             latency: dict[tuple[str, int], tuple[int, list[float]]] = {}
             for share in (50, 90):
@@ -701,6 +723,9 @@ def _run(
     print(f"  influxdb through the v2 shim            {spread('influx_shim')}")
     print(f"  sealscope ingest, {workers} worker(s)           {spread('sealscope')}")
     print(f"  bridge: paho auto-ack -> batching API   {spread('bridge')}")
+    print("CPU µs per point (all its processes, from connect to the last point stored):")
+    print(f"  sealscope                               {spread('sealscope_cpu')}")
+    print(f"  bridge                                  {spread('bridge_cpu')}")
     ratios = [r["sealscope"] / r["lower"] for r in rounds]
     bridge_ratios = [r["bridge"] / r["lower"] for r in rounds]
     print(
