@@ -371,7 +371,8 @@ class IngestService:
             self._spooled.clear()  # before looking, so an append after it wakes the wait
             self._answered.clear()
             free = pool.free()
-            if free and position < spool.end:
+            limit = spool.end
+            if free and position < limit:
                 spans = await asyncio.to_thread(
                     spool.ranges,
                     position,
@@ -380,6 +381,11 @@ class IngestService:
                     max_ranges=free,
                 )
                 for start, end in spans:
+                    if end >= limit and not pool.idle():
+                        # a span cut short by the end of the spool waits for an idle worker
+                        # and grows meanwhile: small spans queued behind busy workers would
+                        # each cost a store write and fall behind at moderate rates
+                        break
                     job = pool.submit(start, end)
                     self._spans[job.job_id] = _Span(end)
                     position = end

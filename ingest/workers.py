@@ -268,11 +268,14 @@ class WorkerPool:
             target=self._receive, args=(slot, ours), name=f"ingest-w{slot.slot}", daemon=True
         ).start()
 
+    def idle(self) -> int:
+        return sum(1 for s in self._slots if not s.jobs)
+
     def free(self) -> int:
         return sum(max(0, self.depth - len(s.jobs)) for s in self._slots)
 
     def submit(self, start: SpoolPosition, end: SpoolPosition) -> Job:
-        slot = min(self._slots, key=lambda s: len(s.jobs))
+        slot = min(self._slots, key=lambda s: len(s.jobs))  # an idle one first
         self._next_id += 1
         job = Job(self._next_id, start, end)
         slot.jobs[job.job_id] = job
