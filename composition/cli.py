@@ -86,6 +86,11 @@ def _parser() -> argparse.ArgumentParser:
     bi.add_argument("--messages", type=int, default=20_000)
     bi.add_argument("--samples", type=int, default=12, help="samples per message")
     bi.add_argument("--devices", type=int, default=1000)
+    bi.add_argument("--runs", type=int, default=3, help="rounds of ceilings and drains")
+    bi.add_argument("--workers", type=int, default=1, help="sealscope's ingest worker processes")
+    bi.add_argument(
+        "--latency-seconds", type=float, default=8.0, help="publishing time per latency trial"
+    )
     bg = bench_sub.add_parser("gateway", help="CoAP uplinks/s through the gateway into Mosquitto")
     bg.add_argument("--uplinks", type=int, default=20_000)
     bg.add_argument("--devices", type=int, default=2_000)
@@ -512,7 +517,14 @@ def _run_bench(args: argparse.Namespace) -> int:
     from composition.bench.ingest import run_bench_ingest
 
     return asyncio.run(
-        run_bench_ingest(messages=args.messages, samples=args.samples, devices=args.devices)
+        run_bench_ingest(
+            messages=args.messages,
+            samples=args.samples,
+            devices=args.devices,
+            runs=args.runs,
+            workers=args.workers,
+            latency_s=args.latency_seconds,
+        )
     )
 
 

@@ -61,6 +61,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Core",
     "open_core",
+    "open_ingest_worker_deps",
     "run_api",
     "run_gateway",
     "run_ingest",
@@ -110,6 +111,18 @@ async def open_core(settings: Settings) -> AsyncIterator[Core]:
     finally:
         accounts.close()
         engine.dispose()
+
+
+@contextlib.asynccontextmanager
+async def open_ingest_worker_deps(settings: Settings) -> AsyncIterator[Any]:
+    """What an ingest worker process writes to: the same stores as ``sealscope ingest``
+    (alerts reach the outbox through the same hook)."""
+    from ingest.workers import WorkerDeps
+
+    async with open_core(settings) as core, _batch_log(settings) as sink:
+        yield WorkerDeps(
+            core.store, core.registry, core.dead_letters, core.alerts, core.commands, sink
+        )
 
 
 def _stop_event() -> asyncio.Event:
@@ -235,6 +248,7 @@ async def run_ingest(settings: Settings, *, stop: asyncio.Event | None = None) -
             # with a batch log, detection runs in `sealscope detect-worker` processes
             detection=_detection(core) if sink is None else None,
             sink=sink,
+            open_worker_deps=open_ingest_worker_deps,
         ) as ingest,
         renotifier(settings, core.alerts),
         alert_console(core.alerts),
@@ -580,6 +594,7 @@ async def run_up(
                 alerts=core.alerts,
                 detection=monitor,
                 commands=core.commands,
+                open_worker_deps=open_ingest_worker_deps,
             )
 
             def components() -> dict[str, str]:

@@ -9,12 +9,14 @@ Three named tasks in one TaskGroup:
   checkpoint; detectors see a batch after it is stored.
 - ``reporter``: logs progress.
 
-Poison messages: whatever a message makes decoding or translating raise, it is dead-lettered
-with the exception's type and message and the loop carries on. One that kills the process
-outright (a crash in C code, the OOM killer) is caught by the spool's in-flight marker: after
-``crash_limit`` crashes with it in processing it is dead-lettered on replay without being
-touched again. Dead letters are kept once per spool position, and a bad ``state`` (retained,
-so redelivered on every reconnect) once per topic and content.
+With ``settings.ingest_workers`` > 0 the ``processor`` only hands spans of the spool to
+worker processes (``ingest.workers``) that translate and write; it commits the checkpoint
+over the answered prefix and feeds the detectors in spool order, so receiving and
+acknowledging stay here and decoding, encoding and writing use the other cores.
+
+Poison messages (``ingest.processing``): whatever a message makes decoding or translating
+raise, it is dead-lettered and the loop carries on; one that kills the process (or a worker)
+is dead-lettered after ``crash_limit`` crashes with it in processing.
 
 Back-pressure instead of drops: when the spool reaches its byte bound the spooler stops
 draining, the in-memory inbox fills, and the MQTT thread blocks in its callback, so the
@@ -27,7 +29,6 @@ import asyncio
 import collections
 import contextlib
 import logging
-import random
 import threading
 import time
 from collections.abc import Sequence
@@ -35,36 +36,22 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ingest.consumer import Delivery, MqttConsumer
-from ingest.translate import DeviceCache, Translated, translate
+from ingest.processing import BatchSink, IngestStats, RecordHandler
+from ingest.translate import DeviceCache, Translated
+from ingest.workers import JobDone, OpenWorkerDeps, WorkerPool
 from sealscope import wire
-from sealscope.alerts import AlertStore, Category
-from sealscope.commands import CommandStore, command_status_device, decode_command_status
+from sealscope.alerts import AlertStore
+from sealscope.commands import CommandStore
 from sealscope.config import Settings
 from sealscope.deadletters import DeadLetterStore
-from sealscope.errors import (
-    Conflict,
-    MessageRejected,
-    PointsRejected,
-    PoisonMessage,
-    StoreUnavailable,
-)
 from sealscope.registry import Device, DeviceRegistry
 from sealscope.spool import Spool, SpoolPosition, SpoolRecord
-from sealscope.storage import Point, TelemetryStore
-from sealscope.topics import PREFIX, UPLINK_KINDS, device_filter, parse_device_topic
+from sealscope.storage import TelemetryStore
+from sealscope.topics import PREFIX, UPLINK_KINDS, device_filter
 
 __all__ = ["BatchSink", "Detection", "IngestService", "IngestStats"]
 
 log = logging.getLogger(__name__)
-
-# NAMUR NE 107 category and severity for alarms a device raises itself
-_EVENT_ALERTS: dict[str, tuple[Category, int]] = {
-    "leak_alarm": ("out_of_specification", 4),
-    "actuation_fault": ("failure", 4),
-    "sensor_fault": ("failure", 3),
-    "low_battery": ("maintenance_required", 2),
-    "tamper": ("function_check", 3),
-}
 
 
 class Detection(Protocol):
@@ -77,30 +64,10 @@ class Detection(Protocol):
     def save(self) -> None: ...
 
 
-class BatchSink(Protocol):
-    """Where stored telemetry goes next, e.g. a log partitioned by device that detector
-    workers read (sealscope.streaming.BatchPublisher fits). ``put`` returns once the batch
-    is durable there; the spool checkpoint advances only after it."""
-
-    async def put(self, batch: Sequence[tuple[Device, wire.Telemetry]]) -> None: ...
-
-
 @dataclass
-class IngestStats:
-    received: int = 0
-    acked: int = 0
-    spooled: int = 0
-    processed: int = 0
-    points_stored: int = 0
-    dead_letters: int = 0
-    poison: int = 0  # of dead_letters: messages whose handling raised or crashed the process
-    store_retries: int = 0
-    backpressure_waits: int = 0
-    batches_stored: int = 0
-    batch_write_s: float = 0.0  # summed over batches_stored: store write time incl. retries
-    # arrival -> stored (and -> seen by the detectors) of the oldest message in the last batch
-    last_batch_lag_s: float = 0.0
-    last_detected_lag_s: float = 0.0
+class _Span:
+    end: SpoolPosition
+    done: JobDone | None = None
 
 
 class IngestService:
@@ -120,6 +87,8 @@ class IngestService:
         detection_save_every_s: float = 60.0,
         drain_timeout_s: float = 30.0,
         crash_limit: int = 2,
+        open_worker_deps: OpenWorkerDeps | None = None,
+        connect_on_enter: bool = True,
     ) -> None:
         if crash_limit < 1:
             raise ValueError("crash_limit must be at least 1")
@@ -135,6 +104,13 @@ class IngestService:
         self.sink = sink
         self.stats = IngestStats()
         self._devices = DeviceCache(registry)
+        if settings.ingest_workers and open_worker_deps is None:
+            raise ValueError("ingest workers need open_worker_deps (how a worker opens its stores)")
+        self._open_worker_deps = open_worker_deps
+        self._connect_on_enter = connect_on_enter
+        self._pool: WorkerPool | None = None
+        self._handler: RecordHandler | None = None
+        self._answered = asyncio.Event()
         self._inbox: collections.deque[Delivery] = collections.deque()
         self._inbox_max = inbox_max
         self._room = threading.Condition()
@@ -151,6 +127,7 @@ class IngestService:
         self._task_list: list[asyncio.Task[None]] = []
         self._inflight: asyncio.Task[None] | None = None
         self._processor_done = asyncio.Event()
+        self._spans: dict[int, _Span] = {}  # handed to workers, in spool order
         self._spooler_done = asyncio.Event()
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -161,6 +138,31 @@ class IngestService:
         backlog = self._spool.used_bytes()
         if backlog:
             log.info("ingest: replaying %d spooled bytes into the store", backlog)
+        self._handler = RecordHandler(
+            settings=s,
+            store=self.store,
+            devices=self._devices,
+            dead_letters=self.dead_letters,
+            alerts=self.alerts,
+            commands=self.commands,
+            sink=self.sink,
+            stats=self.stats,
+            marker=self._spool,
+            crash_limit=self.crash_limit,
+        )
+        if s.ingest_workers:
+            assert self._open_worker_deps is not None
+            self._pool = WorkerPool(
+                count=s.ingest_workers,
+                settings=s,
+                spool=self._spool,
+                open_deps=self._open_worker_deps,
+                stats=self.stats,
+                on_done=self._span_answered,
+                crash_limit=self.crash_limit,
+                observe=self.detection is not None,
+            )
+            await self._pool.start()
         self._consumer = MqttConsumer(
             host=s.mqtt_host,
             port=s.mqtt_port,
@@ -176,10 +178,13 @@ class IngestService:
         await self._tasks.__aenter__()
         self._task_list = [
             self._tasks.create_task(self._run_spooler(), name="spooler"),
-            self._tasks.create_task(self._run_processor(), name="processor"),
+            self._tasks.create_task(
+                self._run_dispatcher() if self._pool else self._run_processor(), name="processor"
+            ),
             self._tasks.create_task(self._run_reporter(), name="reporter"),
         ]
-        self._consumer.start()
+        if self._connect_on_enter:
+            self._consumer.start()
         return self
 
     def _filters(self) -> list[str]:
@@ -209,6 +214,8 @@ class IngestService:
         for task in self._task_list:
             task.cancel()
         await self._tasks.__aexit__(None, None, None)
+        if self._pool is not None:
+            await self._pool.close()
         if self.detection is not None:
             await asyncio.to_thread(self.detection.save)
         if self._spool is not None:
@@ -226,6 +233,12 @@ class IngestService:
             last = now
             await asyncio.sleep(idle_s)
 
+    def connect(self) -> None:
+        """Start taking messages (only with ``connect_on_enter=False``: a bench starts several
+        instances at once, after each has spawned its workers)."""
+        assert self._consumer is not None and not self._connect_on_enter
+        self._consumer.start()
+
     def wait_connected(self, timeout_s: float) -> bool:
         assert self._consumer is not None
         return self._consumer.wait_connected(timeout_s)
@@ -242,6 +255,10 @@ class IngestService:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._committed.wait(), timeout=min(remaining, 0.5))
         return True
+
+    @property
+    def worker_pids(self) -> list[int]:
+        return self._pool.pids if self._pool is not None else []
 
     @property
     def spool(self) -> Spool:
@@ -349,109 +366,92 @@ class IngestService:
                 await asyncio.wait_for(self._spooled.wait(), timeout=timeout)
 
     async def _translate(self, record: SpoolRecord) -> Translated | None:
-        self.stats.processed += 1
-        crashes = self.spool.begin(record)
-        try:
-            if crashes >= self.crash_limit:
-                reason = f"crashed the ingest during processing ({crashes} times)"
-                poison = PoisonMessage(reason, device_id=_device_of(record))
-                # once per content: a copy the broker redelivers (no PUBACK before the
-                # crash) comes at another spool position
-                await self._reject(record, poison, once_per="crashed")
-                return None
-            if self.commands is not None:
-                status_of = _status_device(record)
-                if status_of is not None:
-                    await self._record_command_status(record, status_of)
-                    return None
-            try:
-                result = translate(
-                    record.topic,
-                    record.payload,
-                    self._devices,
-                    max_payload_bytes=self.settings.payload_max_bytes,
+        assert self._handler is not None
+        return await self._handler.translate(record)
+
+    # -- dispatcher (worker processes) ---------------------------------------------------
+    def _span_answered(self, done: JobDone) -> None:
+        span = self._spans.get(done.job_id)
+        if span is not None:
+            span.done = done
+            self._answered.set()
+
+    async def _run_dispatcher(self) -> None:
+        """Hand spool spans to the workers; commit and detect over the answered prefix."""
+        spool, pool = self.spool, self._pool
+        assert pool is not None
+        position = spool.checkpoint
+        # about a store batch per span: an uplink carries a dozen samples or so
+        max_records = max(1, self.settings.batch_max_points // 12)
+        while True:
+            self._spooled.clear()  # before looking, so an append after it wakes the wait
+            self._answered.clear()
+            free = pool.free()
+            limit = spool.end
+            if free and position < limit:
+                spans = await asyncio.to_thread(
+                    spool.ranges,
+                    position,
+                    max_records=max_records,
+                    max_bytes=4 << 20,
+                    max_ranges=free,
                 )
-            except MessageRejected as exc:
-                await self._reject(record, exc)
-                return None
-            except Exception as exc:  # one message must never stop the loop
-                log.warning("ingest: a message on %s raised", record.topic, exc_info=True)
-                reason = f"{type(exc).__name__}: {str(exc)[:200]}"
-                await self._reject(record, PoisonMessage(reason, device_id=_device_of(record)))
-                return None
-            if result is None:
-                return None
-            if result.no_readings is not None:
-                device_id = result.device.device_id
-                await self._dead_letter(record, "no_readings", result.no_readings, device_id)
-            if result.event is not None and self.alerts is not None:
-                await asyncio.to_thread(self._raise_event_alert, result.device, result.event)
-            return result
-        finally:
-            self.spool.finish()
+                for start, end in spans:
+                    if end >= limit and not pool.idle():
+                        # a span cut short by the end of the spool waits for an idle worker
+                        # and grows meanwhile: small spans queued behind busy workers would
+                        # each cost a store write and fall behind at moderate rates
+                        break
+                    job = pool.submit(start, end)
+                    self._spans[job.job_id] = _Span(end)
+                    position = end
+            await self._commit_answered()
+            if (
+                self._stopping
+                and self._spooler_done.is_set()
+                and not self._spans
+                and position >= spool.end
+            ):
+                self._processor_done.set()
+                return
+            waits = [asyncio.ensure_future(self._answered.wait())]
+            if pool.free():
+                waits.append(asyncio.ensure_future(self._spooled.wait()))
+            _done, not_done = await asyncio.wait(
+                waits, timeout=1.0, return_when=asyncio.FIRST_COMPLETED
+            )
+            for waiting in not_done:
+                waiting.cancel()
 
-    async def _record_command_status(self, record: SpoolRecord, device_id: str) -> None:
-        assert self.commands is not None
-        try:
-            status = decode_command_status(record.payload, device_id=device_id)
-        except MessageRejected as exc:
-            await self._reject(record, exc)
+    async def _commit_answered(self) -> None:
+        spans = self._spans
+        answered: list[JobDone] = []
+        end = None
+        while spans:
+            job_id = next(iter(spans))  # dicts keep the order spans were handed out in
+            span = spans[job_id]
+            if span.done is None:
+                break
+            answered.append(span.done)
+            end = span.end
+            del spans[job_id]
+        if end is None:
             return
-        try:
-            await asyncio.to_thread(self.commands.record_status, device_id, status)
-        except Conflict:  # two workers added the same unknown command at once: it is there
-            log.debug("ingest: command %s recorded by another worker", status.id)
-
-    def _raise_event_alert(self, device: Device, event: wire.Event) -> None:
-        assert self.alerts is not None
-        category, severity = _EVENT_ALERTS[event.kind]
-        text = event.kind.replace("_", " ")
-        self.alerts.raise_alert(
-            device_id=device.device_id,
-            cause=f"device_{event.kind}",
-            category=category,
-            severity=severity,
-            summary=f"Device reported a {text}" + (f": {event.detail}" if event.detail else ""),
-            evidence={"source": "device event", "kind": event.kind, "seq": event.seq},
-            t=wire.time_to_ns(event.t) / 1e9,
-        )
-
-    async def _reject(
-        self, record: SpoolRecord, exc: MessageRejected, *, once_per: str | None = None
-    ) -> None:
-        added = await self._dead_letter(record, exc.code, exc.reason, exc.device_id, once_per)
-        if added and isinstance(exc, PoisonMessage):
-            self.stats.poison += 1
-
-    async def _dead_letter(
-        self,
-        record: SpoolRecord,
-        code: str,
-        reason: str,
-        device_id: str | None,
-        once_per: str | None = None,
-    ) -> bool:
-        """Keep the record as a dead letter; False if it was kept before (a replay)."""
-        # a retained state comes again on every reconnect; anything else only on a replay
-        if once_per is None and record.topic.endswith("/state"):
-            once_per = f"retained:{code}"
-        elif once_per is None:
-            once_per = f"spool:{record.end.segment}:{record.end.offset}:{code}"
-        added = await asyncio.to_thread(
-            self.dead_letters.add,
-            topic=record.topic,
-            payload=record.payload,
-            code=code,
-            reason=reason,
-            device_id=device_id,
-            once_per=once_per,
-        )
-        if added is None:
-            log.debug("ingest: %s on %s was dead-lettered before", code, record.topic)
-            return False
-        self.stats.dead_letters += 1
-        log.info("ingest: dead-lettered a message on %s: %s", record.topic, reason[:200])
-        return True
+        await asyncio.to_thread(self.spool.commit, end)
+        arrivals = [d.oldest_arrival_s for d in answered if d.oldest_arrival_s is not None]
+        if arrivals:
+            self.stats.last_batch_lag_s = max(0.0, time.time() - min(arrivals))
+        self._committed.set()
+        if self.detection is not None:
+            assert self._pool is not None
+            for done in answered:
+                for device_id, samples in self._pool.observed(done):
+                    with contextlib.suppress(Exception):  # gone from the registry since
+                        device, _series = self._devices.lookup(device_id)
+                        self.detection.observe(device, samples)
+            await asyncio.to_thread(self.detection.flush)
+            if arrivals:
+                self.stats.last_detected_lag_s = max(0.0, time.time() - min(arrivals))
 
     async def _flush(
         self, pending: list[tuple[SpoolRecord, Translated]], position: SpoolPosition
@@ -468,37 +468,11 @@ class IngestService:
     async def _store_batch(
         self, pending: list[tuple[SpoolRecord, Translated]], position: SpoolPosition
     ) -> None:
-        points = [p for _, t in pending for p in t.points]
-        stored = pending
-        t0 = time.perf_counter()
-        try:
-            if points:
-                await self._write_with_retry(points)
-        except PointsRejected:
-            # find the messages the store refuses; keep the rest, and only what was stored
-            # is counted and reaches the detectors
-            stored = []
-            for record, translated in pending:
-                try:
-                    await self._write_with_retry(translated.points)
-                except PointsRejected as exc:
-                    await self._dead_letter(
-                        record, "store_rejected", str(exc), translated.device.device_id
-                    )
-                else:
-                    stored.append((record, translated))
-        if self.sink is not None:
-            # before the checkpoint: a crash in between replays the batch, and the sink
-            # collapses the copy (message ids), so what is stored is also on the log
-            await self.sink.put(
-                [(t.device, t.telemetry) for _, t in stored if t.telemetry is not None]
-            )
+        assert self._handler is not None
+        stored = await self._handler.store_batch(pending)
         await asyncio.to_thread(self.spool.commit, position)
-        self.stats.points_stored += sum(len(t.points) for _, t in stored)
         oldest_arrival_s = min((r.arrival_s for r, _ in pending), default=None)
         if oldest_arrival_s is not None:
-            self.stats.batches_stored += 1
-            self.stats.batch_write_s += time.perf_counter() - t0
             self.stats.last_batch_lag_s = max(0.0, time.time() - oldest_arrival_s)
         self._committed.set()
         if self.detection is not None:
@@ -508,19 +482,6 @@ class IngestService:
             await asyncio.to_thread(self.detection.flush)
             if oldest_arrival_s is not None:
                 self.stats.last_detected_lag_s = max(0.0, time.time() - oldest_arrival_s)
-
-    async def _write_with_retry(self, points: list[Point]) -> None:
-        delay = 0.2
-        while True:
-            try:
-                await self.store.write(points)
-                return
-            except StoreUnavailable as exc:
-                self.stats.store_retries += 1
-                wait = exc.retry_after_s or delay * (0.5 + random.random())
-                log.warning("ingest: store unavailable (%s); retrying in %.1f s", exc, wait)
-                await asyncio.sleep(wait)
-                delay = min(delay * 2, 30.0)
 
     # -- reporter ----------------------------------------------------------------------
     async def _run_reporter(self) -> None:
@@ -550,20 +511,6 @@ class IngestService:
             s.store_retries,
             spool.used_bytes() if spool else 0,
         )
-
-
-def _status_device(record: SpoolRecord) -> str | None:
-    try:
-        return command_status_device(record.topic)
-    except MessageRejected:
-        return None
-
-
-def _device_of(record: SpoolRecord) -> str | None:
-    try:
-        return parse_device_topic(record.topic).device_id
-    except MessageRejected:
-        return None
 
 
 async def _wait_any(event: asyncio.Event, timeout_s: float) -> None:

@@ -73,6 +73,9 @@ class Settings(BaseSettings):
     spool_max_bytes: int = Field(1 << 30, ge=1 << 20)
     batch_max_points: int = Field(5000, ge=1)
     batch_max_age_s: float = Field(0.2, gt=0)
+    ingest_workers: int = Field(
+        0, ge=0, le=64, description="worker processes that decode and write (0: in-process)"
+    )
     payload_max_bytes: int = Field(
         256 * 1024, ge=1024, description="larger MQTT payloads are dead-lettered unparsed"
     )

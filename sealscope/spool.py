@@ -18,6 +18,12 @@ forever. A copy of that record with the same topic and payload counts as the sam
 a message that killed the process before its PUBACK comes again from the broker.
 
 Thread use: one thread appends, one reads and commits; they share only ``end`` under a lock.
+
+Worker processes (ingest's ``SEALSCOPE_INGEST_WORKERS``) read whole records between two
+positions the owner hands them (``ranges``, then ``read_range`` in the worker), each with an
+in-flight marker of its own (``inflight-w<slot>``, an ``InflightMarker``); the owner reads
+all markers on open and after a worker died (``load_crashed``). Records are immutable once
+fsynced and a segment is deleted only behind the checkpoint, so the workers need no lock.
 """
 
 from __future__ import annotations
@@ -33,7 +39,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ["Spool", "SpoolPosition", "SpoolRecord"]
+__all__ = [
+    "CrashedRecord",
+    "InflightMarker",
+    "Spool",
+    "SpoolPosition",
+    "SpoolRecord",
+    "read_range",
+]
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +75,8 @@ class SpoolRecord:
 
 
 @dataclass(frozen=True, slots=True)
-class _Crashed:
-    """The record that was in processing when the process died, and how often it was."""
+class CrashedRecord:
+    """The record that was in processing when a process died, and how often it was."""
 
     end: SpoolPosition
     topic: str
@@ -75,6 +88,82 @@ def _segment_name(n: int) -> str:
     return f"seg-{n:012d}.log"
 
 
+def _parse_records(data: bytes, segment: int, base: int) -> list[SpoolRecord]:
+    """The whole records in ``data``, read from ``segment`` at offset ``base``."""
+    out = []
+    offset = 0
+    size = len(data)
+    unpack_header, unpack_head = _HEADER.unpack_from, _BODY_HEAD.unpack_from
+    head = _BODY_HEAD.size
+    while offset < size:
+        length, crc = unpack_header(data, offset)
+        start = offset + _HEADER.size
+        body = data[start : start + length]
+        if len(body) != length or zlib.crc32(body) != crc:
+            at = base + offset
+            raise OSError(f"spool: corrupt record in {_segment_name(segment)} at {at}")
+        arrival_s, topic_len = unpack_head(body)
+        out.append(
+            SpoolRecord(
+                topic=body[head : head + topic_len].decode(),
+                payload=body[head + topic_len :],
+                arrival_s=arrival_s,
+                end=SpoolPosition(segment, base + start + length),
+                start=SpoolPosition(segment, base + offset),
+            )
+        )
+        offset = start + length
+    return out
+
+
+def read_range(directory: Path, start: SpoolPosition, end: SpoolPosition) -> list[SpoolRecord]:
+    """The records between two record boundaries of one segment (what ``ranges`` hands out)."""
+    if start.segment != end.segment or end.offset < start.offset:
+        raise ValueError(f"not a range within one segment: {start} .. {end}")
+    with open(Path(directory) / _segment_name(start.segment), "rb") as f:
+        f.seek(start.offset)
+        data = f.read(end.offset - start.offset)
+    if len(data) != end.offset - start.offset:
+        raise OSError(f"spool: {_segment_name(start.segment)} is shorter than {end.offset}")
+    return _parse_records(data, start.segment, start.offset)
+
+
+class InflightMarker:
+    """The record one process has in processing, in a memory-mapped file the kernel keeps
+    when the process dies; ``begin`` says how many crashes the record was in flight for."""
+
+    def __init__(self, path: Path, crashed: Sequence[CrashedRecord] = ()) -> None:
+        self.path = Path(path)
+        self.crashed = list(crashed)
+        self._map: mmap.mmap | None = None
+
+    def begin(self, record: SpoolRecord) -> int:
+        if self._map is None:
+            with open(self.path, "a+b") as f:
+                f.truncate(_INFLIGHT_SIZE)
+                self._map = mmap.mmap(f.fileno(), _INFLIGHT_SIZE)
+        crashes = 0
+        for crashed in self.crashed:
+            if record.end == crashed.end or (
+                record.payload == crashed.payload and record.topic == crashed.topic
+            ):
+                crashes = crashed.crashes
+                break
+        start, end = record.start, record.end
+        body = _INFLIGHT.pack(start.segment, start.offset, end.segment, end.offset, crashes)
+        self._map[:] = body + struct.pack("<I", zlib.crc32(body))
+        return crashes
+
+    def finish(self) -> None:
+        if self._map is not None:
+            self._map[:] = bytes(_INFLIGHT_SIZE)
+
+    def close(self) -> None:
+        if self._map is not None:
+            self._map.close()
+            self._map = None
+
+
 class Spool:
     def __init__(self, directory: Path, *, max_bytes: int, segment_bytes: int = 64 << 20) -> None:
         if max_bytes <= 0 or segment_bytes <= 0:
@@ -83,15 +172,14 @@ class Spool:
         self.max_bytes = max_bytes
         self.segment_bytes = segment_bytes
         self._lock = threading.Lock()
+        self._read_lock = threading.Lock()  # one reader handle: read, ranges, load_crashed
         self._writer: BinaryIO | None = None
         self._reader: tuple[int, BinaryIO] | None = None
         self._segment_sizes: dict[int, int] = {}
         self._checkpoint = SpoolPosition(1, 0)
         self._end = SpoolPosition(1, 0)
-        self._inflight: mmap.mmap | None = None
-        self._crashed: _Crashed | None = None
         self._open()
-        self._load_inflight()
+        self._marker = InflightMarker(self.directory / _INFLIGHT_FILE, self.load_crashed())
 
     # -- opening and repair ------------------------------------------------------------
     def _open(self) -> None:
@@ -151,56 +239,53 @@ class Spool:
                     return offset
                 offset += _HEADER.size + length
 
-    def _load_inflight(self) -> None:
+    def load_crashed(self) -> list[CrashedRecord]:
+        """The records in processing when this spool's processes last died (every marker:
+        the owner's ``inflight`` and each worker's ``inflight-w<slot>``)."""
+        crashed = []
+        for path in sorted(self.directory.glob(f"{_INFLIGHT_FILE}*")):
+            found = self._crashed_in(path)
+            if found is not None:
+                crashed.append(found)
+        return crashed
+
+    def _crashed_in(self, path: Path) -> CrashedRecord | None:
         try:
-            data = (self.directory / _INFLIGHT_FILE).read_bytes()
+            data = path.read_bytes()
         except FileNotFoundError:
-            return
+            return None
         if len(data) != _INFLIGHT_SIZE or not any(data):
-            return
+            return None
         body, (crc,) = data[: _INFLIGHT.size], struct.unpack("<I", data[_INFLIGHT.size :])
         if zlib.crc32(body) != crc:
             log.warning("spool: ignoring a torn in-flight marker")
-            return
+            return None
         start_seg, start_off, end_seg, end_off, crashes = _INFLIGHT.unpack(body)
         end = SpoolPosition(end_seg, end_off)
-        if not (self._checkpoint <= SpoolPosition(start_seg, start_off) < end <= self._end):
-            return  # outside what is spooled: it was stored after all
+        if not (self._checkpoint <= SpoolPosition(start_seg, start_off) < end <= self.end):
+            return None  # outside what is spooled: it was stored after all
         records, _ = self.read(SpoolPosition(start_seg, start_off), max_records=1)
         if not records or records[0].end != end:
-            return
+            return None
         record = records[0]
-        self._crashed = _Crashed(end, record.topic, record.payload, crashes + 1)
         log.warning(
-            "spool: the last run died while processing a message on %s (crash %d with it)",
+            "spool: a process died while processing a message on %s (crash %d with it)",
             record.topic,
             crashes + 1,
         )
+        return CrashedRecord(end, record.topic, record.payload, crashes + 1)
 
     # -- processing marker ---------------------------------------------------------------
     def begin(self, record: SpoolRecord) -> int:
         """Mark ``record`` as in processing; returns how many crashes it was in flight for."""
-        if self._inflight is None:
-            path = self.directory / _INFLIGHT_FILE
-            with open(path, "a+b") as f:
-                f.truncate(_INFLIGHT_SIZE)
-                self._inflight = mmap.mmap(f.fileno(), _INFLIGHT_SIZE)
-        crashes = 0
-        crashed = self._crashed
-        if crashed is not None and (
-            record.end == crashed.end
-            or (record.payload == crashed.payload and record.topic == crashed.topic)
-        ):
-            crashes = crashed.crashes
-        start, end = record.start, record.end
-        body = _INFLIGHT.pack(start.segment, start.offset, end.segment, end.offset, crashes)
-        self._inflight[:] = body + struct.pack("<I", zlib.crc32(body))
-        return crashes
+        return self._marker.begin(record)
 
     def finish(self) -> None:
         """The record from ``begin`` is handled (stored, pending, or dead-lettered)."""
-        if self._inflight is not None:
-            self._inflight[:] = bytes(_INFLIGHT_SIZE)
+        self._marker.finish()
+
+    def worker_marker_path(self, slot: int) -> Path:
+        return self.directory / f"{_INFLIGHT_FILE}-w{slot}"
 
     # -- state -------------------------------------------------------------------------
     @property
@@ -270,6 +355,12 @@ class Spool:
         self, start: SpoolPosition, *, max_records: int = 10_000
     ) -> tuple[list[SpoolRecord], SpoolPosition]:
         """Records from ``start`` up to the durable end; returns them and where to go on."""
+        with self._read_lock:
+            return self._read(start, max_records)
+
+    def _read(
+        self, start: SpoolPosition, max_records: int
+    ) -> tuple[list[SpoolRecord], SpoolPosition]:
         end = self.end
         out: list[SpoolRecord] = []
         pos = start
@@ -285,27 +376,58 @@ class Spool:
             f.seek(pos.offset)
             offset = pos.offset
             while offset < limit and len(out) < max_records:
-                start_offset = offset
-                length, crc = _HEADER.unpack(f.read(_HEADER.size))
-                body = f.read(length)
-                if zlib.crc32(body) != crc:
-                    raise OSError(f"spool: corrupt record in {_segment_name(n)} at {offset}")
-                arrival_s, topic_len = _BODY_HEAD.unpack_from(body)
-                head = _BODY_HEAD.size
+                length, _crc = _HEADER.unpack(f.read(_HEADER.size))
+                f.seek(-_HEADER.size, os.SEEK_CUR)
+                out.extend(_parse_records(f.read(_HEADER.size + length), n, offset))
                 offset += _HEADER.size + length
-                out.append(
-                    SpoolRecord(
-                        topic=body[head : head + topic_len].decode(),
-                        payload=body[head + topic_len :],
-                        arrival_s=arrival_s,
-                        end=SpoolPosition(n, offset),
-                        start=SpoolPosition(n, start_offset),
-                    )
-                )
             pos = SpoolPosition(n, offset)
             if offset >= limit and n < end.segment:
                 pos = SpoolPosition(n + 1, 0)
         return out, pos
+
+    def ranges(
+        self, start: SpoolPosition, *, max_records: int, max_bytes: int, max_ranges: int
+    ) -> list[tuple[SpoolPosition, SpoolPosition]]:
+        """Spans of whole records from ``start`` to the durable end, each within one segment
+        and at most ``max_records`` and (but for a single larger record) ``max_bytes``."""
+        with self._read_lock:
+            return self._ranges(start, max_records, max_bytes, max_ranges)
+
+    def _ranges(
+        self, start: SpoolPosition, max_records: int, max_bytes: int, max_ranges: int
+    ) -> list[tuple[SpoolPosition, SpoolPosition]]:
+        end = self.end
+        out: list[tuple[SpoolPosition, SpoolPosition]] = []
+        pos = start
+        with self._lock:
+            segments = sorted(n for n in self._segment_sizes if n >= start.segment)
+        for n in segments:
+            if len(out) >= max_ranges or pos >= end:
+                break
+            if n > pos.segment:
+                pos = SpoolPosition(n, 0)
+            limit = end.offset if n == end.segment else self._segment_sizes[n]
+            f = self._reader_for(n)
+            offset = pos.offset
+            while offset < limit and len(out) < max_ranges:
+                # only the headers are walked here: the worker parses and checks the records
+                f.seek(offset)
+                chunk = f.read(min(limit - offset, max_bytes))
+                at, count = 0, 0
+                while at + _HEADER.size <= len(chunk) and count < max_records:
+                    length, _crc = _HEADER.unpack_from(chunk, at)
+                    if at + _HEADER.size + length > len(chunk):
+                        break
+                    at += _HEADER.size + length
+                    count += 1
+                if count == 0:  # one record larger than max_bytes
+                    f.seek(offset)
+                    length, _crc = _HEADER.unpack(f.read(_HEADER.size))
+                    at = _HEADER.size + length
+                out.append((SpoolPosition(n, offset), SpoolPosition(n, offset + at)))
+                offset += at
+            pos = SpoolPosition(n, offset)
+        return out
 
     def _reader_for(self, segment: int) -> BinaryIO:
         if self._reader is None or self._reader[0] != segment:
@@ -330,9 +452,10 @@ class Spool:
             for n in done:
                 del self._segment_sizes[n]
         for n in done:
-            if self._reader is not None and self._reader[0] == n:
-                self._reader[1].close()
-                self._reader = None
+            with self._read_lock:
+                if self._reader is not None and self._reader[0] == n:
+                    self._reader[1].close()
+                    self._reader = None
             (self.directory / _segment_name(n)).unlink(missing_ok=True)
         if done:
             self._fsync_dir()
@@ -344,9 +467,7 @@ class Spool:
         self.close()
 
     def close(self) -> None:
-        if self._inflight is not None:
-            self._inflight.close()
-            self._inflight = None
+        self._marker.close()
         if self._writer is not None:
             self._writer.close()
             self._writer = None

@@ -12,11 +12,11 @@ import signal
 import sys
 from typing import Any
 
-import ingest.service
+import ingest.processing
 from composition.cli import main
 
 MARKER = b"KILL-THE-INGEST"
-_translate = ingest.service.translate
+_translate = ingest.processing.translate
 
 
 def _killing_translate(topic: str, payload: bytes, *args: Any, **kwargs: Any) -> Any:
@@ -25,7 +25,7 @@ def _killing_translate(topic: str, payload: bytes, *args: Any, **kwargs: Any) ->
     return _translate(topic, payload, *args, **kwargs)
 
 
-ingest.service.translate = _killing_translate  # type: ignore[assignment]
+ingest.processing.translate = _killing_translate  # type: ignore[assignment]
 
 if __name__ == "__main__":
     sys.exit(main())

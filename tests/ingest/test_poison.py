@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-import ingest.service
+import ingest.processing
 from composition.servers import MosquittoServer
 from ingest import IngestService
 from ingest.translate import DeviceCache, translate
@@ -64,14 +64,14 @@ async def test_ingest_dead_letters_what_makes_translate_raise_and_carries_on(
     registry.upsert_many(devices)
     # No input makes the decoders raise anything but MessageRejected any more (fuzzed in
     # tests/core/test_wire.py); a patched translate stands in for the next bug of that kind.
-    real = ingest.service.translate
+    real = ingest.processing.translate
 
     def raising(topic: str, payload: bytes, *args: object, **kwargs: object) -> object:
         if payload == b"boom":
             raise RecursionError("maximum recursion depth exceeded while deserializing")
         return real(topic, payload, *args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(ingest.service, "translate", raising)
+    monkeypatch.setattr(ingest.processing, "translate", raising)
     settings = ingest_settings(tmp_path, broker)
     good = _good(devices, 10)
     messages = [*good[:5], (_topic(devices[0], "telemetry"), RECURSION_BOMB)]
