@@ -18,6 +18,7 @@ Sensor faults, alarms and the radio stay in numpy: they touch few devices per ro
 from __future__ import annotations
 
 import math
+import sys
 from typing import Any, Final
 
 import numba
@@ -297,13 +298,26 @@ def _pumps(
                 out[f, i, j] = _NAN
 
 
+def _block(state: Any, shape: tuple[int, int, int]) -> F64:
+    """The round's block: last round's again if nothing refers to it any more. A fresh
+    block of 100,000 devices is ~130 MB of new pages, whose faults cost more than the
+    physics written into them; the kernel overwrites every element."""
+    spare = getattr(state, "_kernel_block", None)
+    # referenced only by the state and by getrefcount's argument: no batch holds a view
+    if spare is not None and spare.shape == shape and sys.getrefcount(spare) == 3:
+        return spare
+    block = np.empty(shape)
+    state._kernel_block = block
+    return block
+
+
 def round_physics(state: Any, times: F64) -> tuple[F64, npt.NDArray[np.bool_]]:
     """Every device's readings at ``times`` (devices x slots) as one block, fields along
     the first axis (``FIELD_ORDER``), at sensor resolution; and where a valve's actuator
     stalled. Moves the valve, pump and stroke-test state on, as ``physics`` does."""
     spec, wear = state.spec, state.wear
     n, s = times.shape
-    block = np.empty((len(FIELD_ORDER), n, s))
+    block = _block(state, (len(FIELD_ORDER), n, s))
     stalled = np.zeros((n, s), dtype=np.bool_)
     rate = spec.transients_per_day * spec.sample_interval_s / 86_400.0
     times = np.ascontiguousarray(times)
@@ -371,3 +385,67 @@ def round_physics(state: Any, times: F64) -> tuple[F64, npt.NDArray[np.bool_]]:
         float(wear.degrade_factor),
     )
     return block, stalled
+
+
+@numba.njit(cache=True, nogil=True)
+def _leak_trips(
+    leak: F64,
+    limit: F64,
+    over_prev: npt.NDArray[np.bool_],
+    latched: npt.NDArray[np.bool_],
+    trips: npt.NDArray[np.bool_],
+) -> None:
+    for i in range(leak.shape[0]):
+        prev, on, lim = over_prev[i], latched[i], limit[i]
+        for j in range(leak.shape[1]):
+            x = leak[i, j]
+            if x != x:
+                continue  # not measured: the firmware's memory of the last reading stays
+            over = x > lim
+            if over and prev and not on:
+                trips[i, j] = on = True
+            if x < 0.8 * lim:
+                on = False
+            prev = over
+        over_prev[i], latched[i] = prev, on
+
+
+def leak_trips(state: Any, leak: F64, limit: F64) -> npt.NDArray[np.bool_]:
+    """``alarms.local_events``' leak alarm, device by device: where it trips (devices x
+    slots), moving the state's latch and last-reading memory on the same way."""
+    trips = np.zeros(leak.shape, dtype=np.bool_)
+    _leak_trips(leak, limit, state.over_limit_prev, state.alarm_latched, trips)
+    return trips
+
+
+@numba.njit(cache=True, nogil=True)
+def _times(first_t: F64, slot0: int, interval: float, out: F64) -> None:
+    for i in range(out.shape[0]):
+        for j in range(out.shape[1]):
+            out[i, j] = np.rint((first_t[i] + (slot0 + j) * interval) * 1000.0) / 1000.0
+
+
+def sample_times(state: Any) -> F64:
+    """The round's true sample times, as ``sampling.take_samples`` rounds them."""
+    spec = state.spec
+    out = np.empty((spec.devices, spec.samples_per_uplink))
+    first_t = spec.start_t + state.phase_s
+    _times(first_t, state.uplinks_done * spec.samples_per_uplink, spec.sample_interval_s, out)
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _clock(times: F64, drift_ppm: F64, base: F64, ref: F64, out: F64) -> None:
+    for i in range(times.shape[0]):
+        rate = drift_ppm[i] * 1e-6
+        for j in range(times.shape[1]):
+            t = times[i, j]
+            out[i, j] = np.rint((t + base[i] + rate * (t - ref[i])) * 1000.0) / 1000.0
+
+
+def device_clock(state: Any, times: F64) -> F64:
+    """Every device's clock at ``times`` (devices x slots), to the millisecond: the
+    arithmetic of ``FleetState.device_clock`` and ``np.round(.., 3)``, in one pass."""
+    out = np.empty(times.shape)
+    _clock(times, state.clock_drift_ppm, state.clock_base_s, state.clock_ref_t, out)
+    return out

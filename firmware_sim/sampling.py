@@ -58,12 +58,14 @@ def take_samples(
     a dropped-out sensor lost, and the actuation faults (device, slot, kind, detail)."""
     spec, n, s = state.spec, state.spec.devices, state.spec.samples_per_uplink
     slot0 = state.uplinks_done * s
+    if spec.engine == "compiled":
+        from firmware_sim import kernel  # numba loads only for fleets that use it
+
+        return _take_compiled(state, kernel.sample_times(state))
     first_t = spec.start_t + state.phase_s[:, None]
     times: F64 = np.asarray(  # float64 already: no copy, only numpy's stubs need telling
         np.round(first_t + (slot0 + np.arange(s)) * spec.sample_interval_s, 3), dtype=np.float64
     )
-    if spec.engine == "compiled":
-        return _take_compiled(state, times)
     cols: dict[str, F64] = {name: np.full((n, s), np.nan) for name in ALL_FIELDS}
     actuation: list[tuple[int, int, str, str]] = []
     for j in range(s):
@@ -111,7 +113,7 @@ def encode_round(
 ) -> list[bytes]:
     """Every device's telemetry payload, with its ``seq``, in device order."""
     n = state.spec.devices
-    clock = np.round(state.device_clock(times, np.arange(n)[:, None]), 3)
+    clock = state.round_clock(times)
     payloads: list[bytes] = [b""] * n
     for idx, names in ((state.valve_idx, VALVE_FIELDS), (state.pump_idx, PUMP_FIELDS)):
         for a in range(0, idx.size, _CHUNK):

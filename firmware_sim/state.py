@@ -307,5 +307,13 @@ class FleetState:
         drift = self.clock_drift_ppm[idx] * 1e-6 * (t - self.clock_ref_t[idx])
         return t + self.clock_base_s[idx] + drift
 
+    def round_clock(self, times: F64) -> F64:
+        """Every device's clock at ``times`` (devices x slots), to the millisecond."""
+        if self.spec.engine == "compiled":
+            from firmware_sim import kernel
+
+            return kernel.device_clock(self, times)
+        return np.round(self.device_clock(times, np.arange(self.spec.devices)[:, None]), 3)
+
     def battery_v(self) -> F64:
         return radio.battery_voltage(self.battery_used_mah / self.spec.battery_mah)

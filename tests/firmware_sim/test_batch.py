@@ -57,6 +57,7 @@ def test_sample_batch_frame_round_trips() -> None:
     for _ in range(12):
         batch = fleet.step_batch()
         back = SampleBatch.from_frame(batch.frame())
+        assert b"".join(batch.frame_parts()) == bytes(batch.frame())
         assert back.index == batch.index and back.events == batch.events
         for name in (
             "device",
