@@ -41,7 +41,7 @@ def local_events(
     if state.spec.engine == "compiled":
         from firmware_sim import kernel
 
-        slot, dev = np.nonzero(kernel.leak_trips(state, leak, limit).T)  # slot by slot
+        dev, slot = kernel.slot_major(kernel.leak_trips(state, leak, limit))
         for i, j in zip(dev.tolist(), slot.tolist(), strict=True):
             out.append((i, j, "leak_alarm", f"leak over {limit[i]:.3g} mm3/s twice in a row"))
     else:

@@ -410,6 +410,14 @@ def _leak_trips(
         over_prev[i], latched[i] = prev, on
 
 
+def slot_major(mask: npt.NDArray[np.bool_]) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
+    """(device, slot) of the set entries of a devices x slots mask, slot by slot and in
+    device order within a slot: ``np.nonzero(mask.T)`` reversed, without its strided scan."""
+    device, slot = np.divmod(np.flatnonzero(mask), mask.shape[1])
+    order = np.lexsort((device, slot))
+    return device[order], slot[order]
+
+
 def leak_trips(state: Any, leak: F64, limit: F64) -> npt.NDArray[np.bool_]:
     """``alarms.local_events``' leak alarm, device by device: where it trips (devices x
     slots), moving the state's latch and last-reading memory on the same way."""

@@ -88,7 +88,7 @@ def _take_compiled(
 
     block, stalled = kernel.round_physics(state, times)
     cols = {name: block[f] for f, name in enumerate(kernel.FIELD_ORDER)}
-    dev, slot = np.nonzero(stalled.T)[::-1]  # slot by slot, valves in order: as physics does
+    dev, slot = kernel.slot_major(stalled)  # slot by slot, valves in order: as physics does
     actuation = [
         (i, j, "actuation_fault", "actuator stalled: torque switch tripped")
         for i, j in zip(dev.tolist(), slot.tolist(), strict=True)
