@@ -110,6 +110,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     bs.add_argument("--budget-s", type=float, default=900.0, help="wall-time cap for --days")
     bs.add_argument("--workers", type=int, default=1, help="processes for --days")
+    bs.add_argument(
+        "--engine",
+        choices=("compiled", "numpy"),
+        default="compiled",
+        help="the fleet's physics for --days: compiled kernel or the numpy reference",
+    )
     bp = bench_sub.add_parser(
         "provisioning", help="API upload, background dynsec apply, devices publishing"
     )
@@ -483,7 +489,11 @@ def _run_bench(args: argparse.Namespace) -> int:
             if args.budget_s <= 0:
                 raise ConfigError("bench sim", "--budget-s must be > 0")
             return run_bench_sim_span(
-                devices=args.devices, days=args.days, budget_s=args.budget_s, workers=args.workers
+                devices=args.devices,
+                days=args.days,
+                budget_s=args.budget_s,
+                workers=args.workers,
+                engine=args.engine,
             )
         if args.devices < 1 or args.rounds < 1:
             raise ConfigError("bench sim", "--devices and --rounds must be >= 1")

@@ -38,19 +38,14 @@ def local_events(
     limit = np.where(state.is_valve, state.allowable_mm3s, catalog.PUMP_SEAL_LIMIT_MM3S)
     leak = cols["leak_mm3s"]
     out = list(actuation)
-    prev = state.over_limit_prev
-    for j in range(s):
-        over = leak[:, j] > limit
-        measured = ~np.isnan(leak[:, j])
-        # two readings in a row over the limit: one spike does not wake the radio
-        trip = over & np.where(measured, prev, False) & ~state.alarm_latched
-        for i in np.flatnonzero(trip).tolist():
+    if state.spec.engine == "compiled":
+        from firmware_sim import kernel
+
+        dev, slot = kernel.slot_major(kernel.leak_trips(state, leak, limit))
+        for i, j in zip(dev.tolist(), slot.tolist(), strict=True):
             out.append((i, j, "leak_alarm", f"leak over {limit[i]:.3g} mm3/s twice in a row"))
-        state.alarm_latched |= trip
-        rearm = measured & (leak[:, j] < 0.8 * limit)
-        state.alarm_latched &= ~rearm
-        prev = np.where(measured, over, prev)
-    state.over_limit_prev = prev
+    else:
+        _leak_alarms(state, leak, limit, out)
     low = (state.battery_v() < _LOW_BATTERY_V) & ~state.low_battery_sent
     for i in np.flatnonzero(low).tolist():
         out.append((i, s - 1, "low_battery", "battery below 3.3 V"))
@@ -65,6 +60,25 @@ def local_events(
             out.append((i, j, "sensor_fault", "sensor not responding"))
     out.sort(key=lambda e: (times[e[0], e[1]], e[0]))
     return [(i, j, kind, detail) for i, j, kind, detail in out]
+
+
+def _leak_alarms(
+    state: FleetState, leak: F64, limit: F64, out: list[tuple[int, int, str, str]]
+) -> None:
+    """The leak alarm, slot by slot over the devices (the numpy engine's reference)."""
+    prev = state.over_limit_prev
+    for j in range(leak.shape[1]):
+        over = leak[:, j] > limit
+        measured = ~np.isnan(leak[:, j])
+        # two readings in a row over the limit: one spike does not wake the radio
+        trip = over & np.where(measured, prev, False) & ~state.alarm_latched
+        for i in np.flatnonzero(trip).tolist():
+            out.append((i, j, "leak_alarm", f"leak over {limit[i]:.3g} mm3/s twice in a row"))
+        state.alarm_latched |= trip
+        rearm = measured & (leak[:, j] < 0.8 * limit)
+        state.alarm_latched &= ~rearm
+        prev = np.where(measured, over, prev)
+    state.over_limit_prev = prev
 
 
 def event_payloads(

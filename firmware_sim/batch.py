@@ -55,25 +55,28 @@ class SampleBatch:
         """The batch as one buffer: ``SSB1``, a 4-byte header length, a JSON header naming
         the arrays, then the arrays back to back (little-endian), then the events. Each
         array is copied once, straight into place; write the view to a file or socket."""
-        arrays = self._arrays()
+        parts = self.frame_parts()
+        out = np.empty(sum(p.nbytes for p in parts), dtype=np.uint8)
+        at = 0
+        for part in parts:
+            out[at : at + part.nbytes] = np.frombuffer(part, dtype=np.uint8)
+            at += part.nbytes
+        return out.data
+
+    def frame_parts(self) -> list[memoryview]:
+        """``frame()`` as the pieces it joins, without copying the arrays: for
+        ``file.writelines`` or ``socket.sendmsg`` (gather writes), the bytes are the same."""
+        arrays = [(name, np.ascontiguousarray(a)) for name, a in self._arrays()]
         header = {
             "index": self.index,
             "arrays": [[name, a.dtype.str, list(a.shape)] for name, a in arrays],
             "events": [len(e) for e in self.events],
         }
         head = json.dumps(header, separators=(",", ":")).encode()
-        sizes = [a.nbytes for _, a in arrays] + [len(e) for e in self.events]
-        out = np.empty(8 + len(head) + sum(sizes), dtype=np.uint8)
-        out[:8] = np.frombuffer(_MAGIC + len(head).to_bytes(4, "little"), dtype=np.uint8)
-        at = 8 + len(head)
-        out[8:at] = np.frombuffer(head, dtype=np.uint8)
-        for (_, a), size in zip(arrays, sizes, strict=False):
-            out[at : at + size].view(a.dtype).reshape(a.shape)[...] = a
-            at += size
-        for e in self.events:
-            out[at : at + len(e)] = np.frombuffer(e, dtype=np.uint8)
-            at += len(e)
-        return out.data
+        parts = [memoryview(_MAGIC + len(head).to_bytes(4, "little") + head)]
+        parts += [a.reshape(-1).data.cast("B") for _, a in arrays]
+        parts += [memoryview(e) for e in self.events]
+        return parts
 
     @classmethod
     def from_frame(cls, frame: bytes | memoryview) -> SampleBatch:

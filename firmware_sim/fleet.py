@@ -182,7 +182,7 @@ class Fleet(FleetState):
         times, cols, alive, events, ev_payloads, tele_seq = self._sample_round()
         dev, copies, attempts, is_acked, held = transmission.transmit_batch(self, alive, events)
         every = dev.size == self.spec.devices
-        clock = np.round(self.device_clock(times, np.arange(self.spec.devices)[:, None]), 3)
+        clock = self.round_clock(times)
         out = SampleBatch(
             index=self._uplinks_done,
             device=dev,

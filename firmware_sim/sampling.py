@@ -58,6 +58,10 @@ def take_samples(
     a dropped-out sensor lost, and the actuation faults (device, slot, kind, detail)."""
     spec, n, s = state.spec, state.spec.devices, state.spec.samples_per_uplink
     slot0 = state.uplinks_done * s
+    if spec.engine == "compiled":
+        from firmware_sim import kernel  # numba loads only for fleets that use it
+
+        return _take_compiled(state, kernel.sample_times(state))
     first_t = spec.start_t + state.phase_s[:, None]
     times: F64 = np.asarray(  # float64 already: no copy, only numpy's stubs need telling
         np.round(first_t + (slot0 + np.arange(s)) * spec.sample_interval_s, 3), dtype=np.float64
@@ -75,12 +79,41 @@ def take_samples(
     return times, cols, dropped, actuation
 
 
+def _take_compiled(
+    state: FleetState, times: F64
+) -> tuple[F64, dict[str, F64], npt.NDArray[np.bool_], list[tuple[int, int, str, str]]]:
+    """``take_samples`` on the compiled engine: the readings leave the kernel at sensor
+    resolution; the few devices a sensor fault touched are rounded again after it."""
+    from firmware_sim import kernel  # numba loads only for fleets that use it
+
+    block, stalled = kernel.round_physics(state, times)
+    cols = {name: block[f] for f, name in enumerate(kernel.FIELD_ORDER)}
+    dev, slot = kernel.slot_major(stalled)  # slot by slot, valves in order: as physics does
+    actuation = [
+        (i, j, "actuation_fault", "actuator stalled: torque switch tripped")
+        for i, j in zip(dev.tolist(), slot.tolist(), strict=True)
+    ]
+    plan = state.faults
+    t_lo, t_hi = times[:, 0], times[:, -1]
+    hit = np.flatnonzero(
+        ((plan.start_t <= t_hi[:, None]) & (plan.end_t > t_lo[:, None])).any(axis=1)
+    )
+    dropped = np.zeros(times.shape, dtype=bool)
+    if hit.size:
+        part = {name: cols[name][hit] for name in ("leak_mm3s", "p_in_kpa")}
+        dropped[hit] = faults.apply_faults(plan, state.fault_rng, times[hit], part, rows=hit)
+        leak = np.maximum(np.round(part["leak_mm3s"], DECIMALS["leak_mm3s"]), 0.0)
+        p_in = np.clip(np.round(part["p_in_kpa"], DECIMALS["p_in_kpa"]), -101.3, 99_999.0)
+        cols["leak_mm3s"][hit], cols["p_in_kpa"][hit] = leak, p_in
+    return times, cols, dropped, actuation
+
+
 def encode_round(
     state: FleetState, times: F64, cols: dict[str, F64], seq: npt.NDArray[np.int64]
 ) -> list[bytes]:
     """Every device's telemetry payload, with its ``seq``, in device order."""
     n = state.spec.devices
-    clock = np.round(state.device_clock(times, np.arange(n)[:, None]), 3)
+    clock = state.round_clock(times)
     payloads: list[bytes] = [b""] * n
     for idx, names in ((state.valve_idx, VALVE_FIELDS), (state.pump_idx, PUMP_FIELDS)):
         for a in range(0, idx.size, _CHUNK):

@@ -21,6 +21,7 @@ __all__ = ["FleetSpec"]
 
 OnsetModel = Literal["window", "weibull"]
 Radio = Literal["ideal", "nbiot"]
+Engine = Literal["numpy", "compiled"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +71,12 @@ class FleetSpec:
     local_alarms: bool = False  # alarm uplinks (wire Event) when a local threshold trips
     battery_mah: float = 19_000.0  # Li-SOCl2 D cell
 
+    # -- computing it ------------------------------------------------------------------
+    # "numpy": the reference (one numpy pass per sample slot; the seed's stream as it was
+    # recorded). "compiled": the same physics compiled (``kernel``, numba), many times
+    # faster, with the same statistics but another stream: other readings for a seed.
+    engine: Engine = "numpy"
+
     def __post_init__(self) -> None:
         checks = (
             (self.devices >= 1, "devices must be >= 1"),
@@ -100,6 +107,7 @@ class FleetSpec:
             (0.0 <= self.wrong_clock_share <= 1.0, "wrong_clock_share must be in [0, 1]"),
             (self.battery_mah > 0, "battery_mah must be > 0"),
             (self.phase_spread_s is None or self.phase_spread_s >= 0, "phase_spread_s >= 0"),
+            (self.engine in ("numpy", "compiled"), "engine: numpy or compiled"),
         )
         for ok, message in checks:
             if not ok:

@@ -8,6 +8,8 @@ from firmware_sim import Fleet, FleetSpec
 from sealscope.wire import SAMPLE_FIELDS, decode_event, decode_telemetry
 
 NAMES = ("t", *SAMPLE_FIELDS)
+# physics tests run on both: the numpy reference and the compiled kernel
+ENGINES = ("numpy", "compiled")
 
 
 def readings(fleet: Fleet, rounds: int) -> dict[str, np.ndarray]:

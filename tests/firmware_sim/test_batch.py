@@ -36,7 +36,13 @@ def _assert_round_equal(out: object, batch: SampleBatch, s: int) -> None:
 
 
 @pytest.mark.parametrize(
-    "spec", [_HOSTILE, _HOSTILE.replace(buffer_samples=12, max_attempts=1), FleetSpec(devices=30)]
+    "spec",
+    [
+        _HOSTILE,
+        _HOSTILE.replace(buffer_samples=12, max_attempts=1),
+        FleetSpec(devices=30),
+        _HOSTILE.replace(buffer_samples=12, max_attempts=1, engine="compiled"),
+    ],
 )
 def test_step_batch_carries_what_the_json_payloads_carry(spec: FleetSpec) -> None:
     as_json, as_batch = Fleet(spec), Fleet(spec)
@@ -51,6 +57,7 @@ def test_sample_batch_frame_round_trips() -> None:
     for _ in range(12):
         batch = fleet.step_batch()
         back = SampleBatch.from_frame(batch.frame())
+        assert b"".join(batch.frame_parts()) == bytes(batch.frame())
         assert back.index == batch.index and back.events == batch.events
         for name in (
             "device",

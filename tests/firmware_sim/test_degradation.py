@@ -12,11 +12,12 @@ import pytest
 
 from firmware_sim import Fleet, FleetSpec
 from firmware_sim.physics import required_torque_nm
-from tests.firmware_sim.helpers import readings
+from tests.firmware_sim.helpers import ENGINES, readings
 
 
-def test_window_mode_gradual_and_step_leaks_grow_healthy_stay() -> None:
-    spec = FleetSpec(devices=300, seed=11, degrading_share=0.4, step_share=0.4)
+@pytest.mark.parametrize("engine", ENGINES)
+def test_window_mode_gradual_and_step_leaks_grow_healthy_stay(engine: str) -> None:
+    spec = FleetSpec(devices=300, seed=11, degrading_share=0.4, step_share=0.4, engine=engine)
     fleet = Fleet(spec)
     rounds = spec.onset_uplinks[1] + spec.degrade_span_uplinks + 5
     r = readings(fleet, rounds)
@@ -84,8 +85,10 @@ def test_limit_crossing_matches_true_leak_at_test_pressure() -> None:
             assert at_test >= t.allowable_leak_mm3s
 
 
-def test_friction_wear_stalls_the_actuator_after_its_crossing_with_alarms() -> None:
+@pytest.mark.parametrize("engine", ENGINES)
+def test_friction_wear_stalls_the_actuator_after_its_crossing_with_alarms(engine: str) -> None:
     spec = FleetSpec(
+        engine=engine,
         devices=300,
         seed=9,
         degrading_share=0.5,

@@ -5,16 +5,19 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 from firmware_sim import Fleet, FleetSpec
 from firmware_sim.faults import FAULT_KINDS, SENSORS
-from tests.firmware_sim.helpers import readings
+from tests.firmware_sim.helpers import ENGINES, readings
 
 FIELD = {"leak": "leak_mm3s", "pressure": "p_in_kpa"}
 
 
-def test_sensor_faults_show_in_readings_as_the_truth_says() -> None:
+@pytest.mark.parametrize("engine", ENGINES)
+def test_sensor_faults_show_in_readings_as_the_truth_says(engine: str) -> None:
     spec = FleetSpec(
+        engine=engine,
         devices=300,
         seed=12,
         degrading_share=0.0,
@@ -59,8 +62,10 @@ def test_sensor_faults_show_in_readings_as_the_truth_says() -> None:
     assert set(SENSORS) == set(FIELD)
 
 
-def test_false_local_alarms_happen_only_during_leak_sensor_faults() -> None:
+@pytest.mark.parametrize("engine", ENGINES)
+def test_false_local_alarms_happen_only_during_leak_sensor_faults(engine: str) -> None:
     spec = FleetSpec(
+        engine=engine,
         devices=200,
         seed=3,
         degrading_share=0.0,

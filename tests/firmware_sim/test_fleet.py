@@ -11,7 +11,7 @@ from firmware_sim import Fleet, FleetSpec
 from firmware_sim.physics import demand, required_torque_nm
 from sealscope.topics import check_device_id
 from sealscope.wire import decode_event, decode_state, decode_telemetry, encode
-from tests.firmware_sim.helpers import readings
+from tests.firmware_sim.helpers import ENGINES, readings
 
 
 def _rounds(fleet: Fleet, n: int) -> list[tuple[list[bytes], list[int]]]:
@@ -23,9 +23,10 @@ def _rounds(fleet: Fleet, n: int) -> list[tuple[list[bytes], list[int]]]:
 
 
 @pytest.mark.parametrize("preset", ["demo", "field"])
-def test_fleet_same_seed_gives_same_devices_bytes_radio_and_truth(preset: str) -> None:
+@pytest.mark.parametrize("engine", ENGINES)
+def test_fleet_same_seed_gives_same_devices_bytes_radio_and_truth(preset: str, engine: str) -> None:
     make = FleetSpec.field if preset == "field" else FleetSpec
-    spec = make(devices=80, seed=7)
+    spec = make(devices=80, seed=7, engine=engine)
     a, b = Fleet(spec), Fleet(spec)
     assert a.devices == b.devices
     assert [encode(s) for _, s in a.states()] == [encode(s) for _, s in b.states()]
@@ -78,11 +79,12 @@ def test_fleet_spec_rejects_impossible_values(bad: dict[str, object]) -> None:
 
 
 @pytest.mark.parametrize("preset", ["demo", "field"])
-def test_fleet_every_payload_decodes_and_seq_counts_up(preset: str) -> None:
+@pytest.mark.parametrize("engine", ENGINES)
+def test_fleet_every_payload_decodes_and_seq_counts_up(preset: str, engine: str) -> None:
     spec = (
-        FleetSpec.field(devices=150, seed=3, sensor_faults_per_year=20.0)
+        FleetSpec.field(devices=150, seed=3, sensor_faults_per_year=20.0, engine=engine)
         if preset == "field"
-        else FleetSpec(devices=150, seed=3, degrading_share=0.5)
+        else FleetSpec(devices=150, seed=3, degrading_share=0.5, engine=engine)
     )
     fleet = Fleet(spec)
     last_seq: dict[int, int] = {}
@@ -110,8 +112,9 @@ def test_fleet_every_payload_decodes_and_seq_counts_up(preset: str) -> None:
         assert kinds == {"telemetry", "event"}
 
 
-def test_valves_leak_only_when_closed_with_line_pressure_upstream() -> None:
-    fleet = Fleet(FleetSpec(devices=100, seed=5, transients_per_day=0.0))
+@pytest.mark.parametrize("engine", ENGINES)
+def test_valves_leak_only_when_closed_with_line_pressure_upstream(engine: str) -> None:
+    fleet = Fleet(FleetSpec(devices=100, seed=5, transients_per_day=0.0, engine=engine))
     r = readings(fleet, 40)
     v = fleet.is_valve
     closed = r["position_pct"][v] == 0.0
@@ -128,8 +131,9 @@ def test_valves_leak_only_when_closed_with_line_pressure_upstream() -> None:
         assert 0.85 < ratio < 1.15, fleet.device_ids[i]
 
 
-def test_valve_types_open_and_stroke_as_built() -> None:
-    fleet = Fleet(FleetSpec(devices=400, seed=6))
+@pytest.mark.parametrize("engine", ENGINES)
+def test_valve_types_open_and_stroke_as_built(engine: str) -> None:
+    fleet = Fleet(FleetSpec(devices=400, seed=6, engine=engine))
     r = readings(fleet, 30)
     for i in fleet.valve_idx:
         pos = r["position_pct"][i]
@@ -164,8 +168,11 @@ def test_actuation_torque_grows_with_differential_pressure_size_and_friction() -
     assert np.all(fleet.rated_torque_nm[v] > required_torque_nm(fleet, v, fleet.p_nom_kpa[v], ones))
 
 
-def test_line_pressure_sags_at_peak_demand() -> None:
-    spec = FleetSpec(devices=200, seed=4, transients_per_day=0.0, sample_interval_s=600.0)
+@pytest.mark.parametrize("engine", ENGINES)
+def test_line_pressure_sags_at_peak_demand(engine: str) -> None:
+    spec = FleetSpec(
+        devices=200, seed=4, transients_per_day=0.0, sample_interval_s=600.0, engine=engine
+    )
     fleet = Fleet(spec)
     r = readings(fleet, 15)  # 25 hours
     d = demand(r["true_t"])
@@ -174,9 +181,10 @@ def test_line_pressure_sags_at_peak_demand() -> None:
     assert np.nanmean(p[v][d[v] > 0.75]) < np.nanmean(p[v][d[v] < 0.3]) - 0.1
 
 
-def test_transients_show_as_pressure_peaks() -> None:
-    base = Fleet(FleetSpec(devices=200, seed=4, transients_per_day=0.0))
-    hammer = Fleet(FleetSpec(devices=200, seed=4, transients_per_day=200.0))
+@pytest.mark.parametrize("engine", ENGINES)
+def test_transients_show_as_pressure_peaks(engine: str) -> None:
+    base = Fleet(FleetSpec(devices=200, seed=4, transients_per_day=0.0, engine=engine))
+    hammer = Fleet(FleetSpec(devices=200, seed=4, transients_per_day=200.0, engine=engine))
     calm, peaks = readings(base, 10), readings(hammer, 10)
     v = base.is_valve
     ratio_calm = calm["p_in_kpa"][v] / base.p_nom_kpa[v, None]
@@ -184,8 +192,9 @@ def test_transients_show_as_pressure_peaks() -> None:
     assert np.nanmax(ratio_calm) < 1.1 < np.nanmax(ratio_peaks)
 
 
-def test_pumps_follow_affinity_laws_and_report_seal_readings() -> None:
-    fleet = Fleet(FleetSpec(devices=200, seed=8, valve_share=0.0))
+@pytest.mark.parametrize("engine", ENGINES)
+def test_pumps_follow_affinity_laws_and_report_seal_readings(engine: str) -> None:
+    fleet = Fleet(FleetSpec(devices=200, seed=8, valve_share=0.0, engine=engine))
     r = readings(fleet, 20)
     speed, flow, vib = r["speed_rpm"], r["flow_m3h"], r["vib_mms"]
     assert np.all(~np.isnan(r["leak_mm3s"])) and np.all(np.isnan(r["position_pct"]))
