@@ -524,6 +524,7 @@ def _run_seed(
                 alerts.append(AlertRecord(c.device_id, c.cause, now))
         risk.record_changes(changes)
         if (r + 1) % per_risk == 0 or last:
+            risk.observe_detectors(service)
             for change in risk.apply(risk_store, t=now):
                 if change.action == "raised":
                     risk_flags.setdefault(change.key, now)
