@@ -19,8 +19,9 @@ batch's valve/pump mix is an accident of production):
   that log level per 30 days since the device was commissioned, floored at 0; devices
   with less than ``min_growth_days`` of it are censored (too early to say). A device
   that starts to go shows here as soon as its signal moves, before any alert. Test: the
-  group's sum of growth scores (each growth rate over its stratum's robust spread,
-  capped, so no single device decides) against the exact distribution of that sum when
+  group's sum of level scores (each level over its stratum's robust spread, capped, so
+  no single device decides; the level rather than the rate, whose noise would grow on
+  short records) against the exact distribution of that sum when
   the group's devices draw their scores from their strata (``resampled_sum_test``: FFT
   convolution, no assumption about the scores' shape). Effect: empirical Bayes. Group
   means of the growth rate are shrunk toward
@@ -589,10 +590,13 @@ class FleetRisk:
         # censored: too short a record since commissioning says nothing yet
         valid = seen & np.isfinite(level) & (elapsed >= self.min_growth_days)
         raw = np.where(valid, level / np.maximum(elapsed, self.min_growth_days) * 30.0, 0.0)
+        # The test scores the level itself, not the rate: a healthy device's level noise
+        # does not shrink with the length of its record, so a recently commissioned group
+        # is not made to look extreme by dividing its noise by a short time.
         score = np.zeros(n)
         for s in np.unique(stratum[valid]).tolist():
             m = valid & (stratum == s)
-            x = raw[m]
+            x = level[m]
             mid = float(np.median(x))
             spread = 1.4826 * float(np.median(np.abs(x - mid)))
             if not spread > 0:
