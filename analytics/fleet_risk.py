@@ -258,6 +258,7 @@ DEGRADATION_CAUSES: Final = frozenset({"seat_leak", "pump_seal", "actuation_wear
 # what each degradation cause's level is, in a quality engineer's words (index = code)
 _LEVEL_CAUSES: Final = ("seat_leak", "pump_seal", "actuation_wear")
 _LEVEL_WORDS: Final = ("seat leak", "pump seal leak", "actuator wear")
+_SETTING_RATIOS: Final = frozenset({"threshold_ratio", "clear_ratio"})
 
 
 def degradation_levels(service: Any) -> tuple[tuple[str, ...], F64, npt.NDArray[np.int8], F64]:
@@ -281,8 +282,13 @@ def degradation_levels(service: Any) -> tuple[tuple[str, ...], F64, npt.NDArray[
         m = min(len(v), n)
         if m == 0:
             continue
-        ratios = [np.asarray(a[:m], dtype=np.float64) for k, a in v.evidence.items()
-                  if k == "ratio" or k.endswith("_ratio")]  # fmt: skip
+        # the current level against the baseline: "ratio" (seat leak) or "<channel>_ratio"
+        # (residual detectors), never the detector's own alarm and clear settings
+        ratios = [
+            np.asarray(a[:m], dtype=np.float64)
+            for k, a in v.evidence.items()
+            if k == "ratio" or (k.endswith("_ratio") and k not in _SETTING_RATIOS)
+        ]
         if not ratios:
             continue
         with np.errstate(divide="ignore", invalid="ignore"):
