@@ -98,6 +98,7 @@ class FleetMonitor:
     def apply(self) -> list[Any]:
         """Evaluate the risk table now and raise, update or clear its alerts."""
         self._last_apply = self._clock()
+        self.risk.observe_detectors(self.detection)
         changes = self.risk.apply(self._alerts)
         for c in changes:
             log.info("fleet risk: %s %s (%s)", c.key, c.action, c.strength)

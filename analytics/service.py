@@ -197,6 +197,15 @@ class DetectionService:
         out["duplicate_samples"] = sum(d.duplicate_samples for d in self._detectors)
         return out
 
+    @property
+    def device_ids(self) -> tuple[str, ...]:
+        """Device ids by slot."""
+        return tuple(self._ids)
+
+    def held(self, detector: Detector) -> np.ndarray:
+        """Slots whose ``detector`` verdicts the sensor gate holds back right now."""
+        return detector.held(self._gate, len(self._ids))
+
     def slot(self, device_id: str) -> int | None:
         return self._slot_of.get(device_id)
 

@@ -92,6 +92,8 @@ class SeedResult:
     false_alarms_by_cause: dict[str, int] = field(default_factory=dict)
     sensor_fault_devices: int = 0
     bad_batches: dict[str, float | None] = field(default_factory=dict)  # -> days to flag
+    # per bad batch: devices, onsets within the run, day of its first onset (None: none)
+    bad_batch_truth: dict[str, tuple[int, int, float | None]] = field(default_factory=dict)
     false_risk_batches: list[str] = field(default_factory=list)
     other_risk_flags: list[str] = field(default_factory=list)
     samples: int = 0
@@ -112,6 +114,16 @@ class SeedResult:
     @property
     def median_delay_days(self) -> float:
         return statistics.median(self.delays_s) / _DAY_S if self.delays_s else math.nan
+
+    @property
+    def onset_to_risk_days(self) -> list[float]:
+        """Per flagged bad batch: days from its first seal onset to its risk alert."""
+        out = []
+        for b, flagged in self.bad_batches.items():
+            first = self.bad_batch_truth.get(b, (0, 0, None))[2]
+            if flagged is not None and first is not None:
+                out.append(flagged - first)
+        return out
 
     @property
     def false_alarms_per_1000_device_months(self) -> float:
@@ -141,8 +153,8 @@ class EvalReport:
                 f"{r.elapsed_s:>7.1f}"
             )
         for r in self.seeds:
-            found = ", ".join(
-                f"{b} ({f'day {d:.0f}' if d is not None else 'not found'})"
+            found = "; ".join(
+                _bad_batch_line(b, d, r.bad_batch_truth.get(b))
                 for b, d in sorted(r.bad_batches.items())
             )
             lines.append(f"seed {r.seed} bad batches: {found or 'none in truth'}")
@@ -173,6 +185,7 @@ class EvalReport:
             fa = sum(r.false_alarms for r in self.seeds)
             dm = sum(r.device_months for r in self.seeds)
             bad = [d for r in self.seeds for d in r.bad_batches.values()]
+            to_risk = [x for r in self.seeds for x in r.onset_to_risk_days]
             lines.append(
                 "all seeds: caught before limit "
                 + (f"{caught}/{warn} = {100 * caught / warn:.1f} %" if warn else "n/a")
@@ -184,8 +197,26 @@ class EvalReport:
                     if bad
                     else ""
                 )
+                + (
+                    f", median first onset to risk alert {statistics.median(to_risk):.0f} d"
+                    if to_risk
+                    else ""
+                )
+                + f", false risk alerts {sum(len(r.false_risk_batches) for r in self.seeds)}"
             )
         return "\n".join(lines)
+
+
+def _bad_batch_line(
+    batch: str, flagged_day: float | None, truth: tuple[int, int, float | None] | None
+) -> str:
+    devices, onsets, first = truth if truth is not None else (0, 0, None)
+    head = f"{batch} ({devices} devices, {onsets} onsets"
+    head += f", first on day {first:.0f})" if first is not None else ")"
+    if flagged_day is None:
+        return f"{head}: not flagged"
+    after = f", {flagged_day - first:.0f} d after its first onset" if first is not None else ""
+    return f"{head}: flagged day {flagged_day:.0f}{after}"
 
 
 # -- scoring -----------------------------------------------------------------------------
@@ -267,6 +298,10 @@ def score_alerts(
     for b in bad:
         t = flags.get(f"batch:{b}")
         result.bad_batches[b] = None if t is None else (t - start_t) / _DAY_S
+        members = [d for d in truth if d.batch == b]
+        onsets = [d.onset_t for d in members if d.onset_t is not None and d.onset_t <= until_t]
+        first = (min(onsets) - start_t) / _DAY_S if onsets else None
+        result.bad_batch_truth[b] = (len(members), len(onsets), first)
     result.false_risk_batches = sorted(
         k for k in flags if k.startswith("batch:") and k.removeprefix("batch:") not in bad
     )
@@ -524,6 +559,7 @@ def _run_seed(
                 alerts.append(AlertRecord(c.device_id, c.cause, now))
         risk.record_changes(changes)
         if (r + 1) % per_risk == 0 or last:
+            risk.observe_detectors(service)
             for change in risk.apply(risk_store, t=now):
                 if change.action == "raised":
                     risk_flags.setdefault(change.key, now)

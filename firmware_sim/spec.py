@@ -54,7 +54,8 @@ class FleetSpec:
     step_share: float = 0.25  # of the degrading seats: a sudden step (damage) instead
     friction_share: float = 0.0  # of the degrading valves: actuation friction grows instead
     friction_factor: float = 3.0  # friction torque at full wear, x baseline
-    bad_batch_share: float = 0.2  # of the manufacturing batches
+    # of the manufacturing batches, rounded to a count (at least one unless 0)
+    bad_batch_share: float = 0.2
     bad_batch_hazard: float = 4.0  # their wear-out hazard, x that of their peers
     leak_exponent: tuple[float, float] = (0.5, 0.5)  # n of Q = C * dP^n, drawn per valve
     transients_per_day: float = 4.0  # pressure transients (water hammer) per device
@@ -130,6 +131,8 @@ class FleetSpec:
             "leak_exponent": (0.5, 0.65),
             "transients_per_day": 2.0,
             "sensor_faults_per_year": 0.15,
+            # a few percent of batches are bad: one of the 16 (4 makers x 4 batches)
+            "bad_batch_share": 0.05,
             "radio": "nbiot",
             "clock_drift_ppm": 20.0,
             "wrong_clock_share": 0.02,

@@ -48,7 +48,12 @@ class Wear:
     ) -> Wear:
         n = spec.devices
         n_batches = len(catalog.MAKERS) * catalog.BATCHES_PER_MAKER
-        bad_batch = rng.random(n_batches) < spec.bad_batch_share
+        # Exactly round(share x batches) bad batches (at least one when the share is not 0),
+        # the lowest draws: a realistic few percent stays a few percent on a small fleet.
+        pick = rng.random(n_batches)
+        n_bad = max(round(spec.bad_batch_share * n_batches), int(spec.bad_batch_share > 0))
+        bad_batch = np.zeros(n_batches, dtype=bool)
+        bad_batch[np.argsort(pick, kind="stable")[:n_bad]] = True
         batch_hazard = np.where(bad_batch, spec.bad_batch_hazard, 1.0) * np.exp(
             rng.normal(0.0, 0.15, n_batches)
         )

@@ -59,6 +59,23 @@ class RiskRow:
     strength: Strength
     flagged: bool  # passes the guards at alert_strength: what an alert is raised for
     manufacturers: tuple[str, ...] = ()
+    # Added fields (defaults keep older tables and callers working). ``p_value`` above is
+    # the group's combined p (the smaller of the two below, Bonferroni-doubled when both
+    # ran); ``rate_ratio*`` the exact conditional interval of the event test.
+    models: tuple[str, ...] = ()
+    event_p_value: float | None = None  # exact conditional test of first seal events
+    # Continuous evidence: each device's growth of its degradation signal (log of the
+    # leak coefficient or wear level against its commissioning baseline, per 30 days).
+    growth_devices: int = 0  # devices of the group with a commissioned baseline
+    growing: int = 0  # of those, clearly growing (or with a seal event)
+    growth_per_30d: float | None = None  # group's shrunken mean, x per 30 days
+    peer_growth_per_30d: float | None = None
+    growth_ratio: float | None = None  # group's growth rate / peers' (empirical Bayes)
+    growth_ratio_low: float | None = None
+    growth_ratio_high: float | None = None
+    growth_p_value: float | None = None  # stratified permutation test
+    near_limit: int = 0  # devices whose trend reaches their class limit within 90 days
+    evidence_text: str = ""  # one line a quality engineer reads
 
     @property
     def key(self) -> str:
@@ -68,6 +85,7 @@ class RiskRow:
         out = asdict(self)
         out["key"] = self.key
         out["manufacturers"] = list(self.manufacturers)
+        out["models"] = list(self.models)
         for name, value in out.items():
             if isinstance(value, float) and not math.isfinite(value):
                 out[name] = None  # JSON has no inf
@@ -77,6 +95,7 @@ class RiskRow:
     def from_dict(cls, data: dict[str, Any]) -> RiskRow:
         values = {f.name: data[f.name] for f in fields(cls) if f.name in data}
         values["manufacturers"] = tuple(values.get("manufacturers", ()))
+        values["models"] = tuple(values.get("models", ()))
         return cls(**values)
 
 

@@ -67,8 +67,14 @@ def test_score_alerts_on_a_hand_made_truth() -> None:
         1000 * 4 / (7 * 100 / (365.25 / 12))
     )
     assert r.bad_batches == {"BAD-1": pytest.approx(30.0)}
+    # two devices, both with onsets, the first on day 10: flagged 20 days later
+    assert r.bad_batch_truth == {"BAD-1": (2, 2, pytest.approx(10.0))}
+    assert r.onset_to_risk_days == [pytest.approx(20.0)]
     assert r.false_risk_batches == ["batch:OK-2"]
     assert r.other_risk_flags == ["manufacturer:M"]
+    text = EvalReport([r]).summary()
+    assert "BAD-1 (2 devices, 2 onsets, first on day 10): flagged day 30, 20 d after" in text
+    assert "median first onset to risk alert 20 d, false risk alerts 1" in text
 
 
 def test_score_alerts_with_nothing_to_find() -> None:

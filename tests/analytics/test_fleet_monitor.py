@@ -96,3 +96,43 @@ def test_monitor_turns_seal_alerts_into_a_batch_risk_alert_and_restores(tmp_path
     assert row.flagged and np.isfinite(row.q_value)
     assert restored.risk.active == monitor.risk.active
     alerts.close()
+
+
+def test_degradation_levels_read_the_seat_leak_coefficient_against_its_baseline() -> None:
+    from analytics.fleet_risk import degradation_levels
+    from analytics.seat_leak import SeatLeakDetector
+    from sealscope.memory_alerts import MemoryAlertStore
+
+    service = DetectionService(
+        alerts=MemoryAlertStore(), state_path=None, detectors=[SeatLeakDetector()]
+    )
+    valves = [Device(f"V{i}", "valve", "ACME", "BV", batch="B") for i in range(3)]
+    for d in valves:
+        service.observe(d, [])
+    rng = np.random.default_rng(0)
+    n = 400  # per valve: 200 at baseline, then valve 1 leaks 4x as much
+    t = np.tile(T0 + np.arange(n) * 300.0, 3)
+    slots = np.repeat(np.arange(3), n)
+    factor = np.where((slots == 1) & (np.arange(3 * n) % n >= 200), 4.0, 1.0)
+    cols = {
+        "p_in_kpa": np.full(3 * n, 600.0),
+        "p_out_kpa": np.full(3 * n, 100.0),
+        "position_pct": np.zeros(3 * n),
+        "leak_mm3s": 2.0 * factor * np.exp(rng.normal(0.0, 0.05, 3 * n)),
+    }
+    service.observe_arrays(slots, t, cols)
+    service.flush()
+    ids, level, cause, ttl = degradation_levels(service)
+    assert ids == ("V0", "V1", "V2")
+    assert level[1] > 0.5 * np.log(4.0)  # the smoothed level is on its way to log 4
+    assert abs(level[0]) < 0.1 and abs(level[2]) < 0.1
+    assert cause.tolist() == [0, 0, 0]  # seat leak
+    assert ttl.shape == (3,)
+    # fed to fleet risk, the leaking valve is the one clearly growing
+    risk = FleetRisk(min_growth_days=0.5)
+    risk.add_devices(valves)
+    risk.observe_many(list(ids), np.full(3, T0), np.full(3, T0 + n * 300.0))
+    risk.observe_levels(ids, np.zeros(3), cause)  # commissioned
+    risk.observe_many(list(ids), np.full(3, T0), np.full(3, T0 + 2 * n * 300.0))
+    risk.observe_detectors(service)
+    assert risk.table().rows[0].growth_devices == 3

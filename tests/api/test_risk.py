@@ -58,6 +58,10 @@ def test_risk_table_lists_groups_with_evidence(client: TestClient) -> None:
     assert top["devices"] == 40 and top["events"] == 12
     assert top["manufacturers"] == ["ACME"]
     assert top["rate_ratio"] > 5 and top["q_value"] <= 0.001
+    # the added fields are served: no levels were fed, so only the event test ran
+    assert top["event_p_value"] == top["p_value"] and top["growth_p_value"] is None
+    assert top["models"] == ["BV", "GV"] and top["growing"] == 12
+    assert top["evidence_text"].startswith("batch BAD-1 of ACME: seal alerts at ")
     # region "zj" is the whole fleet: it has no peers, so no evidence either way
     zj = next(r for r in body["data"] if r["key"] == "region:zj")
     assert zj["p_value"] == 1.0 and zj["rate_ratio"] is None and zj["flagged"] is False

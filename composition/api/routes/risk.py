@@ -40,13 +40,30 @@ class RiskRowPublic(BaseModel):
     peer_rate_per_year: float
     expected_events: float = Field(description="events at the peers' rate, per asset kind")
     rate_ratio: float | None = Field(description="observed / expected; null: no peer events")
-    rate_ratio_low: float | None = Field(description="95 % interval, exact Poisson")
+    rate_ratio_low: float | None = Field(description="95 % interval, exact conditional")
     rate_ratio_high: float | None
-    p_value: float = Field(description="exact conditional test, one-sided")
+    p_value: float = Field(
+        description="combined one-sided p: the smaller of the event and growth tests, "
+        "doubled when both ran"
+    )
     q_value: float = Field(description="Benjamini-Hochberg adjusted over the whole table")
     strength: Strength
     flagged: bool = Field(description="a quality risk alert is warranted")
     manufacturers: list[str]
+    models: list[str] = []
+    event_p_value: float | None = Field(None, description="exact conditional test of events")
+    growth_devices: int = Field(0, description="devices with a commissioned baseline")
+    growing: int = Field(0, description="of the group: clearly growing or alerted")
+    growth_per_30d: float | None = Field(
+        None, description="degradation growth, x per 30 days (empirical Bayes)"
+    )
+    peer_growth_per_30d: float | None = None
+    growth_ratio: float | None = Field(None, description="growth rate / peers' growth rate")
+    growth_ratio_low: float | None = Field(None, description="95 % posterior interval")
+    growth_ratio_high: float | None = None
+    growth_p_value: float | None = Field(None, description="exact resampling test of levels")
+    near_limit: int = Field(0, description="devices projected at their class limit in 90 d")
+    evidence_text: str = Field("", description="the evidence in a quality engineer's words")
 
 
 class RiskTablePublic(BaseModel):
