@@ -137,20 +137,28 @@ class ChangeTest:
         n = s[f"{p}clear_n"][ix]
         start = s[f"{p}start"][ix]
         since = s[f"{p}since"][ix]
-        ok = np.ones(len(z), dtype=bool) if valid is None else valid
-        zc = np.where(ok, z, 0.0)
+
+        # Every element valid (the usual call) skips the masking: the same values, a
+        # third fewer passes over the arrays.
+        def pick(a: Any, b: Any) -> Any:
+            return a if valid is None else np.where(valid, a, b)
+
+        def only(mask: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
+            return mask if valid is None else valid & mask
+
+        zc = pick(z, 0.0)
         u = np.clip(zc, -clip, clip)
         new = np.maximum(cus + u - k, 0.0)
-        start = np.where(ok & (cus <= 0) & (new > 0), t, start)
+        start = np.where(only((cus <= 0) & (new > 0)), t, start)
         lvl_new = lvl + self.alpha * np.clip(zc - lvl, -clip, clip)
         clear_level = self.clear_fraction * 2.0 * k  # a share of delta
-        rose = ok & ~on & (new > h)
-        n = np.where(ok, np.where(on & (lvl_new < clear_level), n + 1, 0), n)
-        fell = ok & on & (n >= self.clear_samples)
+        rose = only(~on & (new > h))
+        n = pick(np.where(on & (lvl_new < clear_level), n + 1, 0), n)
+        fell = only(on & (n >= self.clear_samples))
         on2 = (on | rose) & ~fell
         new = np.where(fell, 0.0, np.where(on2, np.minimum(new, h), new))
-        s[f"{p}cusum"][ix] = np.where(ok, new, cus)
-        s[f"{p}level"][ix] = np.where(ok, lvl_new, lvl)
+        s[f"{p}cusum"][ix] = pick(new, cus)
+        s[f"{p}level"][ix] = pick(lvl_new, lvl)
         s[f"{p}start"][ix] = start
         s[f"{p}on"][ix] = on2
         s[f"{p}clear_n"][ix] = np.where(on2, n, 0)

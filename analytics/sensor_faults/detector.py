@@ -325,14 +325,20 @@ class SensorFaultDetector(Detector):
             here = slice(0, int(n))
             xr = x[rows]
             present = np.isfinite(xr)
-            any_present = reduce_rows(np.logical_or, present)
+            all_present = bool(present.all())
+            any_present = (
+                np.ones(len(xr), dtype=bool) if all_present else reduce_rows(np.logical_or, present)
+            )
+            x32 = xr.astype(np.float32)  # the readings as stored, 0 where absent
+            if not all_present:
+                x32[~present] = 0.0
             training = s["rows_n"][here] < self.train_samples
             s["rows_n"][here] += any_present & training
             st = Step(
                 slots=here,
                 t=batch.t_s[rows],
                 x=xr,
-                x32=np.where(present, xr, 0.0).astype(np.float32),
+                x32=x32,
                 present=present,
                 any_present=any_present,
                 training=training,
@@ -342,7 +348,7 @@ class SensorFaultDetector(Detector):
             ins = iter([None if a is None else a[rows] for a in inputs])
             now = np.zeros(present.shape, np.int8)
             for sc in self.channel_screens:
-                now = np.where(sc.step(s, st, next(ins)), sc.code, now).astype(np.int8)
+                np.copyto(now, np.int8(sc.code), where=sc.step(s, st, next(ins)))
             self._latch(s, st, now)
             bad = np.zeros(present.shape, dtype=bool)
             for sc in self.channel_screens:

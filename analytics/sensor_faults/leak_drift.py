@@ -145,15 +145,27 @@ class LeakDriftScreen:
         use = np.isfinite(inputs[:, 0]) & ~st.outliers[:, j]
         use &= ~(st.outliers & (st.latched == SPIKING))[:, self._fit_ix].any(axis=1)
         use &= (st.latched[:, j] < MISSING) & ~st.pair_drift
-        if use.all():  # every row of the step: views of the state, not gathers
+        n_use = int(use.sum())
+        if n_use == len(use):  # every row of the step: views of the state, not gathers
             self._add(s, st.slots, st.t, inputs)
-        elif use.any():
+        elif 2 * n_use > len(use):  # most rows: views, the others masked out
+            self._add(s, st.slots, st.t, inputs, use)
+        elif n_use:
             self._add(s, np.flatnonzero(use), st.t[use], inputs[use])
 
-    def _add(self, s: State, slots: I64 | slice, t: F64, lk: F64) -> None:
+    def _add(self, s: State, slots: I64 | slice, t: F64, lk: F64, use: Bool | None = None) -> None:
         """Add one (log Q, log P) sample to each slot's block (rows of ``s``: indices, or
-        the leading block); judge the blocks completed."""
+        the leading block, of which only ``use`` when given); judge the blocks completed.
+        A row left out adds an exact 0.0 to its sums, so they are as if it was not seen."""
+
+        def only(a: np.ndarray) -> np.ndarray:
+            if use is None:
+                return a
+            return np.where(use if a.ndim == 1 else use[:, None], a, 0.0)
+
         first = s["lk_n"][slots] == 0
+        if use is not None:
+            first &= use
         s["lk_t0"][slots] = np.where(first, t, s["lk_t0"][slots])
         s["lk_u0"][slots] = np.where(first, lk[:, 1], s["lk_u0"][slots])
         f = np.stack(
@@ -165,10 +177,10 @@ class LeakDriftScreen:
             axis=1,
         )
         y = lk[:, 0]
-        s["lk_xtx"][slots] += f[:, _XTX_UPPER[0]] * f[:, _XTX_UPPER[1]]
-        s["lk_xty"][slots] += f * y[:, None]
-        s["lk_yy"][slots] += y * y
-        s["lk_n"][slots] += 1
+        s["lk_xtx"][slots] += only(f[:, _XTX_UPPER[0]] * f[:, _XTX_UPPER[1]])
+        s["lk_xty"][slots] += only(f * y[:, None])
+        s["lk_yy"][slots] += only(y * y)
+        s["lk_n"][slots] += 1 if use is None else use
         full = s["lk_n"][slots] >= self.block
         if full.any():
             rows = np.arange(len(t))[slots] if isinstance(slots, slice) else slots

@@ -66,17 +66,21 @@ class MissingScreen:
         was_gap = miss_run > 0
         # A gap is learned from when it ends (its ``m`` samples: ``m - 1`` continued, one
         # did not), so a gap in progress never teaches that gaps go on.
-        er, ec = np.nonzero(st.learning & was_gap & present)
-        if len(er):  # (gaps are rare: the decay only where one ended)
+        ended = st.learning & was_gap & present
+        if ended.any():  # (gaps are rare: the decay only where one ended)
+            er, ec = np.nonzero(ended)
             m = miss_run[er, ec].astype(np.float32)
             keep = st.decay**m
             s["gap_n"][slots][er, ec] = s["gap_n"][slots][er, ec] * keep + m
             s["gap_cont_n"][slots][er, ec] = s["gap_cont_n"][slots][er, ec] * keep + (m - 1)
         if st.tr.any():
             s["pres_n"][slots] += st.tr & present
-        gr, gc = np.nonzero(~present & any_present[:, None] & ~was_gap)
-        s["miss_t0"][slots][gr, gc] = st.t[gr]  # a gap starts
-        miss_run = np.where(present, 0, np.where(any_present[:, None], miss_run + 1, miss_run))
+        if present.all():  # (the usual sample: every channel read, no gap)
+            miss_run = np.zeros_like(miss_run)
+        else:
+            gr, gc = np.nonzero(~present & any_present[:, None] & ~was_gap)
+            s["miss_t0"][slots][gr, gc] = st.t[gr]  # a gap starts
+            miss_run = np.where(present, 0, np.where(any_present[:, None], miss_run + 1, miss_run))
         s["miss_run"][slots] = miss_run
         if not (miss_run >= self.min_run).any():  # no run long enough to judge
             return np.zeros(present.shape, dtype=bool)

@@ -121,6 +121,27 @@ def window_stats(ring: np.ndarray, q: int) -> tuple[np.ndarray, np.ndarray, np.n
     return med, mad, low[q]
 
 
+def _median_bounds(ring: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(lo, hi) with lo <= median <= hi of each window along the last axis of ``ring``.
+
+    Any k = w // 2 + 1 readings of a window of w hold one at or below the median's lower
+    order statistic and one at or above its upper one, so the median lies within the span
+    of the first k readings and within that of the last k: within their intersection.
+    """
+    w = ring.shape[-1]
+    k = w // 2 + 1
+    bounds = []
+    for first in (0, w - k):
+        lo = ring[..., first].copy()
+        hi = lo.copy()
+        for i in range(first + 1, first + k):
+            np.minimum(lo, ring[..., i], out=lo)
+            np.maximum(hi, ring[..., i], out=hi)
+        bounds.append((lo, hi))
+    (lo_a, hi_a), (lo_b, hi_b) = bounds
+    return np.maximum(lo_a, lo_b, out=lo_a), np.minimum(hi_a, hi_b, out=hi_a)
+
+
 class SpikeScreen:
     name: ClassVar[str] = "spiking"
     code: ClassVar[int] = SPIKING
@@ -178,18 +199,35 @@ class SpikeScreen:
         moved = code != last
         s["regime"][slots] = code
         ring = s["spike_window"][slots]
-        ring_n = np.where(moved[:, None], 0, s["spike_window_n"][slots])
+        ring_n = s["spike_window_n"][slots]
+        if moved.any():  # (rare: the operating state changed)
+            ring_n = np.where(moved[:, None], 0, ring_n)
         full = ring_n >= self.window
-        # The lower quartile of the steps between consecutive readings floors the scale,
-        # so a sensor on a steady ramp (a daily temperature swing) is not read as spiking.
-        med, mad, low_step = window_stats(ring, (self.window - 2) // 4)
-        # and the step size learned in training floors it, so a quantised sensor whose
-        # window happens to hold one value is not read as spiking on its next tick
         sc = s["step_scale"][slots]
-        floor = np.maximum(sc, 1e-3 * np.abs(med) + 1e-9)
-        scale = np.maximum(np.maximum(1.4826 * mad, low_step), floor)
         judged = present & full
-        spike = judged & (np.abs(x32 - med) > self.k * scale)
+        spike = np.zeros(present.shape, dtype=bool)
+        # Only a reading farther than k x the learned step from where the window's median
+        # can be is an outlier candidate (the scale is at least that step; the rounding
+        # of the float32 arithmetic below keeps the order). Most readings are ruled out
+        # by that alone; the order statistics are worked out for the rest.
+        lo, hi = _median_bounds(ring)
+        np.minimum(lo, x32, out=lo)
+        np.maximum(hi, x32, out=hi)
+        np.subtract(hi, lo, out=hi)
+        # (row, channel) pairs as flat indices: one index array to gather with, not two
+        cand = np.flatnonzero(judged & (hi > self.k * sc))
+        if len(cand):
+            # The lower quartile of the steps between consecutive readings floors the
+            # scale, so a sensor on a steady ramp (a daily temperature swing) is not read
+            # as spiking,
+            windows = ring.reshape(-1, self.window)[cand]
+            med, mad, low_step = window_stats(windows, (self.window - 2) // 4)
+            # and the step size learned in training floors it, so a quantised sensor whose
+            # window happens to hold one value is not read as spiking on its next tick
+            csc = sc.reshape(-1)[cand]
+            floor = np.maximum(csc, 1e-3 * np.abs(med) + 1e-9)
+            scale = np.maximum(np.maximum(1.4826 * mad, low_step), floor)
+            spike.reshape(-1)[cand] = np.abs(x32.reshape(-1)[cand] - med) > self.k * scale
         if tr.any():  # training: the outlier rate and the step size are learned
             s["hampel_n"][slots] += tr & judged
             s["hampel_out_n"][slots] += tr & spike
@@ -200,9 +238,16 @@ class SpikeScreen:
             clipped = np.where(sc > 0, np.minimum(step, 5.0 * sc), step)
             sc_new = np.where(learn, sc + 0.1 * (clipped - sc), sc)
             s["step_scale"][slots] = sc_new.astype(np.float32)
-        # shift in place (``ring`` is a view of the state): all readings present is usual;
-        # column by column, as a copy onto itself would go through a temporary
-        if present.all():
+        # shift in place (``ring`` is a view of the state): all readings present is usual
+        all_present = bool(present.all())
+        if all_present and ring.flags.c_contiguous:
+            # the whole block one element to the left (one overlapping move): each window
+            # gets its next reading, and its last slot, the next window's first, is
+            # overwritten by the new reading
+            flat = ring.reshape(-1)
+            flat[:-1] = flat[1:]
+            ring[:, :, -1] = x32
+        elif all_present:
             for i in range(self.window - 1):
                 ring[:, :, i] = ring[:, :, i + 1]
             ring[:, :, -1] = x32
@@ -210,7 +255,8 @@ class SpikeScreen:
             pr, pc = np.nonzero(present)
             ring[pr, pc, :-1] = ring[pr, pc, 1:]
             ring[pr, pc, -1] = x32[pr, pc]
-        s["spike_window_n"][slots] = np.where(present, np.minimum(ring_n + 1, self.window), ring_n)
+        grown = np.minimum(ring_n + 1, self.window)
+        s["spike_window_n"][slots] = grown if all_present else np.where(present, grown, ring_n)
         ewma = s["spike_ewma"][slots]
         s["spike_ewma"][slots] = np.where(judged, ewma + self.alpha * (spike - ewma), ewma).astype(
             np.float32
@@ -219,9 +265,10 @@ class SpikeScreen:
 
         # the threshold is at least half ``rate``: worked out only above that
         ewma = s["spike_ewma"][slots]
-        r, c = np.nonzero((ewma > 0.5 * self.rate) & st.trained)
+        high = (ewma > 0.5 * self.rate) & st.trained
         out = np.zeros(present.shape, dtype=bool)
-        if len(r):
+        if high.any():
+            r, c = np.nonzero(high)
             base_rate = (s["hampel_out_n"][slots][r, c] + 1.0) / (s["hampel_n"][slots][r, c] + 2.0)
             threshold = np.maximum(self.rate, 3.0 * base_rate)
             on = np.where(st.fault[r, c] == SPIKING, 0.5, 1.0)  # hysteresis

@@ -119,15 +119,25 @@ class StuckScreen:
         m = run_prev.astype(np.float32)
         keep = np.where(ended, st.decay ** (m + 1), np.float32(1.0))
         for v in (0, 1):  # the plane of each row's operating state
-            here = (idle == v)[:, None]
+            here = idle == v
+            if not here.any():  # (usually every row is in one state: one plane to do)
+                continue
             pn, rn = s["pair_n"][slots, :, v], s["rep_n"][slots, :, v]
-            np.copyto(pn, pn * keep + np.where(ended, m + 1, 0), where=here)
-            np.copyto(rn, rn * keep + np.where(ended, m, 0), where=here)
-        run_n = np.where(present, np.where(same, run_prev + 1, 0), run_prev)
+            new_pn = pn * keep + np.where(ended, m + 1, 0)
+            new_rn = rn * keep + np.where(ended, m, 0)
+            if here.all():
+                pn[...], rn[...] = new_pn, new_rn
+            else:
+                np.copyto(pn, new_pn, where=here[:, None])
+                np.copyto(rn, new_rn, where=here[:, None])
+        all_present = bool(present.all())
+        run_n = np.where(same, run_prev + 1, 0)
+        if not all_present:
+            run_n = np.where(present, run_n, run_prev)
         run_t0 = np.where(present & ~same, t[:, None], run_t0)
         s["run_n"][slots] = run_n
         s["run_t0"][slots] = run_t0
-        s["last_v"][slots] = np.where(present, x32, last)
+        s["last_v"][slots] = x32 if all_present else np.where(present, x32, last)
 
         # A run must be implausible for this sensor in this operating state (see
         # ``stuck_log_p``) and must also last ``min_duration_s``: at a sample a minute a

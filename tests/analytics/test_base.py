@@ -53,3 +53,18 @@ def test_device_table_maps_registry_attributes():
     np.testing.assert_array_equal(table.column("kind", np.array([0, 1, 2, 99])), [2, 0, 1, 0])
     assert table.column("dn_mm", np.array([2]))[0] == 80
     assert table.column("leakage_class", np.array([0, 2])).tolist() == [0, 8]
+
+
+def test_slot_time_order_is_the_lexsort_order() -> None:
+    from analytics.base import slot_time_order
+
+    rng = np.random.default_rng(3)
+    times = [0.0, -0.0, 1.0, 2.5, np.nan, np.inf, -np.inf, 1e9, 1e9 + 1e-6]
+    for trial in range(2000):
+        n = int(rng.integers(0, 60))
+        slot = rng.integers(0, int(rng.integers(1, 8)), n)
+        t = rng.choice(times, n) if trial % 4 else rng.normal(size=n)
+        if trial % 3 == 0:  # rows already in order: taken as they are
+            o = np.lexsort((t, slot))
+            slot, t = slot[o], t[o]
+        np.testing.assert_array_equal(slot_time_order(slot, t), np.lexsort((t, slot)))
