@@ -16,7 +16,6 @@ with a store that has none they are unknown and staleness is not judged.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Final, Literal
@@ -32,9 +31,11 @@ __all__ = [
     "STATUSES",
     "DeviceHealth",
     "FleetHealth",
+    "FleetInputs",
     "Status",
     "device_alerts",
     "fleet_health",
+    "fleet_inputs",
     "health_of",
     "read_latest",
 ]
@@ -63,33 +64,33 @@ class DeviceHealth:
     open_alerts: int
     worst_severity: int
 
-    def sort_key(self) -> tuple[int, int, int, float, str]:
-        seen = self.last_seen_s if self.last_seen_s is not None else -math.inf
-        return (
-            _RANK[self.status],
-            -self.worst_severity,
-            -self.open_alerts,
-            seen,
-            self.device.device_id,
-        )
-
 
 @dataclass(frozen=True, slots=True)
 class FleetHealth:
-    rows: list[DeviceHealth]  # filtered, worst first
+    rows: list[DeviceHealth]  # the page asked for, of the filtered list worst first
+    total: int = 0  # devices matching every filter
     counts: dict[str, int] = field(default_factory=dict)  # per status, before the status filter
     vitals_known: bool = True
+    sites: tuple[str, ...] = ()  # the scope's sites (of the kind filter), for a site filter
 
 
-def _scoped(
-    registry: DeviceRegistry, scope: Scope, site: str | None, kind: str | None
-) -> list[DeviceSummary]:
+@dataclass(frozen=True, slots=True)
+class FleetInputs:
+    """What the state database says about a fleet view: read together, in one thread."""
+
+    devices: list[DeviceSummary]  # in scope, of the kind filter, every site
+    alerts: dict[str, list[Alert]]  # unresolved, by device
+
+
+def fleet_inputs(
+    registry: DeviceRegistry, alerts: AlertStore, scope: Scope, kind: str | None = None
+) -> FleetInputs:
+    """One registry query and the unresolved alerts (synchronous: run it off the loop)."""
     where = None if scope.is_admin else scope.device_clause(tables.devices.c)
-    found = registry.summaries(site=site, kind=kind, where=where)
-    if scope.sees_site_names:
-        return found
-    # as Scope.present does for a whole Device
-    return [d._replace(site="") for d in found]
+    found = registry.summaries(kind=kind, where=where)
+    if not scope.sees_site_names:  # as Scope.present does for a whole Device
+        found = [d._replace(site="") for d in found]
+    return FleetInputs(found, device_alerts(alerts))
 
 
 def _unresolved(alerts: AlertStore) -> Iterator[Alert]:
@@ -170,31 +171,66 @@ def health_of(
 
 
 def fleet_health(
-    registry: DeviceRegistry,
-    alerts: AlertStore,
+    inputs: FleetInputs,
     latest: dict[str, Latest] | None,
     scope: Scope,
     *,
     now_s: float,
     stale_after_s: float,
     site: str | None = None,
-    kind: str | None = None,
     statuses: frozenset[str] | None = None,
+    offset: int = 0,
+    limit: int | None = None,
 ) -> FleetHealth:
-    """Synchronous (the registry and alert store are); run it off the event loop."""
+    """The fleet worst first, and the page ``offset``/``limit`` of it as ``DeviceHealth``.
+
+    Every device is ranked, but only the page's rows are built: a device without an
+    unresolved alert (nearly all of them) is ranked from its last-seen time alone, with
+    the rule ``health_of`` applies; the few with alerts go through ``health_of`` itself.
+    """
+    known = latest is not None
     if site is not None and not scope.sees_site_names:
-        return FleetHealth([], dict.fromkeys(STATUSES, 0), latest is not None)
-    by_device = device_alerts(alerts)
+        return FleetHealth([], 0, dict.fromkeys(STATUSES, 0), known)
+    devices = inputs.devices
+    sites = tuple(sorted({d.site for d in devices if d.site}))
+    if site is not None:
+        devices = [d for d in devices if d.site == site]
+    by_device = inputs.alerts
+    ok, silent, no_data = _RANK["ok"], _RANK["failure"], _RANK["function_check"]
+    newest = {k: v.t_ns for k, v in latest.items()} if latest is not None else {}
+    # (rank, -worst severity, -open alerts, last seen ns (-1: never), device_id, index)
+    keys: list[tuple[int, int, int, float, str, int]] = []
+    for i, d in enumerate(devices):
+        device_id = d[0]
+        t_ns = newest.get(device_id, 0)
+        seen = t_ns if t_ns > 0 else -1
+        found = by_device.get(device_id)
+        if found:
+            h = health_of(d, found, latest, now_s=now_s, stale_after_s=stale_after_s)
+            keys.append((_RANK[h.status], -h.worst_severity, -h.open_alerts, seen, device_id, i))
+        elif not known:
+            keys.append((ok, 0, 0, -1, device_id, i))
+        elif seen < 0:
+            keys.append((no_data, 0, 0, -1, device_id, i))
+        else:
+            rank = silent if now_s - t_ns / 1e9 > stale_after_s else ok
+            keys.append((rank, 0, 0, seen, device_id, i))
+    counts: dict[str, int] = dict.fromkeys(STATUSES, 0)
+    for k in keys:
+        counts[STATUSES[k[0]]] += 1
+    if statuses:
+        wanted = {_RANK[s] for s in statuses if s in _RANK}
+        keys = [k for k in keys if k[0] in wanted]
+    keys.sort()
+    page = keys[offset:] if limit is None else keys[offset : offset + limit]
     rows = [
         health_of(
-            d, by_device.get(d.device_id, ()), latest, now_s=now_s, stale_after_s=stale_after_s
+            devices[k[5]],
+            by_device.get(k[4], ()),
+            latest,
+            now_s=now_s,
+            stale_after_s=stale_after_s,
         )
-        for d in _scoped(registry, scope, site, kind)
+        for k in page
     ]
-    counts: dict[str, int] = dict.fromkeys(STATUSES, 0)
-    for r in rows:
-        counts[r.status] += 1
-    if statuses:
-        rows = [r for r in rows if r.status in statuses]
-    rows.sort(key=DeviceHealth.sort_key)
-    return FleetHealth(rows, counts, latest is not None)
+    return FleetHealth(rows, len(keys), counts, known, sites)

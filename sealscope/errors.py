@@ -32,8 +32,9 @@ sqlite3 exception types::
     │   ├── Unauthenticated           no credentials, or wrong/expired/revoked ones (HTTP 401)
     │   ├── Forbidden                 the caller's role may not do this at all (HTTP 403)
     │   └── SignInThrottled           too many failed sign-ins (HTTP 429, ``retry_after_s``)
-    └── BrokerAdminError              the broker's dynamic-security API refused a command
-        └── BrokerAdminUnavailable    transient: no connection or no answer in time
+    ├── BrokerAdminError              the broker's dynamic-security API refused a command
+    │   └── BrokerAdminUnavailable    transient: no connection or no answer in time
+    └── BrokerUnavailable             the API's broker link is down or did not acknowledge a command
 
 An id outside the caller's scope raises ``NotFound``, never ``Forbidden``: it must answer
 exactly as a missing id does.
@@ -47,6 +48,7 @@ __all__ = [
     "BadSenml",
     "BrokerAdminError",
     "BrokerAdminUnavailable",
+    "BrokerUnavailable",
     "ConfigError",
     "Conflict",
     "ConnectFailed",
@@ -267,6 +269,10 @@ class BrokerAdminError(SealscopeError):
 
 class BrokerAdminUnavailable(BrokerAdminError):
     """No connection to the broker, or no answer in time; commands may have been applied."""
+
+
+class BrokerUnavailable(SealscopeError):
+    """The broker is not reachable or did not acknowledge in time (the API's commands)."""
 
 
 class DeliveryFailed(SealscopeError):

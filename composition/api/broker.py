@@ -27,19 +27,15 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from sealscope import wire
 from sealscope.config import Settings
-from sealscope.errors import MessageRejected, SealscopeError
+from sealscope.errors import BrokerUnavailable, MessageRejected
 from sealscope.topics import device_filter, device_topic, parse_device_topic
 
-__all__ = ["BrokerLink", "BrokerUnavailable", "Reading"]
+__all__ = ["BrokerLink", "Reading"]
 
 log = logging.getLogger(__name__)
 
 # (device_id, event time in Unix s, {field: value}) of a telemetry message's newest sample
 Reading = tuple[str, float, dict[str, float]]
-
-
-class BrokerUnavailable(SealscopeError):
-    """The broker is not reachable or did not acknowledge in time."""
 
 
 class BrokerLink:

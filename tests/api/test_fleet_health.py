@@ -190,6 +190,13 @@ def test_fleet_health_filters_and_pages(client: TestClient, fleet: None) -> None
     page = client.get("/api/v1/fleet/health", params={"status": "failure", "limit": 1}).json()
     assert page["total"] == 2 and len(page["data"]) == 1
     assert page["counts"]["ok"] == 1  # counts ignore the status filter
+    # one page at a time (as the page fetches after its first screen) is the same order
+    assert [x for k in range(len(ORDER)) for x in ids(limit=1, offset=k)] == ORDER
+    assert ids(offset=len(ORDER)) == []
+    # the site filter's choices: every site in scope, also when one is chosen
+    south = client.get("/api/v1/fleet/health", params={"site": "south", "limit": 1}).json()
+    assert south["sites"] == ["north", "south"] and south["total"] == 2
+    assert len(south["data"]) == 1
 
 
 def test_fleet_health_reads_through_the_scope(
@@ -198,6 +205,7 @@ def test_fleet_health_reads_through_the_scope(
     operator = TestClient(app, headers=_key(authenticator, "operator"))
     rows = operator.get("/api/v1/fleet/health").json()["data"]
     assert {r["site"] for r in rows} == {"north"} and len(rows) == 4
+    assert operator.get("/api/v1/fleet/health").json()["sites"] == ["north"]
     maker = TestClient(app, headers=_key(authenticator, "manufacturer", manufacturer_code="PumpCo"))
     rows = maker.get("/api/v1/fleet/health").json()["data"]
     assert [(r["device_id"], r["site"]) for r in rows] == [
@@ -206,6 +214,7 @@ def test_fleet_health_reads_through_the_scope(
     ]
     # a site name the caller may not see filters to nothing rather than confirming it
     assert maker.get("/api/v1/fleet/health", params={"site": "north"}).json()["total"] == 0
+    assert maker.get("/api/v1/fleet/health").json()["sites"] == []  # nor lists any
     mp = authenticator.store.create_org(name="mp", kind="monitoring_point")
     authenticator.store.set_remit(mp.id, Remit(frozenset({"R2"}), frozenset({"valve"})))
     key, _ = authenticator.create_key(mp.id, name="k")

@@ -12,13 +12,14 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response, status
 
 from composition.api.auth import PrincipalDep
-from composition.api.broker import BrokerLink, BrokerUnavailable
+from composition.api.broker import BrokerLink
 from composition.api.command_models import CommandCreate, CommandPublic, CommandsPublic
 from composition.api.deps import RegistryDep
 from composition.api.handlers import ApiError
 from composition.api.models import ErrorBody
 from composition.api.scoping import visible_device
 from sealscope.commands import CommandStore, DeviceCommand
+from sealscope.errors import BrokerUnavailable
 
 router = APIRouter(prefix="/devices", tags=["commands"])
 log = logging.getLogger(__name__)
