@@ -163,8 +163,14 @@ class CoapTransport:
                 content_format=self._format,
             )
             delivery.published += 1
-            async with asyncio.timeout(self._timeout_s):
-                response = await self._context.request(request).response
+            try:
+                async with asyncio.timeout(self._timeout_s):
+                    response = await self._context.request(request).response
+            except (TimeoutError, aiocoap.error.Error) as exc:
+                # no answer (gateway not up yet, restarting, unreachable): not acknowledged,
+                # so the device keeps the samples and sends them again, as a real one does
+                log.debug("coap: %s got no answer: %r", m.device_id, exc)
+                return
             if str(response.code).startswith(_CHANGED):
                 delivery.acked[index] += 1
                 self._take_commands(m.device_id, response.payload, delivery)

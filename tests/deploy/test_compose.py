@@ -11,6 +11,7 @@ a real InfluxDB.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -79,9 +80,19 @@ def _require_binary(name: str, *candidates: str) -> str:
 
 
 def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return _free_ports(1)[0]
+
+
+def _free_ports(n: int) -> list[int]:
+    """``n`` distinct free ports: the sockets stay bound until all are picked, or the kernel
+    may hand the same port out twice."""
+    with contextlib.ExitStack() as held:
+        ports = []
+        for _ in range(n):
+            s = held.enter_context(socket.socket())
+            s.bind(("127.0.0.1", 0))
+            ports.append(int(s.getsockname()[1]))
+        return ports
 
 
 def _wait_for(predicate: Any, timeout_s: float, what: str) -> None:
@@ -412,7 +423,7 @@ def test_compose_nats_command_and_healthcheck_work_on_a_real_nats_server(
     store = command.index("--store_dir") + 1
     command[store] = str(tmp_path / "store")
     http = command.index("--http_port") + 1
-    monitor_port, client_port = _free_port(), _free_port()
+    monitor_port, client_port = _free_ports(2)
     container_monitor = command[http]
     command[http] = str(monitor_port)
     command = [binary, *command[1:], "-a", "127.0.0.1", "-p", str(client_port)]
@@ -628,7 +639,7 @@ def broker(tmp_path: Path) -> Iterator[Broker]:
     passwd.touch()
     for user, password in USERS.items():
         subprocess.run([mosquitto_passwd, "-b", str(passwd), user, password], check=True)
-    port, service_port = _free_port(), _free_port()
+    port, service_port = _free_ports(2)
     conf = _adapt_conf(tmp_path, port, service_port)
     log = (tmp_path / "mosquitto.log").open("w")
     proc = subprocess.Popen([mosquitto, "-c", str(conf)], stdout=log, stderr=subprocess.STDOUT)
@@ -1050,7 +1061,7 @@ def influxql(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A throwaway influxd (1.x here) with a small seeded fleet; yields the /query URL."""
     influxd = _require_binary("influxd")
     tmp = tmp_path_factory.mktemp("influxd")
-    http_port, rpc_port = _free_port(), _free_port()
+    http_port, rpc_port = _free_ports(2)
     conf = tmp / "influxd.conf"
     conf.write_text(
         f'reporting-disabled = true\nbind-address = "127.0.0.1:{rpc_port}"\n'
