@@ -7,7 +7,11 @@ held for ``reorder_s`` of log time (the time the log stored it), then released w
 other due batch in event-time order, together with any batch of the same device that is
 older in event time but reached the log later. A device's readings so reach its detector
 state in event-time order unless a batch is on the log more than ``reorder_s`` after a
-newer one of its device.
+newer one of its device (an ingest instance killed with it unstored, then NATS down when
+it comes back): such a batch is released behind the newer one, and its device's alerts
+can differ from in-order detection (a seat-leak baseline or clear count built in another
+order). It is not corrected; it is counted per device in ``late`` (kept in the
+checkpoint) and logged, so a run can say which devices' alerts are not comparable.
 
 Flush rounds: released batches are flushed in rounds that hold at most one batch per
 device, so every device's alerts are those of a single-process ``DetectionService`` that
@@ -38,6 +42,7 @@ import msgspec
 
 from analytics.base import Detector
 from analytics.service import AlertChange, DetectionService
+from sealscope import wire
 from sealscope.alerts import Alert, AlertStore, Category
 from sealscope.streaming import LoggedBatch
 
@@ -51,6 +56,9 @@ class _Checkpoint(msgspec.Struct, forbid_unknown_fields=True):
     received: int
     held: list[int]
     state: bytes
+    # per device: newest event time released, and batches released behind it (late)
+    newest: dict[str, float] = {}
+    late: dict[str, int] = {}
 
 
 @dataclass(order=True)
@@ -143,6 +151,11 @@ class PartitionDetector:
         self.batches = 0  # released into the detectors
         self.skipped = 0  # already in the state (a replay), or a redelivery
         self.last_stored_s = 0.0  # log time of the newest batch released
+        # A batch on the log more than ``reorder_s`` after a newer one of its device is
+        # released behind it: its device's detector state then differs from in-order
+        # detection. Counted per device (not corrected), so a run can say which devices.
+        self._newest: dict[str, float] = {}
+        self.late: dict[str, int] = {}
 
     # -- the log side ----------------------------------------------------------------------
 
@@ -217,6 +230,20 @@ class PartitionDetector:
         changes: list[AlertChange] = []
         for flush in rounds:
             for held in flush:
+                device_id = held.batch.device.device_id
+                seen_t = self._newest.get(device_id, -math.inf)
+                if held.batch.first_t_s < seen_t:
+                    self.late[device_id] = self.late.get(device_id, 0) + 1
+                    log.warning(
+                        "late batch of %s (log sequence %d): event time %.0f behind %.0f "
+                        "already detected; its alerts may differ from in-order detection",
+                        device_id,
+                        held.seq,
+                        held.batch.first_t_s,
+                        seen_t,
+                    )
+                last_t = max(wire.time_to_ns(s.t) for s in held.batch.samples) / 1e9
+                self._newest[device_id] = max(seen_t, last_t)
                 self.service.observe(held.batch.device, held.batch.samples)
             changes += self.service.flush()
             for held in flush:
@@ -234,6 +261,8 @@ class PartitionDetector:
                 self.received,
                 sorted(self._held_seqs | self._replay),
                 self.service.state_bytes(),
+                dict(self._newest),
+                dict(self.late),
             )
         )
 
@@ -242,6 +271,7 @@ class PartitionDetector:
         cp = msgspec.msgpack.decode(data, type=_Checkpoint)
         self.service.load_state_bytes(cp.state)
         self.received = cp.received
+        self._newest, self.late = dict(cp.newest), dict(cp.late)
         self._held, self._held_seqs = [], set()
         # read again from the oldest held batch: those are taken again, the others up to
         # ``received`` are in the state already

@@ -350,6 +350,18 @@ def worker_readings(worker: DetectWorker) -> list[Reading]:
             lambda: s.alert_changes,
         ),
         Reading(
+            "sealscope_detector_late_batches",
+            "gauge",
+            "batches released behind a newer one of their device (on the log more than the "
+            "reorder window late; their devices' alerts may differ), per partition held",
+            lambda: {
+                str(n): sum(p.detector.late.values())
+                for n, p in sorted(worker.partitions.items())
+                if p.detector is not None
+            },
+            label="partition",
+        ),
+        Reading(
             "sealscope_detector_dead_lettered",
             "counter",
             "batches on the log that did not decode, dead-lettered",
