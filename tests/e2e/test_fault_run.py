@@ -31,7 +31,7 @@ async def test_the_chain_loses_duplicates_and_changes_nothing_while_its_parts_di
         ingest=2,
         workers=2,
         partitions=4,
-        reorder_s=10,
+        reorder_s=20,  # above an ingest restart plus NATS down (late batches are counted)
         settle_timeout_s=240,
         out=lines.append,
         workdir=tmp_path,
