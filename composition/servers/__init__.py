@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from composition.servers.mosquitto import MosquittoServer, find_mosquitto
 from composition.servers.nats import NatsServer, find_nats_server
-from composition.servers.ports import ServerFailed, free_port, wait_for_port
+from composition.servers.ports import ServerFailed, free_port, free_ports, wait_for_port
 from composition.servers.process import ManagedServer
 
 __all__ = [
@@ -21,5 +21,6 @@ __all__ = [
     "find_mosquitto",
     "find_nats_server",
     "free_port",
+    "free_ports",
     "wait_for_port",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -11,16 +12,26 @@ from pathlib import Path
 
 from sealscope.errors import ServerFailed
 
-__all__ = ["ServerFailed", "free_port", "log_tail", "port_is_free", "wait_for_port"]
+__all__ = ["ServerFailed", "free_port", "free_ports", "log_tail", "port_is_free", "wait_for_port"]
 
 log = logging.getLogger(__name__)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
     """A port the kernel just had free on ``host``; racy by nature, so bind it soon."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+    return free_ports(1, host)[0]
+
+
+def free_ports(n: int, host: str = "127.0.0.1") -> list[int]:
+    """``n`` distinct free ports: all stay bound until every one is picked, or two calls of
+    ``free_port`` in a row may get the same port back."""
+    with contextlib.ExitStack() as held:
+        ports = []
+        for _ in range(n):
+            sock = held.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+            sock.bind((host, 0))
+            ports.append(int(sock.getsockname()[1]))
+        return ports
 
 
 def port_is_free(host: str, port: int) -> bool:

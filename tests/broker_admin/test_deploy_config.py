@@ -15,7 +15,7 @@ import pytest
 from composition.bench.dynsec import DynsecBroker
 from composition.servers import find_mosquitto
 from composition.servers.mosquitto import find_dynsec_plugin
-from composition.servers.ports import free_port, wait_for_port
+from composition.servers.ports import free_ports, wait_for_port
 from sealscope.broker_admin import DEVICE_ACL_PATTERNS, BrokerAdmin, write_initial_config
 from sealscope.topics import device_topic
 from tests.broker_admin.broker import WAIT_S, Session
@@ -59,7 +59,7 @@ def deployed(tmp_path: Path) -> Iterator[DeployedBroker]:
         admin_username=ADMIN,
         admin_password=ADMIN_PASSWORD,
     )
-    device_port, service_port = free_port(), free_port()
+    device_port, service_port = free_ports(2)
     conf = _adapt(tmp_path, device_port, service_port, plugin)
     with (tmp_path / "mosquitto.log").open("w") as log:
         proc = subprocess.Popen([mosquitto, "-c", str(conf)], stdout=log, stderr=subprocess.STDOUT)

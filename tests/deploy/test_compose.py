@@ -11,7 +11,6 @@ a real InfluxDB.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import re
@@ -35,6 +34,7 @@ from nats.js.api import StorageType
 from paho.mqtt.enums import CallbackAPIVersion
 
 from composition.detect_worker import DetectWorker, default_worker_id, worker_readings
+from composition.servers.ports import free_ports
 from sealscope.alerts import SqlAlertStore
 from sealscope.commands import DeviceCommand, SqlCommandStore
 from sealscope.config import Settings
@@ -77,22 +77,6 @@ def _require_binary(name: str, *candidates: str) -> str:
     if os.environ.get("CI"):
         pytest.fail(message)
     pytest.skip(message)
-
-
-def _free_port() -> int:
-    return _free_ports(1)[0]
-
-
-def _free_ports(n: int) -> list[int]:
-    """``n`` distinct free ports: the sockets stay bound until all are picked, or the kernel
-    may hand the same port out twice."""
-    with contextlib.ExitStack() as held:
-        ports = []
-        for _ in range(n):
-            s = held.enter_context(socket.socket())
-            s.bind(("127.0.0.1", 0))
-            ports.append(int(s.getsockname()[1]))
-        return ports
 
 
 def _wait_for(predicate: Any, timeout_s: float, what: str) -> None:
@@ -423,7 +407,7 @@ def test_compose_nats_command_and_healthcheck_work_on_a_real_nats_server(
     store = command.index("--store_dir") + 1
     command[store] = str(tmp_path / "store")
     http = command.index("--http_port") + 1
-    monitor_port, client_port = _free_ports(2)
+    monitor_port, client_port = free_ports(2)
     container_monitor = command[http]
     command[http] = str(monitor_port)
     command = [binary, *command[1:], "-a", "127.0.0.1", "-p", str(client_port)]
@@ -639,7 +623,7 @@ def broker(tmp_path: Path) -> Iterator[Broker]:
     passwd.touch()
     for user, password in USERS.items():
         subprocess.run([mosquitto_passwd, "-b", str(passwd), user, password], check=True)
-    port, service_port = _free_ports(2)
+    port, service_port = free_ports(2)
     conf = _adapt_conf(tmp_path, port, service_port)
     log = (tmp_path / "mosquitto.log").open("w")
     proc = subprocess.Popen([mosquitto, "-c", str(conf)], stdout=log, stderr=subprocess.STDOUT)
@@ -1061,7 +1045,7 @@ def influxql(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A throwaway influxd (1.x here) with a small seeded fleet; yields the /query URL."""
     influxd = _require_binary("influxd")
     tmp = tmp_path_factory.mktemp("influxd")
-    http_port, rpc_port = _free_ports(2)
+    http_port, rpc_port = free_ports(2)
     conf = tmp / "influxd.conf"
     conf.write_text(
         f'reporting-disabled = true\nbind-address = "127.0.0.1:{rpc_port}"\n'

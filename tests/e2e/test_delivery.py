@@ -22,7 +22,7 @@ from composition.admin import create_admin_key
 from composition.alert_delivery import delivery_dispatcher
 from composition.bench.webhook_receiver import WebhookReceiver
 from composition.runtime import _api_server, _serve_until_started, open_core
-from composition.servers import free_port
+from composition.servers import free_port, free_ports
 from sealscope.config import Settings
 from sealscope.registry import Device
 from tests.waiting import wait_until
@@ -94,7 +94,7 @@ async def test_delivery_alert_and_its_acknowledgement_reach_the_operator_signed_
                 base_url=base, timeout=10, headers={"Authorization": f"Bearer {point_key}"}
             )
             async with operator, point:
-                op_port, point_port = free_port(), free_port()
+                op_port, point_port = free_ports(2)
                 op_sub = await _subscribe(operator, op_port)
                 point_sub = await _subscribe(point, point_port)
                 # each receiver checks the Standard Webhooks signature with its own secret

@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from composition.servers import find_mosquitto, free_port
+from composition.servers import find_mosquitto, free_port, free_ports
 
 pytestmark = pytest.mark.e2e
 
@@ -40,7 +40,7 @@ def test_up_simulate_serves_devices_telemetry_and_alerts_then_stops_losing_nothi
         if os.environ.get("CI"):
             pytest.fail("mosquitto is not installed; CI must install it")
         pytest.skip("mosquitto is not installed")
-    api_port, mqtt_port = free_port(), free_port()
+    api_port, mqtt_port = free_ports(2)
     log_path = tmp_path / "up.log"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
