@@ -12,7 +12,9 @@ not the same stream: a seed gives other (equally likely) readings than with
 ``engine="numpy"``. ``tests/firmware_sim/test_engines.py`` holds the two engines to the
 same statistics.
 
-Sensor faults, alarms and the radio stay in numpy: they touch few devices per round.
+The radio's retries run here too (``transmit``), message by message, drawing only for
+the attempts a message makes. Sensor faults and alarms stay in numpy: they touch few
+devices per round.
 """
 
 from __future__ import annotations
@@ -150,6 +152,7 @@ def _valves(
         d_m = dn[i] / 1000.0
         area_arm = 1000.0 * math.pi / 4.0 * d_m * d_m * d_m  # load torque per kPa of ΔP
         s1, c1, s2, c2, s3, c3 = _cycles(times[i, 0])
+        since = 0.0
         for j in range(s):
             t = times[i, j]
             if j:
@@ -163,8 +166,15 @@ def _valves(
 
             was_open = is_open[i]
             if is_scheduled[i]:
-                hour = ((t + UTC_OFFSET_S) % 86_400.0) / 3600.0
-                want_open = ((hour - sched_open_h[i]) % 24.0) < sched_len_h[i]
+                # hours since the schedule's daily opening, stepped on instead of two
+                # float modulos per sample
+                if j:
+                    since += (t - times[i, j - 1]) / 3600.0
+                    if since >= 24.0:
+                        since -= 24.0
+                else:
+                    since = ((t + UTC_OFFSET_S) / 3600.0 - sched_open_h[i]) % 24.0
+                want_open = since < sched_len_h[i]
             else:
                 u = rng.random()
                 want_open = u > 0.25 if was_open else u < 0.03
@@ -216,8 +226,6 @@ def _valves(
             out[_TORQUE, i, j] = _quantise(torque, scale[_TORQUE])
             out[_MOTOR, i, j] = _quantise(motor, scale[_MOTOR])
             out[_TEMP, i, j] = _quantise(temp, scale[_TEMP])
-            for f in (_BATTERY, _RSRP, _SINR, _VIB, _FLOW, _SPEED):
-                out[f, i, j] = _NAN
 
 
 @numba.njit(cache=True, nogil=True)
@@ -279,7 +287,7 @@ def _pumps(
             if running:
                 vib = vib_base[i] * ratio * ratio * (1.0 + 0.6 * wear)
                 vib *= math.exp(0.08 * rng.standard_normal())
-                motor = motor_nom[i] * ratio**3 * (1.0 + 0.02 * rng.standard_normal())
+                motor = motor_nom[i] * ratio * ratio * ratio * (1.0 + 0.02 * rng.standard_normal())
             else:
                 vib = abs(0.05 + 0.02 * rng.standard_normal())
                 motor = 0.0
@@ -294,19 +302,20 @@ def _pumps(
             out[_VIB, i, j] = _quantise(vib, scale[_VIB])
             out[_FLOW, i, j] = _quantise(flow, scale[_FLOW])
             out[_SPEED, i, j] = _quantise(speed, scale[_SPEED])
-            for f in (_POS, _STROKE, _TORQUE, _BATTERY, _RSRP, _SINR):
-                out[f, i, j] = _NAN
 
 
 def _block(state: Any, shape: tuple[int, int, int]) -> F64:
     """The round's block: last round's again if nothing refers to it any more. A fresh
     block of 100,000 devices is ~130 MB of new pages, whose faults cost more than the
-    physics written into them; the kernel overwrites every element."""
+    physics written into them. A fresh block starts as NaN, the fields a device's kind
+    does not measure; the kernel writes the others every round, and the modem's fields on
+    the last slot are written for every device after it (``transmission.wake_modem``), so
+    a reused block holds no reading of an earlier round."""
     spare = getattr(state, "_kernel_block", None)
     # referenced only by the state and by getrefcount's argument: no batch holds a view
     if spare is not None and spare.shape == shape and sys.getrefcount(spare) == 3:
         return spare
-    block = np.empty(shape)
+    block = np.full(shape, np.nan)
     state._kernel_block = block
     return block
 
@@ -457,3 +466,42 @@ def device_clock(state: Any, times: F64) -> F64:
     out = np.empty(times.shape)
     _clock(times, state.clock_drift_ppm, state.clock_base_s, state.clock_ref_t, out)
     return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _transmit(
+    rng: Any,
+    rsrp_dbm: F64,
+    max_attempts: int,
+    copies: npt.NDArray[np.int64],
+    attempts: npt.NDArray[np.int64],
+    is_acked: npt.NDArray[np.bool_],
+) -> None:
+    for m in range(rsrp_dbm.shape[0]):
+        got = 0
+        made = max_attempts
+        acked = False
+        for a in range(max_attempts):
+            fading = rsrp_dbm[m] + 4.0 * rng.standard_normal()
+            loss = 0.003 + 0.997 / (1.0 + math.exp((fading + 125.0) / 4.5))
+            up = rng.random() >= loss
+            ack = rng.random() >= 0.8 * loss
+            got += up
+            if up and ack:
+                made, acked = a + 1, True
+                break
+        copies[m], attempts[m], is_acked[m] = got, made, acked
+
+
+def transmit(
+    rng: np.random.Generator, rsrp_dbm: F64, max_attempts: int
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
+    """``radio.transmit`` over the NB-IoT radio, message by message: the same leg-loss
+    model and retries, drawing only for the attempts a message makes (most need one)."""
+    m = rsrp_dbm.shape[0]
+    copies = np.empty(m, dtype=np.int64)
+    attempts = np.empty(m, dtype=np.int64)
+    is_acked = np.empty(m, dtype=np.bool_)
+    _transmit(rng, np.ascontiguousarray(rsrp_dbm, dtype=np.float64), max_attempts, copies,
+              attempts, is_acked)  # fmt: skip
+    return copies, attempts, is_acked

@@ -70,8 +70,9 @@ def transmit(
         ones = np.ones(m, dtype=np.int64)
         return ones, ones.copy(), np.ones(m, dtype=bool)
     fading = rsrp_dbm[:, None] + rng.normal(0.0, 4.0, (m, max_attempts))
-    up_ok = rng.random((m, max_attempts)) >= _leg_loss(fading)
-    ack_ok = rng.random((m, max_attempts)) >= 0.8 * _leg_loss(fading)
+    loss = _leg_loss(fading)
+    up_ok = rng.random((m, max_attempts)) >= loss
+    ack_ok = rng.random((m, max_attempts)) >= 0.8 * loss
     success = up_ok & ack_ok
     # numpy types any(axis=...) as "scalar or array"; over an axis of 2-D it is an array
     is_acked = cast(npt.NDArray[np.bool_], success.any(axis=1))

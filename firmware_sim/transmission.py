@@ -132,12 +132,19 @@ def _send(
     """The radio's outcome for one message per entry of ``device`` (telemetry first, then
     ``events``); spends the charge and keeps the counts."""
     spec, counts = state.spec, state.counts
-    copies, attempts, is_acked = radio.transmit(
-        state.radio_rng,
-        state.rsrp_base_dbm[device],
-        spec.max_attempts,
-        is_ideal=spec.radio == "ideal",
-    )
+    if spec.engine == "compiled" and spec.radio != "ideal":
+        from firmware_sim import kernel
+
+        copies, attempts, is_acked = kernel.transmit(
+            state.radio_rng, state.rsrp_base_dbm[device], spec.max_attempts
+        )
+    else:
+        copies, attempts, is_acked = radio.transmit(
+            state.radio_rng,
+            state.rsrp_base_dbm[device],
+            spec.max_attempts,
+            is_ideal=spec.radio == "ideal",
+        )
     charge = radio.wake_charge_mah(attempts, state.rsrp_base_dbm[device])
     np.add.at(state.battery_used_mah, device, charge)
     counts.charge_used_mah += float(charge.sum())

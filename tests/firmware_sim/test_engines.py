@@ -146,3 +146,25 @@ def test_events_and_radio_counts_alike(both: dict) -> None:  # type: ignore[type
         a, b = ref.events.get(kind, 0), fast.events.get(kind, 0)
         assert abs(a - b) <= 4 * np.sqrt(max(a, b, 1)) + 2, (kind, a, b)
     assert fast.messages_lost == pytest.approx(ref.messages_lost, rel=0.2, abs=20)
+    assert fast.duplicate_copies == pytest.approx(ref.duplicate_copies, rel=0.2, abs=20)
+
+
+@pytest.mark.parametrize("rsrp", [-100.0, -122.0, -128.0, -135.0])
+def test_compiled_radio_retries_like_the_reference(rsrp: float) -> None:
+    """The compiled radio draws per attempt made; at each coverage level its copies,
+    transmissions and acknowledgements have the reference's distribution."""
+    from firmware_sim import kernel, radio
+
+    m, attempts_max = 40_000, 4
+    level = np.full(m, rsrp)
+    ref = radio.transmit(np.random.default_rng(1), level, attempts_max, is_ideal=False)
+    fast = kernel.transmit(np.random.default_rng(2), level, attempts_max)
+    for a, b in zip(ref, fast, strict=True):
+        a, b = a.astype(np.int64), b.astype(np.int64)
+        for v in range(attempts_max + 1):
+            pa, pb = (a == v).mean(), (b == v).mean()
+            # binomial standard error of the difference of two shares, 5 sigma
+            se = np.sqrt(max(pa * (1 - pa), 1e-4) * 2 / m)
+            assert abs(pa - pb) <= 5 * se, (rsrp, v, pa, pb)
+    assert fast[1].min() >= 1 and fast[1].max() <= attempts_max
+    assert ((fast[0] > 0) | ~fast[2]).all()  # an acknowledged message arrived at least once
