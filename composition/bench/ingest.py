@@ -303,12 +303,18 @@ def _cpu_s(pids: Sequence[int] = ()) -> float:
     """CPU seconds used so far by this process and the given (child) processes."""
     times = os.times()
     total = times.user + times.system
-    tick = os.sysconf("SC_CLK_TCK")
-    for pid in pids:
-        with contextlib.suppress(OSError):
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / tick
-    return total
+    return total + sum(_pid_cpu_s(pid) for pid in pids)
+
+
+def _pid_cpu_s(pid: int | None) -> float:
+    """CPU seconds used so far by one process (0 if it is gone)."""
+    if pid is None:
+        return 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _sealscope_main(settings: Settings, shared: _Shared, latency_dir: str | None) -> None:
@@ -687,7 +693,12 @@ def _run(
                 row["influx_shim"] = _influx_ceiling(
                     shim.url, f"/api/v2/write?org=sealscope&bucket={db}&precision=ns", lines
                 )
+                services_at = [_pid_cpu_s(server.pid) for server in (influx, broker)]
                 row["sealscope"], row["sealscope_cpu"] = _drain_sealscope(env, payloads, 1)
+                row["influx_cpu"], row["broker_cpu"] = (
+                    (_pid_cpu_s(server.pid) - at) * 1e6 / work.points
+                    for server, at in zip((influx, broker), services_at, strict=True)
+                )
                 row["bridge"], row["bridge_cpu"] = _drain_bridge(env, payloads)
                 row["lower"] = min(row["paho"], row["influx"])
                 rounds.append(row)
@@ -726,6 +737,18 @@ def _run(
     print("CPU µs per point (all its processes, from connect to the last point stored):")
     print(f"  sealscope                               {spread('sealscope_cpu')}")
     print(f"  bridge                                  {spread('bridge_cpu')}")
+    print(f"  influxd, storing sealscope's points     {spread('influx_cpu')}")
+    print(f"  mosquitto, carrying them                {spread('broker_cpu')}")
+    # what 0.7 of the lower ceiling costs in cores, at the CPU per point measured above
+    target = 0.7 * statistics.median(r["lower"] for r in rounds)
+    per_point = statistics.median(
+        r["sealscope_cpu"] + r["influx_cpu"] + r["broker_cpu"] for r in rounds
+    )
+    print(
+        f"at 0.7 of the lower ceiling ({target:,.0f} points/s) sealscope, influxd and "
+        f"mosquitto together need {target * per_point / 1e6:.1f} cores "
+        f"({per_point:.0f} µs per point); this machine has {os.cpu_count()}"
+    )
     ratios = [r["sealscope"] / r["lower"] for r in rounds]
     bridge_ratios = [r["bridge"] / r["lower"] for r in rounds]
     print(
