@@ -19,14 +19,13 @@ import pytest
 from composition.servers import MosquittoServer
 from sealscope.deadletters import SqliteDeadLetterStore
 from sealscope.registry import SqliteDeviceRegistry
+from tests.ingest.conftest import INGEST_START_S
 from tests.ingest.streams import T0, Stream, fleet, publish_all
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
 GROUP = "sealscope-ingest"
-# an instance with a worker process took over 60 s to subscribe on a 2-core machine at load 14
-START_S = 120
 
 
 class Instance:
@@ -155,7 +154,9 @@ async def test_shared_subscription_instances_killed_mid_stream_lose_and_duplicat
     try:
         for instance in instances:
             instance.start()
-        await wait_until(lambda: all(i.subscribed() for i in instances), START_S, "all subscribed")
+        await wait_until(
+            lambda: all(i.subscribed() for i in instances), INGEST_START_S, "all subscribed"
+        )
         subscribed = asyncio.get_running_loop()
 
         def kill_and_restart(i: int) -> None:
@@ -166,7 +167,7 @@ async def test_shared_subscription_instances_killed_mid_stream_lose_and_duplicat
             instance.start()
             # the next kill only once this one holds its session again
             asyncio.run_coroutine_threadsafe(
-                wait_until(instance.subscribed, START_S, f"{instance.name} back"), subscribed
+                wait_until(instance.subscribed, INGEST_START_S, f"{instance.name} back"), subscribed
             ).result()
 
         await asyncio.to_thread(
