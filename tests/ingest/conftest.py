@@ -13,6 +13,10 @@ from composition.servers import MosquittoServer, find_mosquitto
 from sealscope.config import Settings
 from sealscope.registry import SqliteDeviceRegistry
 
+# how long an ingest child process may take to subscribe: seconds on a quiet machine, over
+# 60 s for one with a worker process on 2 cores at load 14
+INGEST_START_S = 120
+
 
 @pytest.fixture
 def broker(tmp_path: Path) -> Iterator[MosquittoServer]:

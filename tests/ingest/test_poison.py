@@ -26,7 +26,12 @@ from sealscope.deadletters import SqliteDeadLetterStore
 from sealscope.errors import MessageRejected
 from sealscope.registry import Device, SqliteDeviceRegistry
 from sealscope.storage.sqlite import SqliteTelemetryStore
-from tests.ingest.conftest import ingest_process, ingest_settings, telemetry_rows
+from tests.ingest.conftest import (
+    INGEST_START_S,
+    ingest_process,
+    ingest_settings,
+    telemetry_rows,
+)
 from tests.ingest.crashing_ingest import MARKER
 from tests.ingest.hostile import hostile_payloads
 from tests.ingest.streams import T0, Stream, fleet, publish_all
@@ -115,10 +120,12 @@ async def test_ingest_dead_letters_a_message_that_kills_it_after_two_crashes(
     log = tmp_path / "ingest.log"
     proc = ingest_process(settings, log, module="tests.ingest.crashing_ingest")
     try:
-        await wait_until(lambda: "subscribed to" in log.read_text(), 20, "ingest subscribed")
+        await wait_until(
+            lambda: "subscribed to" in log.read_text(), INGEST_START_S, "ingest subscribed"
+        )
         await asyncio.to_thread(publish_all, broker.host, broker.port, messages, client_id="p2")
         for _ in range(2):  # it dies on the poison, and again on its replay
-            assert await asyncio.to_thread(proc.wait, 30) == -signal.SIGKILL
+            assert await asyncio.to_thread(proc.wait, INGEST_START_S) == -signal.SIGKILL
             proc = ingest_process(settings, log, module="tests.ingest.crashing_ingest")
         dead = SqliteDeadLetterStore(settings.state_db)
         try:
@@ -235,7 +242,9 @@ async def test_ingest_survives_hostile_payloads_dead_lettering_each_once(
     proc = ingest_process(settings, log)
     dead = SqliteDeadLetterStore(settings.state_db)
     try:
-        await wait_until(lambda: "subscribed to" in log.read_text(), 20, "ingest subscribed")
+        await wait_until(
+            lambda: "subscribed to" in log.read_text(), INGEST_START_S, "ingest subscribed"
+        )
         await asyncio.to_thread(publish_all, broker.host, broker.port, bad, client_id="p3")
         await asyncio.to_thread(publish_all, broker.host, broker.port, good, client_id="p4")
         await wait_until(

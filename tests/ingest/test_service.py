@@ -21,7 +21,12 @@ from sealscope.registry import Device, SqliteDeviceRegistry
 from sealscope.storage.influxdb import InfluxStore
 from sealscope.storage.memory import MemoryTelemetryStore
 from sealscope.storage.sqlite import SqliteTelemetryStore
-from tests.ingest.conftest import ingest_process, ingest_settings, telemetry_rows
+from tests.ingest.conftest import (
+    INGEST_START_S,
+    ingest_process,
+    ingest_settings,
+    telemetry_rows,
+)
 from tests.ingest.streams import T0, Stream, fleet, publish_all
 from tests.waiting import wait_until
 
@@ -142,7 +147,9 @@ async def test_ingest_killed_with_sigkill_mid_stream_loses_and_duplicates_nothin
 
     try:
         # the ingest's persistent session must exist before we publish
-        await wait_until(lambda: "subscribed to" in log.read_text(), 20, "ingest subscribed")
+        await wait_until(
+            lambda: "subscribed to" in log.read_text(), INGEST_START_S, "ingest subscribed"
+        )
         await asyncio.to_thread(
             publish_all,
             broker.host,

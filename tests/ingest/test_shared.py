@@ -19,6 +19,7 @@ import pytest
 from composition.servers import MosquittoServer
 from sealscope.deadletters import SqliteDeadLetterStore
 from sealscope.registry import SqliteDeviceRegistry
+from tests.ingest.conftest import INGEST_START_S
 from tests.ingest.streams import T0, Stream, fleet, publish_all
 from tests.waiting import wait_until
 
@@ -129,7 +130,8 @@ async def test_shared_subscription_instances_killed_mid_stream_lose_and_duplicat
     registry = SqliteDeviceRegistry(state_db)
     registry.upsert_many(devices)
     registry.close()
-    stream = Stream(devices, messages=4000, samples=6)
+    # 12,000 points: enough in flight around each kill; the restarts, not the volume, are the test
+    stream = Stream(devices, messages=2000, samples=6)
     env = dict(
         os.environ,
         SEALSCOPE_MQTT_HOST=broker.host,
@@ -148,11 +150,13 @@ async def test_shared_subscription_instances_killed_mid_stream_lose_and_duplicat
     # one in-process instance and two with a worker process each
     instances = [Instance(n, tmp_path, env, w) for n, w in (("a", 1), ("b", 0), ("c", 1))]
     orphans: list[int] = []
-    kills = {1000: instances[0], 2200: instances[1], 3200: instances[2]}
+    kills = {500: instances[0], 1100: instances[1], 1600: instances[2]}
     try:
         for instance in instances:
             instance.start()
-        await wait_until(lambda: all(i.subscribed() for i in instances), 60, "all subscribed")
+        await wait_until(
+            lambda: all(i.subscribed() for i in instances), INGEST_START_S, "all subscribed"
+        )
         subscribed = asyncio.get_running_loop()
 
         def kill_and_restart(i: int) -> None:
@@ -163,7 +167,7 @@ async def test_shared_subscription_instances_killed_mid_stream_lose_and_duplicat
             instance.start()
             # the next kill only once this one holds its session again
             asyncio.run_coroutine_threadsafe(
-                wait_until(instance.subscribed, 60, f"{instance.name} back"), subscribed
+                wait_until(instance.subscribed, INGEST_START_S, f"{instance.name} back"), subscribed
             ).result()
 
         await asyncio.to_thread(
