@@ -416,7 +416,16 @@ class SensorFaultDetector(Detector):
         pos, speed = batch.signal("position_pct"), batch.signal("speed_rpm")
         p_in, p_out = batch.signal("p_in_kpa"), batch.signal("p_out_kpa")
         leak_on = "leak_drift" in on and self._leak.channel >= 0
-        lk = self._leak.prepare(batch) if leak_on else np.zeros((0, 2))
+        # the leak fit's logs by numpy (``LeakDriftScreen.prepare``), the rest compiled
+        lq = lp = np.zeros(0)
+        if leak_on:
+            press = kernel.leak_pressure(
+                pos, speed, p_in, p_out, batch.signal("flow_m3h"),
+                closed_max=self._leak.closed_max_pct, min_dp=self._leak.min_dp_kpa,
+                min_speed=self._leak.min_speed_rpm,
+            )  # fmt: skip
+            with np.errstate(invalid="ignore", divide="ignore"):
+                lq, lp = np.log(batch.signal("leak_mm3s")), np.log(press)
         # the state of a screen that is off: an array of its shape, never read
         state = [
             s[k] if k in s else np.zeros((1, *shape), dtype) for k, (dtype, shape, _) in (
@@ -439,14 +448,14 @@ class SensorFaultDetector(Detector):
             leak.block, leak.channel,
             c.index("p_in_kpa") if "p_in_kpa" in c else -1,
             c.index("p_out_kpa") if "p_out_kpa" in c else -1,
-            np.array(leak._fit_ix, dtype=np.int64), _CATEGORY_OF_FAULT,
+            np.array(leak._fit_ix, dtype=np.int64), math.log(leak.min_mm3s), _CATEGORY_OF_FAULT,
         )  # fmt: skip
         bad = np.zeros((n, n_ch), dtype=bool)
         while len(start):
             pause_row = np.empty(len(start), np.int64)
             pause_why = np.empty(len(start), np.int64)
             kernel.screen_rows(
-                start, stop, resume, slot, t, chans, pos, speed, p_in, p_out, lk,
+                start, stop, resume, slot, t, chans, pos, speed, p_in, p_out, lq, lp,
                 *fixed, *state, bad, pause_row, pause_why,
             )  # fmt: skip
             paused = np.flatnonzero(pause_row >= 0)

@@ -29,8 +29,11 @@ from typing import Any, Final
 
 import numba
 import numpy as np
+import numpy.typing as npt
 
-__all__ = ["PAUSE_BLOCK", "screen_rows"]
+__all__ = ["PAUSE_BLOCK", "leak_pressure", "screen_rows"]
+
+F64 = npt.NDArray[np.float64]
 
 # ``pause_why`` bits: a pressure residual's baseline is full (bit j), a leak block is full
 PAUSE_BLOCK: Final = 4
@@ -170,6 +173,33 @@ def _change_step(
         since[d, col] = 0.0
 
 
+def leak_pressure(
+    pos: F64, speed: F64, p_in: F64, p_out: F64, flow: F64, *,
+    closed_max: float, min_dp: float, min_speed: float,
+) -> F64:  # fmt: skip
+    """The pressure a leak reading is fitted against (``LeakDriftScreen.prepare``'s
+    ``press``: ΔP across a closed valve, a running pump's mean pressure; NaN otherwise),
+    in one pass instead of a dozen; the caller takes its log with numpy's."""
+    out = np.empty(len(pos))
+    _leak_pressure(pos, speed, p_in, p_out, flow, closed_max, min_dp, min_speed, out)
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _leak_pressure(
+    pos: F64, speed: F64, p_in: F64, p_out: F64, flow: F64,
+    closed_max: float, min_dp: float, min_speed: float, out: F64,
+) -> None:  # fmt: skip
+    for i in range(len(pos)):
+        dp = p_in[i] - p_out[i]
+        if pos[i] <= closed_max and dp >= min_dp:
+            out[i] = dp
+        elif (not flow[i] <= 0) if math.isnan(speed[i]) else speed[i] >= min_speed:
+            out[i] = 0.5 * (p_in[i] + p_out[i])
+        else:
+            out[i] = np.nan
+
+
 def screen_rows(*args: Any) -> None:
     """``_screen_rows``: the detector passes the batch, hyper-parameters and state arrays
     (``SensorFaultDetector._update_compiled``); typed here for mypy, which cannot see a
@@ -180,13 +210,13 @@ def screen_rows(*args: Any) -> None:
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def _screen_rows(
     start, stop, resume,  # per device run: first row, end (exclusive), resume a paused row
-    slot, t, chans, pos, speed, p_in, p_out, lk,  # the batch, rows sorted by (slot, t)
+    slot, t, chans, pos, speed, p_in, p_out, lq, lp,  # the batch, sorted by (slot, t)
     on_spike, on_missing, on_stuck, on_pair, on_leak,  # which screens run
     train, clear, decay,
     min_run, log_alpha, log_alpha32, min_dur, closed_max, open_min, watch,
     window, q, k32, half_rate32, spike_alpha32, rate, net, net_steps,
     baseline, drift_kpa, h_shifts, h_sigmas, ct_alpha, ct_clear_frac2,
-    block, leak_j, p_in_ch, p_out_ch, fit_ix, cat_of_fault,
+    block, leak_j, p_in_ch, p_out_ch, fit_ix, log_min_mm3s, cat_of_fault,
     rows_n, fault, fault_since, ok_n, category, changed_t,
     pair_n, rep_n, last_v, run_n, run_t0, idle,
     pres_n, gap_n, gap_cont_n, miss_run, miss_t0,
@@ -368,12 +398,12 @@ def _screen_rows(
                             rn = run_n[d, c]
                             t0 = run_t0[d, c]
                             if rn >= min_run and ti - t0 >= min_dur and t_max > t0:
-                                lp = _stuck_log_p(
+                                log_p = _stuck_log_p(
                                     np.float64(rep_n[d, c, iv]),
                                     np.float64(pair_n[d, c, iv]),
                                     np.float64(rn),
                                 )
-                                if lp < log_alpha:
+                                if log_p < log_alpha:
                                     now[c] = _STUCK
 
                 # -- the latch (``SensorFaultDetector._latch``) and withheld readings ----
@@ -447,8 +477,13 @@ def _screen_rows(
 
                 # -- leak-sensor drift (``leak_drift.LeakDriftScreen.step``, ``_add``) ---
                 if on_leak and leak_j >= 0:
-                    lq, lp = lk[i, 0], lk[i, 1]
-                    use = math.isfinite(lq) and not outl[leak_j]
+                    lq_i, lp_i = lq[i], lp[i]
+                    use = (
+                        math.isfinite(lq_i)
+                        and math.isfinite(lp_i)
+                        and lq_i >= log_min_mm3s
+                        and not outl[leak_j]
+                    )
                     for fi in fit_ix:
                         if outl[fi] and latched[fi] == _SPIKING:
                             use = False
@@ -456,18 +491,18 @@ def _screen_rows(
                     if use:
                         if lk_n[d] == 0:
                             lk_t0[d] = ti
-                            lk_u0[d] = lp
-                        f1 = lp - lk_u0[d]
+                            lk_u0[d] = lp_i
+                        f1 = lp_i - lk_u0[d]
                         f2 = (ti - lk_t0[d]) / 86_400.0
                         lk_xtx[d, 0] += f1
                         lk_xtx[d, 1] += f2
                         lk_xtx[d, 2] += f1 * f1
                         lk_xtx[d, 3] += f1 * f2
                         lk_xtx[d, 4] += f2 * f2
-                        lk_xty[d, 0] += lq
-                        lk_xty[d, 1] += f1 * lq
-                        lk_xty[d, 2] += f2 * lq
-                        lk_yy[d] += lq * lq
+                        lk_xty[d, 0] += lq_i
+                        lk_xty[d, 1] += f1 * lq_i
+                        lk_xty[d, 2] += f2 * lq_i
+                        lk_yy[d] += lq_i * lq_i
                         lk_n[d] += 1
                         if lk_n[d] >= block:
                             why |= PAUSE_BLOCK
