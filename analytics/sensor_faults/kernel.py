@@ -149,9 +149,8 @@ def _change_step(
     n = clear_n[d, col]
     u = min(max(z, -clip), clip)
     new = max(cus + u - k, 0.0)
-    st = start[d, col]
     if cus <= 0 and new > 0:
-        st = t
+        start[d, col] = t
     lvl_new = lvl + alpha * min(max(z - lvl, -clip), clip)
     clear_level = clear_frac2 * k
     rose = not was_on and new > h
@@ -164,12 +163,16 @@ def _change_step(
         new = min(new, h)
     cusum[d, col] = new
     level[d, col] = lvl_new
-    start[d, col] = st
-    on[d, col] = on2
-    clear_n[d, col] = n if on2 else 0
+    # the rest changes seldom: stores only where it does, as every line written back
+    # costs memory bandwidth (bit for bit the same: none of these is ever -0.0)
+    if on2 != was_on:
+        on[d, col] = on2
+    n = n if on2 else 0
+    if n != clear_n[d, col]:
+        clear_n[d, col] = n
     if rose:
-        since[d, col] = st
-    elif not on2:
+        since[d, col] = start[d, col]
+    elif not on2 and since[d, col] != 0.0:
         since[d, col] = 0.0
 
 
@@ -277,7 +280,8 @@ def _screen_rows(
                         rc = last % 3
                     reg = np.int32(pc * 3 + rc)
                     moved = reg != last
-                    regime[d] = reg
+                    if moved:
+                        regime[d] = reg
                     for c in range(n_ch):
                         rn = 0 if moved else spike_window_n[d, c]
                         sc = step_scale[d, c]
@@ -322,7 +326,8 @@ def _screen_rows(
                                 spike_window[d, c, m] = spike_window[d, c, m + 1]
                             spike_window[d, c, window - 1] = x32[c]
                             rn = min(rn + 1, window)
-                        spike_window_n[d, c] = rn
+                        if rn != spike_window_n[d, c]:
+                            spike_window_n[d, c] = rn
                         e = spike_ewma[d, c]
                         if judged:
                             e = e + spike_alpha32 * ((_F1 if spike else _F0) - e)
@@ -353,7 +358,8 @@ def _screen_rows(
                             if not was_gap:
                                 miss_t0[d, c] = ti
                             mr += 1
-                        miss_run[d, c] = mr
+                        if mr != miss_run[d, c]:
+                            miss_run[d, c] = mr
                         if (
                             mr >= min_run
                             and trained
@@ -374,7 +380,8 @@ def _screen_rows(
                         iv = 0
                     else:
                         iv = idle[d]
-                    idle[d] = iv
+                    if iv != idle[d]:
+                        idle[d] = iv
                     t_max = -np.inf
                     for c in range(n_ch):
                         last_c = last_v[d, c]
@@ -388,7 +395,8 @@ def _screen_rows(
                             pair_n[d, c, iv] = pair_n[d, c, iv] * keep + (m32 + _F1)
                             rep_n[d, c, iv] = rep_n[d, c, iv] * keep + m32
                         if present[c]:
-                            run_n[d, c] = rp + 1 if same else 0
+                            if same or rp != 0:
+                                run_n[d, c] = rp + 1 if same else 0
                             if not same:
                                 run_t0[d, c] = ti
                             last_v[d, c] = x32[c]
@@ -425,8 +433,11 @@ def _screen_rows(
                         fault_since[d, c] = ti
                     elif new == 0:
                         fault_since[d, c] = 0.0
-                    fault[d, c] = new
-                    ok_n[d, c] = ok if new > 0 else 0
+                    if new != f:
+                        fault[d, c] = new
+                    ok = ok if new > 0 else 0
+                    if ok != ok_n[d, c]:
+                        ok_n[d, c] = ok
                     latched[c] = new
                     b = False
                     if on_spike and outl[c] and new == _SPIKING:
@@ -435,7 +446,8 @@ def _screen_rows(
                         b = True
                     if on_stuck and new == _STUCK and present[c]:
                         b = True
-                    bad[i, c] = b
+                    if b:
+                        bad[i, c] = True
 
                 # -- pressure-pair drift (``pressure_drift.PressureDriftScreen.step``) ---
                 why = 0
