@@ -12,6 +12,11 @@ The detector is the service's ``Gate``: ``screen(batch)`` updates it and returns
 with every reading judged faulty at its event time replaced by NaN, and
 ``faulty(signals, n)`` says which devices have an active fault (other than spiking) on
 any of ``signals``, so the verdicts of detectors reading them are held.
+
+``engine`` picks how ``update`` runs the screens: ``"compiled"`` (the default) in one
+numba loop over the batch (``kernel.py``), ``"numpy"`` one numpy pass per screen and per
+sample slot (the screens' own ``step``, the reference the kernel is tested against).
+Both keep the same state, so a detector may switch between them.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from analytics.base import (
     Verdicts,
     fmt_time,
 )
+from analytics.baseline import robust_level
 from analytics.changepoint import confidence
 from analytics.params import Param, check_params
 from analytics.sensor_faults.leak_drift import RESIDUAL_NAME as _LEAK_RESIDUAL_NAME
@@ -52,12 +58,13 @@ from analytics.sensor_faults.screen import (
     count_dtype,
     reduce_rows,
 )
-from analytics.sensor_faults.spikes import SpikeScreen
+from analytics.sensor_faults.spikes import SpikeScreen, batcher
 from analytics.sensor_faults.stuck import StuckScreen
 
-__all__ = ["SCREEN_NAMES", "SensorFaultDetector"]
+__all__ = ["ENGINES", "SCREEN_NAMES", "SensorFaultDetector"]
 
 SCREEN_NAMES: Final = ("stuck", "missing", "spiking", "pressure_drift", "leak_drift")
+ENGINES: Final = ("compiled", "numpy")
 _CATEGORY_OF_FAULT: Final = np.array(
     [
         CategoryCode.NONE,
@@ -71,6 +78,18 @@ _CATEGORY_OF_FAULT: Final = np.array(
 _CHANNELS: Final = ("p_in_kpa", "p_out_kpa", "leak_mm3s", "temp_c", "vib_mms", "flow_m3h")
 _SEVERITY_OF_FAULT: Final = np.array([0, 2, 2, 3, 3], dtype=np.int8)
 _DRIFT_NAMES: Final = (*_PAIR_RESIDUAL_NAMES, _LEAK_RESIDUAL_NAME)
+# the state ``kernel.screen_rows`` takes, in its order
+_KERNEL_STATE: Final = (
+    *("rows_n", "fault", "fault_since", "ok_n", "category", "changed_t"),
+    *("pair_n", "rep_n", "last_v", "run_n", "run_t0", "idle"),
+    *("pres_n", "gap_n", "gap_cont_n", "miss_run", "miss_t0"),
+    *("hampel_n", "hampel_out_n", "spike_window", "spike_window_n", "spike_ewma"),
+    *("step_scale", "regime"),
+    *("drift_n", "drift_buf", "drift_med", "drift_sigma", "drift_value"),
+    *("drift_cusum", "drift_start", "drift_level", "drift_on", "drift_clear_n"),
+    "drift_since",
+    *("lk_xtx", "lk_xty", "lk_yy", "lk_n", "lk_t0", "lk_u0", "lk_on"),
+)
 _EVIDENCE: Final = (
     "run_samples",
     "run_needed",
@@ -87,6 +106,11 @@ _EVIDENCE: Final = (
 )
 
 
+def _network(n: int) -> npt.NDArray[np.int64]:
+    """Comparators that sort ``n`` values (``kernel._sort``)."""
+    return np.array(batcher(n), dtype=np.int64).reshape(-1, 2)
+
+
 class SensorFaultDetector(Detector):
     """Stuck, missing, spiking and drifting instruments; cause ``sensor_fault``.
 
@@ -97,6 +121,8 @@ class SensorFaultDetector(Detector):
     """
 
     cause: ClassVar[str] = "sensor_fault"
+    # how ``update`` runs the screens (``ENGINES``); not a hyper-parameter: same results
+    engine: str = "compiled"
     signals: ClassVar[tuple[str, ...]] = (
         "p_in_kpa",
         "p_out_kpa",
@@ -202,33 +228,40 @@ class SensorFaultDetector(Detector):
         self.clear_samples = clear_samples
         self.learn_samples = learn_samples
         c, n_c = self.channels, len(self.channels)
-        # every screen is built, so bad hyper-parameters are refused whichever run
+        # every screen is built, so bad hyper-parameters are refused whichever run (and
+        # kept by type: the compiled engine reads their hyper-parameters)
+        self._stuck = StuckScreen(
+            channels=n_c, alpha=alpha, min_run=min_run, min_duration_s=min_duration_s,
+            closed_max_pct=closed_max_pct,
+        )  # fmt: skip
+        self._missing = MissingScreen(
+            channels=c, alpha=alpha, min_run=min_run, min_duration_s=min_duration_s,
+            exempt=tuple(missing_exempt), train_samples=train_samples,
+        )  # fmt: skip
+        self._spikes = SpikeScreen(
+            channels=n_c, window=hampel_window, k=hampel_k, rate=spike_rate,
+            alpha=spike_alpha, train_samples=train_samples,
+        )  # fmt: skip
+        self._pair = PressureDriftScreen(
+            channels=c, open_min_pct=open_min_pct, closed_max_pct=closed_max_pct,
+            drift_kpa=drift_kpa, baseline=drift_baseline, clear_samples=clear_samples,
+        )  # fmt: skip
+        self._leak = LeakDriftScreen(
+            channels=c, closed_max_pct=closed_max_pct, block=leak_block,
+            commission_blocks=leak_commission_blocks, min_dp_kpa=leak_min_dp_kpa,
+            min_speed_rpm=leak_min_speed_rpm, min_mm3s=leak_min_mm3s, h=leak_h,
+            llr_k=leak_llr_k, llr_clip=leak_llr_clip, se_floor=leak_se_floor,
+        )  # fmt: skip
         channel_made: dict[str, ChannelScreen] = {
-            "stuck": StuckScreen(
-                channels=n_c, alpha=alpha, min_run=min_run, min_duration_s=min_duration_s,
-                closed_max_pct=closed_max_pct,
-            ),
-            "missing": MissingScreen(
-                channels=c, alpha=alpha, min_run=min_run, min_duration_s=min_duration_s,
-                exempt=tuple(missing_exempt), train_samples=train_samples,
-            ),
-            "spiking": SpikeScreen(
-                channels=n_c, window=hampel_window, k=hampel_k, rate=spike_rate,
-                alpha=spike_alpha, train_samples=train_samples,
-            ),
+            "stuck": self._stuck, "missing": self._missing, "spiking": self._spikes,
         }  # fmt: skip
         signal_made: dict[str, SignalScreen] = {
-            "pressure_drift": PressureDriftScreen(
-                channels=c, open_min_pct=open_min_pct, closed_max_pct=closed_max_pct,
-                drift_kpa=drift_kpa, baseline=drift_baseline, clear_samples=clear_samples,
-            ),
-            "leak_drift": LeakDriftScreen(
-                channels=c, closed_max_pct=closed_max_pct, block=leak_block,
-                commission_blocks=leak_commission_blocks, min_dp_kpa=leak_min_dp_kpa,
-                min_speed_rpm=leak_min_speed_rpm, min_mm3s=leak_min_mm3s, h=leak_h,
-                llr_k=leak_llr_k, llr_clip=leak_llr_clip, se_floor=leak_se_floor,
-            ),
+            "pressure_drift": self._pair, "leak_drift": self._leak,
         }  # fmt: skip
+        # state shapes of every screen, those off too: the kernel takes an array for each
+        self._every_spec: Spec = {}
+        for made in (self._stuck, self._missing, self._spikes, self._pair, self._leak):
+            self._every_spec.update(made.state_spec())
         on = [name for name in SCREEN_NAMES if name in screens]
         # channel screens in increasing precedence, so the latch keeps the worst
         self.channel_screens: tuple[ChannelScreen, ...] = tuple(
@@ -300,6 +333,11 @@ class SensorFaultDetector(Detector):
     # -- learning ------------------------------------------------------------------------
 
     def _update(self, batch: SampleBatch, devices: DeviceTable | None) -> None:
+        if self.engine == "compiled":
+            self._update_compiled(batch)
+            return
+        if self.engine != "numpy":
+            raise ValueError(f"engine {self.engine!r} not among {ENGINES}")
         x = np.stack([batch.signal(c) for c in self.channels], axis=1)
         self._bad = np.zeros(x.shape, dtype=bool)
         inputs = [sc.prepare(batch) for sc in self._screens()]
@@ -361,6 +399,80 @@ class SensorFaultDetector(Detector):
         if not contiguous:
             for k, v in self._state.items():
                 v[dev] = s[k]
+
+    def _update_compiled(self, batch: SampleBatch) -> None:
+        """``_update`` by ``kernel.screen_rows``: every device's rows in one compiled loop,
+        stopping where a numpy step is due (a full drift baseline, a full leak block)."""
+        from analytics.sensor_faults import kernel  # numba loads on the first update
+
+        s = self._state
+        on = {sc.name for sc in self._screens()}
+        slot, t = batch.slot, batch.t_s
+        n, n_ch = len(slot), len(self.channels)
+        start = np.flatnonzero(np.r_[True, slot[1:] != slot[:-1]])
+        stop = np.r_[start[1:], n]
+        resume = np.zeros(len(start), dtype=bool)
+        chans = tuple(np.ascontiguousarray(batch.signal(c)) for c in self.channels)
+        pos, speed = batch.signal("position_pct"), batch.signal("speed_rpm")
+        p_in, p_out = batch.signal("p_in_kpa"), batch.signal("p_out_kpa")
+        leak_on = "leak_drift" in on and self._leak.channel >= 0
+        # the leak fit's logs by numpy (``LeakDriftScreen.prepare``), the rest compiled
+        lq = lp = np.zeros(0)
+        if leak_on:
+            press = kernel.leak_pressure(
+                pos, speed, p_in, p_out, batch.signal("flow_m3h"),
+                closed_max=self._leak.closed_max_pct, min_dp=self._leak.min_dp_kpa,
+                min_speed=self._leak.min_speed_rpm,
+            )  # fmt: skip
+            with np.errstate(invalid="ignore", divide="ignore"):
+                lq, lp = np.log(batch.signal("leak_mm3s")), np.log(press)
+        # the state of a screen that is off: an array of its shape, never read
+        state = [
+            s[k] if k in s else np.zeros((1, *shape), dtype) for k, (dtype, shape, _) in (
+                (k, self._every_spec.get(k) or self._spec[k]) for k in _KERNEL_STATE
+            )
+        ]  # fmt: skip
+        sp, pair, leak, test = self._spikes, self._pair, self._leak, self._pair._test
+        c = self.channels
+        fixed = (
+            "spiking" in on, "missing" in on, "stuck" in on, "pressure_drift" in on, leak_on,
+            self.train_samples, self.clear_samples,
+            np.float32(1.0 - 1.0 / self.learn_samples),
+            self._stuck.min_run, math.log(self._stuck.alpha),
+            np.float32(math.log(self._missing.alpha)), self._stuck.min_duration_s,
+            self._stuck.closed_max_pct, pair.open_min_pct, self._missing._watch,
+            sp.window, (sp.window - 2) // 4, np.float32(sp.k), np.float32(0.5 * sp.rate),
+            np.float32(sp.alpha), sp.rate, _network(sp.window), _network(sp.window - 1),
+            pair.baseline, pair.drift_kpa, test.h_shifts, test.h_sigmas, test.alpha,
+            test.clear_fraction * 2.0,
+            leak.block, leak.channel,
+            c.index("p_in_kpa") if "p_in_kpa" in c else -1,
+            c.index("p_out_kpa") if "p_out_kpa" in c else -1,
+            np.array(leak._fit_ix, dtype=np.int64), math.log(leak.min_mm3s), _CATEGORY_OF_FAULT,
+        )  # fmt: skip
+        bad = np.zeros((n, n_ch), dtype=bool)
+        while len(start):
+            pause_row = np.empty(len(start), np.int64)
+            pause_why = np.empty(len(start), np.int64)
+            kernel.screen_rows(
+                start, stop, resume, slot, t, chans, pos, speed, p_in, p_out, lq, lp,
+                *fixed, *state, bad, pause_row, pause_why,
+            )  # fmt: skip
+            paused = np.flatnonzero(pause_row >= 0)
+            rows, why = pause_row[paused], pause_why[paused]
+            dev = slot[rows]
+            for j in range(2):  # a pressure residual's baseline is full
+                done = dev[(why >> j) & 1 == 1]
+                if len(done):
+                    med, sig = robust_level(s["drift_buf"][done, j], 1.0)
+                    s["drift_med"][done, j] = med
+                    s["drift_sigma"][done, j] = sig
+            full = (why & kernel.PAUSE_BLOCK) != 0
+            if full.any():  # a leak block is full
+                leak._block_done(s, dev[full], t[rows[full]])
+            start, stop = rows, stop[paused]
+            resume = np.ones(len(start), dtype=bool)
+        self._bad = bad
 
     def _latch(self, s: State, st: Step, now: npt.NDArray[np.int8]) -> None:
         """Raise a channel's fault to the worst judged now; clear it after a healthy run."""

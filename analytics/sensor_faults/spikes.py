@@ -20,7 +20,7 @@ import numpy as np
 from analytics.base import F64, I64, SampleBatch
 from analytics.sensor_faults.screen import SPIKING, Bool, Spec, State, Step, count_dtype
 
-__all__ = ["SpikeScreen"]
+__all__ = ["SpikeScreen", "batcher"]
 
 
 # Windows up to this many readings are ranked by a comparator network over whole
@@ -28,7 +28,7 @@ __all__ = ["SpikeScreen"]
 _NETWORK_MAX = 15
 
 
-def _batcher(n: int) -> list[tuple[int, int]]:
+def batcher(n: int) -> list[tuple[int, int]]:
     """Comparators of Batcher's odd-even merge sort for ``n`` inputs (padded to a power
     of two; a comparator touching the padding is dropped, as the padding is +inf)."""
     p = 1 << max(n - 1, 0).bit_length()
@@ -97,7 +97,7 @@ def window_stats(ring: np.ndarray, q: int) -> tuple[np.ndarray, np.ndarray, np.n
             np.maximum(low[j], d, out=d)
             low[j], tmp = tmp, low[j]
     spare += [d, tmp]
-    for a, b in _batcher(w):
+    for a, b in batcher(w):
         lo = np.minimum(col[a], col[b], out=buffer())
         if own[b]:
             np.maximum(col[a], col[b], out=col[b])
