@@ -141,7 +141,7 @@ def test_seat_leak_rise_raises_on_onset_growth_before_the_level(span_days):
     stream = valve_stream(rng, C0 * ratio_true, len(ratio_true), leak_sigma=0.08)
     table = device_table([VALVE])
     level_only = first_alarm(SeatLeakDetector(rise_test=False), stream, table)
-    det = SeatLeakDetector()
+    det = SeatLeakDetector(rise_test=True)
     i_rise = first_alarm(det, stream, table)
     assert 0 < i_rise < level_only
     # about a tenth of the span earlier: at 1.35-1.5x (the floor plus three daily
@@ -190,7 +190,7 @@ def test_seat_leak_rise_ignores_slow_creep():
         )
         for _ in range(8)
     ]
-    det = SeatLeakDetector()
+    det = SeatLeakDetector(rise_test=True)
     table = device_table([VALVE] * len(streams))
     week = 24 * 7
     for lo in range(0, n, week):
@@ -224,7 +224,7 @@ def test_seat_leak_rise_silent_on_noise_and_coarse_readings(resolution):
         )
         for _ in range(40)
     ]
-    det = SeatLeakDetector()
+    det = SeatLeakDetector(rise_test=True)
     history = feed(det, streams, chunk=24, devices=device_table([VALVE] * len(streams)))
     assert max(int(h.max()) for h in history) == CategoryCode.NONE
     assert not det.verdicts().evidence["rise_raised"].any()
@@ -236,7 +236,7 @@ def test_seat_leak_rise_clears_once_growth_stops_below_the_level_alarm():
     # learnt its device's daily spread and level over the three weeks before)
     ratio_true = onset(90, 30, 1.6, 10)
     stream = valve_stream(rng, C0 * ratio_true, len(ratio_true), leak_sigma=0.08)
-    det = SeatLeakDetector()
+    det = SeatLeakDetector(rise_test=True)
     history = np.array([h[0] for h in feed(det, [stream], devices=device_table([VALVE]))])
     raised = np.flatnonzero(history == MAINT)
     assert raised.size and 31 <= raised[0] <= 40  # days (one chunk a day)
