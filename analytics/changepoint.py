@@ -35,7 +35,7 @@ import numpy.typing as npt
 
 from analytics.params import Param
 
-__all__ = ["ChangeTest", "StepResult", "change_test_params", "confidence"]
+__all__ = ["ChangeTest", "RiseTest", "StepResult", "change_test_params", "confidence"]
 
 F64 = npt.NDArray[np.float64]
 Index = Any  # an index array, or a tuple of them for (slot, channel) state
@@ -189,3 +189,165 @@ def confidence(margin: F64) -> F64:
     0.95 at three. Detectors feed it the sum of their test statistics over thresholds.
     """
     return 1.0 - np.exp(-np.maximum(np.asarray(margin, dtype=np.float64), 0.0))
+
+
+_DAY_S = 86_400.0
+RISE_LEARN_POINTS = 21  # points (days) that give a device's own spread and level
+
+
+class RiseTest:
+    """A one-sided test for sustained *growth* of ``z`` (a log ratio), not for its level.
+
+    ``ChangeTest`` raises once ``z`` has moved by a relevant shift; a gradual degradation
+    gets there late. This test raises on the rate. ``z`` is averaged into points of
+    ``bucket_s`` of event time (a day: daily cycles average out), as the log of the mean
+    ratio ``exp(z)``: averaging the ratio, not its log, keeps a point honest on a coarse
+    sensor whose readings sit on a few quantisation steps (the mean of rounded readings
+    follows the true mean; the mean of their logs swings with the share on each step).
+    A CUSUM runs on the point-to-point increments against an allowed growth ``k_per_day``:
+    ``S = max(0, S + clip(dz) - k * dt)``. ``S`` telescopes to the largest rise from any
+    earlier point beyond ``k`` per elapsed day, so growth slower than ``k`` (wear creep,
+    seasons) never accumulates however long it goes on, and the point the excursion rose
+    from dates where the growth began (``since``) and gives its rate.
+
+    Guards: the device's first ``RISE_LEARN_POINTS`` points give its own spread ``sigma``
+    and reference level ``m0`` (median absolute deviation and median: one odd day does not
+    move them), both then frozen like a baseline; ``sigma`` is floored by the point's own
+    standard error (its samples' spread over their count: a few learning points can look
+    quieter than the device is); ``h = max(h_sigmas * sigma, h_min)``; an
+    increment is clipped to ``h``, so one jump (a step, a burst of spikes) cannot raise
+    the test alone: it needs growth over at least two points; and the point
+    must be above ``m0 + level_min`` by three of its spreads: an oscillation or a noisy
+    device that goes up and down around its level is not a rising leak. The test clears
+    once ``S`` is back at zero (no growth beyond ``k`` for about ``h / k`` days); while
+    raised ``S`` is capped at ``h``.
+    """
+
+    def __init__(
+        self,
+        prefix: str,
+        *,
+        k_per_day: float,
+        level_min: float,
+        h_sigmas: float = 8.0,
+        h_min: float = 0.05,
+        bucket_s: float = _DAY_S,
+        bucket_min_samples: int = 4,
+    ) -> None:
+        if not (k_per_day > 0 and h_min > 0 and h_sigmas >= 0 and bucket_s > 0):
+            raise ValueError("need k_per_day > 0, h_min > 0, h_sigmas >= 0, bucket_s > 0")
+        self.prefix = prefix
+        self.k_per_day = k_per_day
+        self.level_min = level_min
+        self.h_sigmas = h_sigmas
+        self.h_min = h_min
+        self.bucket_s = bucket_s
+        self.bucket_min_samples = bucket_min_samples
+
+    def spec(self) -> dict[str, tuple[np.dtype[Any], tuple[int, ...], Any]]:
+        f64, i32 = np.dtype(np.float64), np.dtype(np.int32)
+        p = self.prefix
+        return {
+            # the point being filled: samples, first time, sums of time offsets and exp(z)
+            f"{p}bn": (i32, (), 0),
+            f"{p}bt0": (f64, (), 0.0),
+            f"{p}bsum_dt": (f64, (), 0.0),
+            f"{p}bsum_e": (f64, (), 0.0),
+            f"{p}bsum_e2": (f64, (), 0.0),
+            f"{p}points": (i32, (), 0),  # closed points, counted up to learning's end
+            f"{p}m": (f64, (), 0.0),  # newest point: log mean ratio and mean time
+            f"{p}mt": (f64, (), 0.0),
+            f"{p}learn": (np.dtype(np.float32), (RISE_LEARN_POINTS,), 0.0),
+            f"{p}sigma": (f64, (), 0.0),  # 0 while learning
+            f"{p}m0": (f64, (), 0.0),  # reference level
+            f"{p}h": (f64, (), 0.0),  # decision interval at the newest point
+            f"{p}cusum": (f64, (), 0.0),
+            f"{p}ref_m": (f64, (), 0.0),  # the point the current excursion rises from
+            f"{p}ref_t": (f64, (), 0.0),
+            f"{p}on": (np.dtype(np.bool_), (), False),
+            f"{p}since": (f64, (), 0.0),
+        }
+
+    def threshold(self, sigma: F64) -> F64:
+        return np.maximum(self.h_sigmas * sigma, self.h_min)
+
+    def testing(self, s: dict[str, np.ndarray], ix: Index) -> npt.NDArray[np.bool_]:
+        """Spread and reference learnt: the test runs."""
+        return s[f"{self.prefix}points"][ix] >= RISE_LEARN_POINTS
+
+    def step(self, s: dict[str, np.ndarray], ix: npt.NDArray[np.int64], z: F64, t: F64) -> None:
+        """Add one sample to each of ``ix`` (distinct); test the points that close."""
+        p = self.prefix
+        n = s[f"{p}bn"][ix] + 1
+        t0 = np.where(n == 1, t, s[f"{p}bt0"][ix])
+        sum_dt = s[f"{p}bsum_dt"][ix] + (t - t0)
+        e = np.exp(z)
+        sum_e = s[f"{p}bsum_e"][ix] + e
+        sum_e2 = s[f"{p}bsum_e2"][ix] + e * e
+        close = (t - t0 >= self.bucket_s) & (n >= self.bucket_min_samples)
+        s[f"{p}bn"][ix] = np.where(close, 0, n)
+        s[f"{p}bt0"][ix] = t0
+        s[f"{p}bsum_dt"][ix] = np.where(close, 0.0, sum_dt)
+        s[f"{p}bsum_e"][ix] = np.where(close, 0.0, sum_e)
+        s[f"{p}bsum_e2"][ix] = np.where(close, 0.0, sum_e2)
+        if close.any():
+            c = ix[close]
+            nc = n[close]
+            mean = sum_e[close] / nc
+            var = np.maximum(sum_e2[close] / nc - mean * mean, 0.0) / (nc - 1)
+            # the point's own standard error, relative: a floor for the device's spread
+            se = np.sqrt(var) / mean
+            self._point(s, c, np.log(mean), t0[close] + sum_dt[close] / nc, se)
+
+    def _point(
+        self, s: dict[str, np.ndarray], c: npt.NDArray[np.int64], m: F64, mt: F64, floor: F64
+    ) -> None:
+        p = self.prefix
+        k_learn = RISE_LEARN_POINTS
+        pts = s[f"{p}points"][c]
+        learning = pts < k_learn
+        if learning.any():
+            lc, lp = c[learning], pts[learning]
+            s[f"{p}learn"][lc, lp] = m[learning]
+            done = lp == k_learn - 1
+            if done.any():
+                dc = lc[done]
+                buf = s[f"{p}learn"][dc].astype(np.float64)
+                med = np.median(buf, axis=1)
+                s[f"{p}m0"][dc] = med
+                s[f"{p}sigma"][dc] = np.median(np.abs(buf - med[:, None]), axis=1) / 0.6745
+        testing = ~learning
+        if testing.any():
+            tc = c[testing]
+            mt_ = m[testing]
+            sigma = np.maximum(s[f"{p}sigma"][tc], floor[testing])
+            h = self.threshold(sigma)
+            dz = mt_ - s[f"{p}m"][tc]
+            dt_days = np.maximum(mt[testing] - s[f"{p}mt"][tc], 0.0) / _DAY_S
+            cus = s[f"{p}cusum"][tc]
+            on = s[f"{p}on"][tc]
+            new = np.maximum(cus + np.clip(dz, -h, h) - self.k_per_day * dt_days, 0.0)
+            started = (cus <= 0) & (new > 0)
+            s[f"{p}ref_m"][tc] = np.where(started, s[f"{p}m"][tc], s[f"{p}ref_m"][tc])
+            s[f"{p}ref_t"][tc] = np.where(started, s[f"{p}mt"][tc], s[f"{p}ref_t"][tc])
+            high = mt_ - s[f"{p}m0"][tc] > self.level_min + 3.0 * sigma
+            rose = ~on & (new > h) & high
+            fell = on & (new <= 0)
+            on2 = (on | rose) & ~fell
+            s[f"{p}cusum"][tc] = np.where(on2, np.minimum(new, h), new)
+            s[f"{p}on"][tc] = on2
+            s[f"{p}h"][tc] = h
+            since = s[f"{p}since"][tc]
+            s[f"{p}since"][tc] = np.where(rose, s[f"{p}ref_t"][tc], np.where(on2, since, 0.0))
+        s[f"{p}points"][c] = np.minimum(pts + 1, k_learn)
+        s[f"{p}m"][c] = m
+        s[f"{p}mt"][c] = mt
+
+    def rate_per_day(self, s: dict[str, np.ndarray], ix: Index) -> F64:
+        """Growth of ``z`` per day since the current excursion began (NaN outside one)."""
+        p = self.prefix
+        days = (s[f"{p}mt"][ix] - s[f"{p}ref_t"][ix]) / _DAY_S
+        active = (s[f"{p}cusum"][ix] > 0) & (days > 0)
+        return np.where(
+            active, (s[f"{p}m"][ix] - s[f"{p}ref_m"][ix]) / np.where(active, days, 1.0), np.nan
+        )

@@ -9,9 +9,10 @@ the dict is built, so the API, the alert store and the offline report agree.
 from __future__ import annotations
 
 import math
+from datetime import UTC, datetime
 from typing import Any, Final
 
-__all__ = ["GROWTH_CAP", "fmt_rul", "round_sig", "tidy_evidence"]
+__all__ = ["GROWTH_CAP", "fmt_date", "fmt_growth_per_week", "fmt_rul", "round_sig", "tidy_evidence"]
 
 SIG_DIGITS: Final = 4
 GROWTH_CAP: Final = 1000.0  # growth factors beyond this say "fast", not how fast
@@ -55,3 +56,22 @@ def fmt_rul(seconds: float | None, *, alarm_confirmed: bool) -> str:
         )
     days = seconds / 86_400.0
     return f"{days:.0f} days" if days >= 2 else f"{seconds / 3600.0:.0f} h"
+
+
+def fmt_growth_per_week(factor: float) -> str:
+    """A growth factor per week as a technician reads it: "12 %/week", "2.5x a week"."""
+    if not math.isfinite(factor):
+        return "at an unknown rate"
+    if factor >= GROWTH_CAP:
+        return f"more than {GROWTH_CAP:.0f}x a week"
+    if factor >= 2.0:
+        return f"{factor:.2g}x a week"
+    pct = 100.0 * (factor - 1.0)
+    return f"{pct:.0f} %/week" if pct >= 9.5 else f"{pct:.2g} %/week"
+
+
+def fmt_date(t: float | None) -> str:
+    """A day (UTC) for evidence that is not meaningful to the hour (a daily point's time)."""
+    if t is None or not math.isfinite(t):
+        return "an unknown day"
+    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d")

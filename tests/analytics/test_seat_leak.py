@@ -1,9 +1,11 @@
 import io
+import math
 
 import numpy as np
 import pytest
 
 from analytics import CategoryCode, SampleBatch, SeatLeakDetector, Status
+from analytics.evidence import fmt_growth_per_week
 from sealscope.iso5208 import allowable_mm3s, class_code, seat_test_dp_kpa
 from sealscope.registry import Device
 from tests.analytics.streams import (
@@ -110,7 +112,7 @@ def test_seat_leak_slow_drift_alarms_near_2x_weeks_before_class_limit():
     growth = np.log(20) / (120 * 24)  # 20x over 120 days
     ratio_true = np.exp(growth * np.clip(np.arange(n) - start, 0, None))
     stream = valve_stream(rng, C0 * ratio_true, n)
-    det = SeatLeakDetector()
+    det = SeatLeakDetector(rise_test=False)  # the level's CUSUM alone
     table = device_table([VALVE])
     i_maint = first_alarm(det, stream, table)
     assert det.verdicts().category[0] == MAINT
@@ -121,6 +123,138 @@ def test_seat_leak_slow_drift_alarms_near_2x_weeks_before_class_limit():
     # The onset is dated to where the leak went past the CUSUM's reference (~1.7x).
     i_since = int(np.searchsorted(stream.t_s, det.verdicts().since_s[0]))
     assert 1.5 < ratio_true[i_since] < ratio_true[i_maint]
+
+
+def onset(n_days: int, start_day: int, factor: float, span_days: float) -> np.ndarray:
+    """Hourly true ratio of a gradual seat leak: ``factor`` x over ``span_days`` from
+    ``start_day`` (the simulator's mode 1), then flat."""
+    days = np.arange(n_days * 24) / 24
+    return factor ** np.clip((days - start_day) / span_days, 0.0, 1.0)
+
+
+@pytest.mark.parametrize("span_days", [120, 60])
+def test_seat_leak_rise_raises_on_onset_growth_before_the_level(span_days):
+    # The slowest onset of the field fleet (30x over 120 days: 22 %/week) and a faster one.
+    rng = np.random.default_rng(span_days)
+    ratio_true = onset(100, 20, 30.0, span_days)
+    # the field sensor's noise (8 %), an hourly sample
+    stream = valve_stream(rng, C0 * ratio_true, len(ratio_true), leak_sigma=0.08)
+    table = device_table([VALVE])
+    level_only = first_alarm(SeatLeakDetector(rise_test=False), stream, table)
+    det = SeatLeakDetector(rise_test=True)
+    i_rise = first_alarm(det, stream, table)
+    assert 0 < i_rise < level_only
+    # about a tenth of the span earlier: at 1.35-1.5x (the floor plus three daily
+    # spreads, and the growth beyond 7 %/week over its decision interval) where the
+    # level's CUSUM needs ~1.8x
+    assert (level_only - i_rise) / 24 > 0.08 * span_days
+    assert 1.3 < ratio_true[i_rise] < 1.55
+    v = det.verdicts()
+    assert v.category[0] == MAINT
+    e = det.evidence(v, 0)
+    assert e["rise_raised"] and not e["level_raised"]
+    true_weekly = 30.0 ** (7 / span_days)
+    assert e["growth_per_week"] == pytest.approx(true_weekly, rel=0.25)
+    # dated to where the growth began, not to when it was confirmed
+    start_day = (e["rise_start_t"] - T0) / DAY
+    assert 17 <= start_day <= 20 + 0.15 * span_days
+    assert e["since"] == e["rise_start_t"]
+    assert 0.5 < e["confidence"] < 1
+    pct = round(100 * (e["growth_per_week"] - 1))
+    assert f"leak coefficient rising {pct} %/week since 2026-01-" in e["trend"]
+    summary = det.summary(v, 0)
+    assert (
+        summary.startswith("Seat leak coefficient rising") and "schedule seat inspection" in summary
+    )
+    assert all(x is None or isinstance(x, str | bool) or np.isfinite(x) for x in e.values()), (
+        "evidence a technician reads is finite"
+    )
+    # the level's test takes over later, and the alarm stays one alarm
+    history = feed(det, [stream], devices=table)
+    assert all(h[0] >= MAINT for h in history)
+
+
+def test_seat_leak_rise_ignores_slow_creep():
+    # Every seat's leak grows slowly from installation: a few %/yr, a bad batch faster.
+    # Two years at 25 %/yr is ~1.56x, over the rise test's level floor, but never a rise
+    # (the level's own CUSUM, tuned to 3x, may see it late in the second year: not this
+    # test's business).
+    rng = np.random.default_rng(31)
+    n = 730 * 24
+    streams = [
+        valve_stream(
+            rng,
+            C0 * 10 ** rng.uniform(-0.5, 0.5) * np.exp(np.log(1.25) / (365 * 24) * np.arange(n)),
+            n,
+            leak_sigma=rng.uniform(0.05, 0.3),
+        )
+        for _ in range(8)
+    ]
+    det = SeatLeakDetector(rise_test=True)
+    table = device_table([VALVE] * len(streams))
+    week = 24 * 7
+    for lo in range(0, n, week):
+        det.update(
+            SampleBatch.concat([st.batch(i, lo, lo + week) for i, st in enumerate(streams)]), table
+        )
+        v = det.verdicts()
+        assert not v.evidence["rise_raised"].any(), f"rise raised in week {lo // week}"
+    assert np.all(v.evidence["rise_cusum"] < v.evidence["rise_threshold"])
+    assert np.all(v.evidence["ratio"] > 1.2)  # it did grow
+    assert np.nanmax(v.evidence["ratio"]) > 1.4
+
+
+@pytest.mark.parametrize("resolution", [0.01, 0.001])
+def test_seat_leak_rise_silent_on_noise_and_coarse_readings(resolution):
+    # Small leaks read on a coarse sensor (most readings 0, 1 or 2 steps) and noisy ones,
+    # with an annual temperature swing of +-20 % (here its steepest quarter).
+    rng = np.random.default_rng(41)
+    n = 120 * 24
+    t = np.arange(n) * HOUR
+    season = 1 + 0.2 * np.sin(2 * np.pi * t / (365 * DAY))
+    streams = [
+        valve_stream(
+            rng,
+            0.0006 * 10 ** rng.uniform(0, 1) * season,
+            n,
+            leak_sigma=rng.uniform(0.05, 0.4),
+            resolution_mm3s=resolution,
+            spike_rate=0.005,
+            open_fraction=0.2,
+        )
+        for _ in range(40)
+    ]
+    det = SeatLeakDetector(rise_test=True)
+    history = feed(det, streams, chunk=24, devices=device_table([VALVE] * len(streams)))
+    assert max(int(h.max()) for h in history) == CategoryCode.NONE
+    assert not det.verdicts().evidence["rise_raised"].any()
+
+
+def test_seat_leak_rise_clears_once_growth_stops_below_the_level_alarm():
+    rng = np.random.default_rng(51)
+    # +60 % in ten days from day 30, then flat: under the 3x CUSUM (the rise test has
+    # learnt its device's daily spread and level over the three weeks before)
+    ratio_true = onset(90, 30, 1.6, 10)
+    stream = valve_stream(rng, C0 * ratio_true, len(ratio_true), leak_sigma=0.08)
+    det = SeatLeakDetector(rise_test=True)
+    history = np.array([h[0] for h in feed(det, [stream], devices=device_table([VALVE]))])
+    raised = np.flatnonzero(history == MAINT)
+    assert raised.size and 31 <= raised[0] <= 40  # days (one chunk a day)
+    cleared = raised[-1] + 1
+    assert cleared < len(history) and np.all(history[cleared:] == 0)
+    # no growth beyond 7 %/week for about h / k days, not at the first flat day
+    assert 3 <= cleared - 40 <= 30
+    v = det.verdicts()
+    assert not v.evidence["rise_raised"][0] and np.isnan(v.since_s[0])
+
+
+def test_growth_per_week_reads_as_a_technician_writes_it():
+    assert fmt_growth_per_week(1.1234) == "12 %/week"
+    assert fmt_growth_per_week(1.072) == "7.2 %/week"
+    assert fmt_growth_per_week(1.996) == "100 %/week"
+    assert fmt_growth_per_week(3.4) == "3.4x a week"
+    assert fmt_growth_per_week(5e6) == "more than 1000x a week"
+    assert fmt_growth_per_week(math.nan) == "at an unknown rate"
 
 
 def test_seat_leak_out_of_specification_once_class_limit_crossed():
