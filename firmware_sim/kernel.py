@@ -27,6 +27,7 @@ import numba
 import numpy as np
 import numpy.typing as npt
 
+from firmware_sim import radio
 from firmware_sim.encoding import DECIMALS
 from firmware_sim.physics import UTC_OFFSET_S
 
@@ -468,6 +469,9 @@ def device_clock(state: Any, times: F64) -> F64:
     return out
 
 
+_leg_loss = numba.njit(cache=True, inline="always")(radio.leg_loss)
+
+
 @numba.njit(cache=True, nogil=True)
 def _transmit(
     rng: Any,
@@ -482,10 +486,9 @@ def _transmit(
         made = max_attempts
         acked = False
         for a in range(max_attempts):
-            fading = rsrp_dbm[m] + 4.0 * rng.standard_normal()
-            loss = 0.003 + 0.997 / (1.0 + math.exp((fading + 125.0) / 4.5))
+            loss = _leg_loss(rsrp_dbm[m] + radio.FADING_SD_DB * rng.standard_normal())
             up = rng.random() >= loss
-            ack = rng.random() >= 0.8 * loss
+            ack = rng.random() >= radio.ACK_LOSS_SHARE * loss
             got += up
             if up and ack:
                 made, acked = a + 1, True
@@ -502,6 +505,6 @@ def transmit(
     copies = np.empty(m, dtype=np.int64)
     attempts = np.empty(m, dtype=np.int64)
     is_acked = np.empty(m, dtype=np.bool_)
-    _transmit(rng, np.ascontiguousarray(rsrp_dbm, dtype=np.float64), max_attempts, copies,
-              attempts, is_acked)  # fmt: skip
+    rsrp = np.ascontiguousarray(rsrp_dbm, dtype=np.float64)
+    _transmit(rng, rsrp, max_attempts, copies, attempts, is_acked)
     return copies, attempts, is_acked

@@ -54,7 +54,13 @@ def wake_charge_mah(attempts: I64, rsrp_dbm: F64) -> F64:
     return _WAKE_MAH + attempts * charge_per_attempt_mah(rsrp_dbm)
 
 
-def _leg_loss(rsrp_dbm: F64) -> F64:
+FADING_SD_DB = 4.0  # fast fading around a device's mean RSRP, per transmission
+ACK_LOSS_SHARE = 0.8  # the downlink leg loses an acknowledgement this much less often
+
+
+def leg_loss(rsrp_dbm: F64) -> F64:
+    """Chance that one leg of a transmission is lost at ``rsrp_dbm``: arrays, or a float
+    (the compiled radio in ``kernel`` compiles this same function)."""
     return 0.003 + 0.997 / (1.0 + np.exp((rsrp_dbm + 125.0) / 4.5))
 
 
@@ -69,10 +75,10 @@ def transmit(
     if is_ideal or m == 0:
         ones = np.ones(m, dtype=np.int64)
         return ones, ones.copy(), np.ones(m, dtype=bool)
-    fading = rsrp_dbm[:, None] + rng.normal(0.0, 4.0, (m, max_attempts))
-    loss = _leg_loss(fading)
+    fading = rsrp_dbm[:, None] + rng.normal(0.0, FADING_SD_DB, (m, max_attempts))
+    loss = leg_loss(fading)
     up_ok = rng.random((m, max_attempts)) >= loss
-    ack_ok = rng.random((m, max_attempts)) >= 0.8 * loss
+    ack_ok = rng.random((m, max_attempts)) >= ACK_LOSS_SHARE * loss
     success = up_ok & ack_ok
     # numpy types any(axis=...) as "scalar or array"; over an axis of 2-D it is an array
     is_acked = cast(npt.NDArray[np.bool_], success.any(axis=1))
