@@ -183,12 +183,20 @@ class Fleet(FleetState):
         dev, copies, attempts, is_acked, held = transmission.transmit_batch(self, alive, events)
         every = dev.size == self.spec.devices
         clock = self.round_clock(times)
+        if every:
+            readings = cols
+        elif self.spec.engine == "compiled":
+            from firmware_sim import kernel  # numba loads only for fleets that use it
+
+            readings = kernel.rows_of(self, cols, dev)
+        else:
+            readings = {k: v[dev] for k, v in cols.items()}
         out = SampleBatch(
             index=self._uplinks_done,
             device=dev,
             seq=tele_seq if every else tele_seq[dev],
             t=clock if every else clock[dev],
-            readings=cols if every else {k: v[dev] for k, v in cols.items()},
+            readings=readings,
             copies=copies,
             attempts=attempts,
             is_acked=is_acked,

@@ -52,6 +52,20 @@ def test_step_batch_carries_what_the_json_payloads_carry(spec: FleetSpec) -> Non
     assert as_batch.counts.samples_dropped > 0 or spec.radio == "ideal"
 
 
+@pytest.mark.parametrize("engine", ["numpy", "compiled"])
+def test_batches_leave_out_flat_batteries_and_keep_their_rows_while_held(engine: str) -> None:
+    # a battery this small goes flat within the run: the compiled engine gathers the
+    # living devices' rows into a block it reuses, but never one a batch still holds
+    spec = _HOSTILE.replace(battery_mah=5.0, engine=engine)
+    as_json, as_batch = Fleet(spec), Fleet(spec)
+    rounds = [(as_json.step(), as_batch.step_batch()) for _ in range(24)]
+    sizes = [len(batch) for _, batch in rounds]
+    assert sizes[0] == spec.devices and 0 < sizes[-1] < spec.devices
+    assert len(set(sizes)) > 2  # devices went flat at several rounds
+    for out, batch in rounds:
+        _assert_round_equal(out, batch, spec.samples_per_uplink)
+
+
 def test_sample_batch_frame_round_trips() -> None:
     fleet = Fleet(_HOSTILE)
     for _ in range(12):
