@@ -68,3 +68,32 @@ def test_slot_time_order_is_the_lexsort_order() -> None:
             o = np.lexsort((t, slot))
             slot, t = slot[o], t[o]
         np.testing.assert_array_equal(slot_time_order(slot, t), np.lexsort((t, slot)))
+
+
+@pytest.mark.parametrize(
+    ("devices", "rows", "top_slot"),
+    [
+        (1, 5000, 0),  # one device's recording: a long run, merge sorted
+        (40, 4000, 39),  # runs of ~100: merge sorted
+        (3000, 6000, 2999),  # a round's runs of ~2: insertion sorted
+        (5, 300, 10**9),  # slots far above the rows: the key sort, not a counting pass
+    ],
+)
+def test_slot_time_order_keeps_the_lexsort_order_on_long_runs_and_sparse_slots(
+    devices: int, rows: int, top_slot: int
+) -> None:
+    from analytics.base import slot_time_order
+
+    rng = np.random.default_rng(devices)
+    ids = np.unique(np.r_[rng.choice(top_slot + 1, devices - 1), top_slot])
+    slot = rng.choice(ids, rows)
+    t = np.round(rng.normal(size=rows), 1)  # many ties
+    t[rng.random(rows) < 0.05] = np.nan
+    t[rng.random(rows) < 0.02] = np.inf
+    np.testing.assert_array_equal(slot_time_order(slot, t), np.lexsort((t, slot)))
+    almost = np.lexsort((t, slot))  # nearly in order: one pair swapped per 500 rows
+    for k in range(0, rows - 1, 500):
+        almost[[k, k + 1]] = almost[[k + 1, k]]
+    np.testing.assert_array_equal(
+        slot_time_order(slot[almost], t[almost]), np.lexsort((t[almost], slot[almost]))
+    )
