@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from firmware_sim import catalog
-from firmware_sim.sampling import PUMP_FIELDS, VALVE_FIELDS
+from firmware_sim.sampling import ALL_FIELDS, PUMP_FIELDS, VALVE_FIELDS
 from firmware_sim.state import FleetState
 from sealscope.wire import SCHEMA_VERSION, Event, Sample
 
@@ -85,11 +85,17 @@ def event_payloads(
     state: FleetState, events: list[tuple[int, int, str, str]], times: F64, cols: dict[str, F64]
 ) -> list[bytes]:
     """One ``Event`` per alarm, stamped by the device clock, each taking the next ``seq``."""
+    dev = np.array([e[0] for e in events], dtype=np.int64)
+    slot = np.array([e[1] for e in events], dtype=np.int64)
+    # clocks and readings of all the round's alarms in one numpy pass each, not per alarm
+    stamps = np.round(state.device_clock(times[dev, slot], dev), 3).tolist()
+    values = {k: cols[k][dev, slot].tolist() for k in ALL_FIELDS}
+    is_valve = state.is_valve[dev].tolist()
     out = []
-    for i, j, kind, detail in events:
-        t = float(np.round(state.device_clock(times[i : i + 1, j], np.array([i]))[0], 3))
-        names = VALVE_FIELDS if state.is_valve[i] else PUMP_FIELDS
-        reading = {k: float(cols[k][i, j]) for k in names if not math.isnan(cols[k][i, j])}
+    for e, (i, _, kind, detail) in enumerate(events):
+        t = stamps[e]
+        names = VALVE_FIELDS if is_valve[e] else PUMP_FIELDS
+        reading = {k: values[k][e] for k in names if not math.isnan(values[k][e])}
         event = Event(
             v=SCHEMA_VERSION,
             seq=int(state.seq[i]),

@@ -31,7 +31,7 @@ from firmware_sim import radio
 from firmware_sim.encoding import DECIMALS
 from firmware_sim.physics import UTC_OFFSET_S
 
-__all__ = ["FIELD_ORDER", "round_physics", "rows_of"]
+__all__ = ["FIELD_ORDER", "round_physics", "rows_of", "wake_modem"]
 
 F64 = npt.NDArray[np.float64]
 
@@ -496,6 +496,47 @@ def device_clock(state: Any, times: F64) -> F64:
 
 
 _leg_loss = numba.njit(cache=True, inline="always")(radio.leg_loss)
+_sinr_db = numba.njit(cache=True, inline="always")(radio.sinr_db)
+_battery_voltage = numba.njit(cache=True, inline="always")(radio.battery_voltage)
+
+
+@numba.njit(cache=True, nogil=True)
+def _wake(
+    rng: Any,
+    rsrp_base: F64,
+    used_fraction: F64,
+    rsrp_out: F64,
+    sinr_out: F64,
+    battery_out: F64,
+    j: int,
+    scale: F64,
+) -> None:
+    rsrp_lo, rsrp_hi = radio.RSRP_RANGE_DBM
+    sinr_lo, sinr_hi = radio.SINR_RANGE_DB
+    for i in range(rsrp_base.size):
+        rsrp = rsrp_base[i] + radio.RSRP_READ_SD_DB * rng.standard_normal()
+        rsrp = min(max(rsrp, rsrp_lo), rsrp_hi)
+        sinr = _sinr_db(rsrp) + radio.SINR_READ_SD_DB * rng.standard_normal()
+        sinr = min(max(sinr, sinr_lo), sinr_hi)
+        rsrp_out[i, j] = _quantise(rsrp, scale[_RSRP])
+        sinr_out[i, j] = _quantise(sinr, scale[_SINR])
+        volts = float(_battery_voltage(used_fraction[i]))
+        battery_out[i, j] = _quantise(volts, scale[_BATTERY])
+
+
+def wake_modem(state: Any, cols: dict[str, F64]) -> None:
+    """``transmission.wake_modem``'s readings in one pass over the devices, drawing each
+    device's two radio readings in turn (another stream than the numpy engine's)."""
+    _wake(
+        state.radio_rng,
+        state.rsrp_base_dbm,
+        state.battery_used_mah / state.spec.battery_mah,
+        cols["rsrp_dbm"],
+        cols["sinr_db"],
+        cols["battery_v"],
+        state.spec.samples_per_uplink - 1,
+        _SCALE,
+    )
 
 
 @numba.njit(cache=True, nogil=True)

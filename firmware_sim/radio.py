@@ -37,8 +37,16 @@ SAMPLE_MAH = 0.0005
 SLEEP_MA = 0.005
 
 
+# what the modem reports on waking: its RSRP and SINR readings scatter around the link's
+RSRP_READ_SD_DB = 3.0
+SINR_READ_SD_DB = 2.0
+RSRP_RANGE_DBM = (-140.0, -44.0)  # 3GPP's reporting range
+SINR_RANGE_DB = (-20.0, 30.0)
+
+
 def sinr_db(rsrp_dbm: F64) -> F64:
-    return np.clip(0.4 * (rsrp_dbm + 120.0), -20.0, 30.0)
+    # minimum of maximum rather than clip: numba compiles this for one value too
+    return np.minimum(np.maximum(0.4 * (rsrp_dbm + 120.0), SINR_RANGE_DB[0]), SINR_RANGE_DB[1])
 
 
 def _tx_seconds(rsrp_dbm: F64) -> F64:
@@ -90,5 +98,5 @@ def transmit(
 
 def battery_voltage(used_fraction: F64) -> F64:
     """Open-circuit voltage of a Li-SOCl2 cell by used capacity; non-increasing."""
-    f = np.clip(used_fraction, 0.0, 1.2)
+    f = np.minimum(np.maximum(used_fraction, 0.0), 1.2)  # clip, as numba compiles it
     return np.maximum(3.66 - 0.1 * f - 25.0 * np.maximum(f - 0.9, 0.0) ** 2, 2.0)
