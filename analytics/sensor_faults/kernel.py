@@ -31,7 +31,7 @@ import numba
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["PAUSE_BLOCK", "leak_pressure", "screen_rows"]
+__all__ = ["PAUSE_BLOCK", "leak_pressure", "scratch", "screen_rows"]
 
 F64 = npt.NDArray[np.float64]
 
@@ -203,6 +203,17 @@ def _leak_pressure(
             out[i] = np.nan
 
 
+def scratch(n_ch: int, window: int) -> tuple[np.ndarray, ...]:
+    """The work arrays ``screen_rows`` takes last: per channel flags, fault codes and
+    readings, and two sort buffers of a spike window."""
+    return (
+        np.zeros((2, n_ch), dtype=np.bool_),
+        np.zeros((3, n_ch), dtype=np.int8),
+        np.zeros(n_ch, dtype=np.float32),
+        np.zeros((2, max(window, 2)), dtype=np.float32),
+    )
+
+
 def screen_rows(*args: Any) -> None:
     """``_screen_rows``: the detector passes the batch, hyper-parameters and state arrays
     (``SensorFaultDetector._update_compiled``); typed here for mypy, which cannot see a
@@ -210,7 +221,10 @@ def screen_rows(*args: Any) -> None:
     _screen_rows(*args)
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy")
+# Without numba's runtime (``_nrt``, a flag its typing stubs lack): the loop allocates
+# nothing (``scratch``), and with it every view or array handed to an inlined helper cost
+# an atomic incref and decref, a third of the time
+@numba.njit(cache=True, nogil=True, error_model="numpy", _nrt=False)  # type: ignore[call-overload]
 def _screen_rows(
     start, stop, resume,  # per device run: first row, end (exclusive), resume a paused row
     slot, t, chans, pos, speed, p_in, p_out, lq, lp,  # the batch, sorted by (slot, t)
@@ -228,18 +242,14 @@ def _screen_rows(
     drift_cusum, drift_start, drift_level, drift_on, drift_clear_n, drift_since,
     lk_xtx, lk_xty, lk_yy, lk_n, lk_t0, lk_u0, lk_on,
     bad, pause_row, pause_why,
+    flags, codes, x32, sort_buf,  # ``scratch``
 ):  # fmt: skip
     """Run the screens over rows ``start[r]:stop[r]`` of each device run ``r`` (see the
     module docstring), marking the readings withheld in ``bad`` (rows, channels)."""
     n_ch = len(chans)
-    present = np.zeros(n_ch, dtype=np.bool_)
-    x32 = np.zeros(n_ch, dtype=np.float32)
-    fault0 = np.zeros(n_ch, dtype=np.int8)
-    now = np.zeros(n_ch, dtype=np.int8)
-    latched = np.zeros(n_ch, dtype=np.int8)
-    outl = np.zeros(n_ch, dtype=np.bool_)
-    tmp = np.zeros(max(window, 2), dtype=np.float32)
-    dev = np.zeros(max(window, 2), dtype=np.float32)
+    present, outl = flags[0], flags[1]
+    fault0, now, latched = codes[0], codes[1], codes[2]
+    tmp, dev = sort_buf[0], sort_buf[1]
     kk = window // 2 + 1  # readings whose span holds the median (``_median_bounds``)
     for r in range(len(start)):
         pause_row[r] = -1
