@@ -156,7 +156,8 @@ def _spike_step(
         # most k x the step, then so is its distance to the median, and it is no outlier
         lo_m, hi_m = max(lo_a, lo_b), min(hi_a, hi_b)
         reach = k32 * sc
-        if max(hi_m, xc) - min(lo_m, xc) > reach and max(abs(xc - lo_m), abs(xc - hi_m)) > reach:
+        # both tests in one branch (``&``, not ``and``): it is hard to predict
+        if (max(hi_m, xc) - min(lo_m, xc) > reach) & (max(abs(xc - lo_m), abs(xc - hi_m)) > reach):
             spike = _is_spike(spike_window, window, d, c, xc, sc, q, k32, tmp, dev, net, net_steps)
     if tr:
         if judged:
@@ -472,7 +473,10 @@ def _screen_rows(
                     if new > 0 and f == 0:
                         fault_since[d, c] = ti
                     elif new == 0:
-                        fault_since[d, c] = 0.0
+                        # stored only if not already +0.0: most rows, no line made dirty
+                        fs = fault_since[d, c]
+                        if fs != 0.0 or math.copysign(1.0, fs) < 0.0:
+                            fault_since[d, c] = 0.0
                     if new != f:
                         fault[d, c] = new
                     ok = ok if new > 0 else 0
