@@ -451,12 +451,13 @@ class SensorFaultDetector(Detector):
             np.array(leak._fit_ix, dtype=np.int64), math.log(leak.min_mm3s), _CATEGORY_OF_FAULT,
         )  # fmt: skip
         bad = np.zeros((n, n_ch), dtype=bool)
+        work = kernel.scratch(n_ch, sp.window)
         while len(start):
             pause_row = np.empty(len(start), np.int64)
             pause_why = np.empty(len(start), np.int64)
             kernel.screen_rows(
                 start, stop, resume, slot, t, chans, pos, speed, p_in, p_out, lq, lp,
-                *fixed, *state, bad, pause_row, pause_why,
+                *fixed, *state, bad, pause_row, pause_why, *work,
             )  # fmt: skip
             paused = np.flatnonzero(pause_row >= 0)
             rows, why = pause_row[paused], pause_why[paused]

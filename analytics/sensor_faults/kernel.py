@@ -31,7 +31,9 @@ import numba
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["PAUSE_BLOCK", "leak_pressure", "screen_rows"]
+from analytics.sensor_faults.spikes import batcher
+
+__all__ = ["PAUSE_BLOCK", "leak_pressure", "scratch", "screen_rows"]
 
 F64 = npt.NDArray[np.float64]
 
@@ -48,6 +50,10 @@ _F_MAD: Final = np.float32(1.4826)
 _F_REL: Final = np.float32(1e-3)
 _F_ABS: Final = np.float32(1e-9)
 _HALF_LOG_2PI: Final = 0.5 * math.log(2 * math.pi)
+# the comparator networks of the default spike window (7) and of its steps, as constants
+# of the compiled code: sorts by them unroll, their values kept in registers
+_NET_7: Final = np.array(batcher(7), dtype=np.int64).reshape(-1, 2)
+_NET_6: Final = np.array(batcher(6), dtype=np.int64).reshape(-1, 2)
 _SPIKING, _DRIFTING, _MISSING, _STUCK = 1, 2, 3, 4
 
 
@@ -85,18 +91,17 @@ def _sort(a: np.ndarray, net: np.ndarray) -> None:
 
 @numba.njit(cache=True, inline="always")
 def _is_spike(
-    windows: np.ndarray, d: int, c: int, x: np.float32, sc: np.float32, q: int,
+    windows: np.ndarray, w: int, d: int, c: int, x: np.float32, sc: np.float32, q: int,
     k32: np.float32, tmp: np.ndarray, dev: np.ndarray, net: np.ndarray, net_steps: np.ndarray,
 ) -> bool:  # fmt: skip
     """``SpikeScreen.step``'s outlier test of reading ``x`` against the window
-    ``windows[d, c]`` (oldest first), whose step scale is ``sc``.
+    ``windows[d, c]`` (``w`` readings, oldest first), whose step scale is ``sc``.
 
     The order statistics of ``spikes.window_stats`` (median, MAD, ``q``-th smallest
     step) by sorting, which gives the same values as its comparator network; the scale is
     the largest of three floors, so a reading within ``k`` of the first floors worked out
     is no outlier whatever the others (float32 rounding is monotone): most stop there.
     """
-    w = windows.shape[2]
     for i in range(w):
         tmp[i] = windows[d, c, i]
     _sort(tmp, net)
@@ -117,6 +122,70 @@ def _is_spike(
     _sort(tmp[: w - 1], net_steps)
     low = tmp[q]
     return off > k32 * max(max(_F_MAD * mad, low), floor)
+
+
+@numba.njit(cache=True, inline="always")
+def _spike_step(
+    window: int, d: int, c: int, moved: bool, present: bool, xc: np.float32, tr: bool,
+    trained: bool, fault0: int, spike_window: np.ndarray, spike_window_n: np.ndarray,
+    step_scale: np.ndarray, hampel_n: np.ndarray, hampel_out_n: np.ndarray,
+    spike_ewma: np.ndarray, q: int, k32: np.float32, half_rate32: np.float32,
+    spike_alpha32: np.float32, rate: float, tmp: np.ndarray, dev: np.ndarray,
+    net: np.ndarray, net_steps: np.ndarray,
+) -> tuple[bool, bool]:  # fmt: skip
+    """``SpikeScreen.step`` of channel ``c`` of device ``d``, reading ``xc``: (is it an
+    outlier, is the channel spiking)."""
+    kk = window // 2 + 1  # readings whose span holds the median (``_median_bounds``)
+    rn = 0 if moved else spike_window_n[d, c]
+    sc = step_scale[d, c]
+    judged = present and rn >= window
+    spike = False
+    if judged:
+        lo_a = spike_window[d, c, 0]
+        hi_a = lo_a
+        for m in range(1, kk):
+            lo_a = min(lo_a, spike_window[d, c, m])
+            hi_a = max(hi_a, spike_window[d, c, m])
+        lo_b = spike_window[d, c, window - kk]
+        hi_b = lo_b
+        for m in range(window - kk + 1, window):
+            lo_b = min(lo_b, spike_window[d, c, m])
+            hi_b = max(hi_b, spike_window[d, c, m])
+        # numpy's test (the span of x and those bounds above k x the step), and, as tight
+        # and as exact, x's distance to either bound (float32 rounding is monotone): at
+        # most k x the step, then so is its distance to the median, and it is no outlier
+        lo_m, hi_m = max(lo_a, lo_b), min(hi_a, hi_b)
+        reach = k32 * sc
+        # both tests in one branch (``&``, not ``and``): it is hard to predict
+        if (max(hi_m, xc) - min(lo_m, xc) > reach) & (max(abs(xc - lo_m), abs(xc - hi_m)) > reach):
+            spike = _is_spike(spike_window, window, d, c, xc, sc, q, k32, tmp, dev, net, net_steps)
+    if tr:
+        if judged:
+            hampel_n[d, c] += 1
+            if spike:
+                hampel_out_n[d, c] += 1
+        if present and rn > 0:
+            step = abs(xc - spike_window[d, c, window - 1])
+            clipped = min(step, _F_5 * sc) if sc > 0 else step
+            step_scale[d, c] = sc + _F_TENTH * (clipped - sc)
+    if present:
+        for m in range(window - 1):
+            spike_window[d, c, m] = spike_window[d, c, m + 1]
+        spike_window[d, c, window - 1] = xc
+        rn = min(rn + 1, window)
+    if rn != spike_window_n[d, c]:
+        spike_window_n[d, c] = rn
+    e = spike_ewma[d, c]
+    if judged:
+        e = e + spike_alpha32 * ((_F1 if spike else _F0) - e)
+        spike_ewma[d, c] = e
+    hot = False
+    if e > half_rate32 and trained:
+        base = (hampel_out_n[d, c] + 1.0) / (hampel_n[d, c] + 2.0)
+        threshold = max(rate, 3.0 * base)
+        hyst = 0.5 if fault0 == _SPIKING else 1.0
+        hot = np.float64(e) > hyst * threshold
+    return spike, hot
 
 
 @numba.njit(cache=True, inline="always")
@@ -203,6 +272,17 @@ def _leak_pressure(
             out[i] = np.nan
 
 
+def scratch(n_ch: int, window: int) -> tuple[np.ndarray, ...]:
+    """The work arrays ``screen_rows`` takes last: per channel flags, fault codes and
+    readings, and two sort buffers of a spike window."""
+    return (
+        np.zeros((2, n_ch), dtype=np.bool_),
+        np.zeros((3, n_ch), dtype=np.int8),
+        np.zeros(n_ch, dtype=np.float32),
+        np.zeros((2, max(window, 2)), dtype=np.float32),
+    )
+
+
 def screen_rows(*args: Any) -> None:
     """``_screen_rows``: the detector passes the batch, hyper-parameters and state arrays
     (``SensorFaultDetector._update_compiled``); typed here for mypy, which cannot see a
@@ -210,7 +290,10 @@ def screen_rows(*args: Any) -> None:
     _screen_rows(*args)
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy")
+# Without numba's runtime (``_nrt``, a flag its typing stubs lack): the loop allocates
+# nothing (``scratch``), and with it every view or array handed to an inlined helper cost
+# an atomic incref and decref, a third of the time
+@numba.njit(cache=True, nogil=True, error_model="numpy", _nrt=False)  # type: ignore[call-overload]
 def _screen_rows(
     start, stop, resume,  # per device run: first row, end (exclusive), resume a paused row
     slot, t, chans, pos, speed, p_in, p_out, lq, lp,  # the batch, sorted by (slot, t)
@@ -228,19 +311,14 @@ def _screen_rows(
     drift_cusum, drift_start, drift_level, drift_on, drift_clear_n, drift_since,
     lk_xtx, lk_xty, lk_yy, lk_n, lk_t0, lk_u0, lk_on,
     bad, pause_row, pause_why,
+    flags, codes, x32, sort_buf,  # ``scratch``
 ):  # fmt: skip
     """Run the screens over rows ``start[r]:stop[r]`` of each device run ``r`` (see the
     module docstring), marking the readings withheld in ``bad`` (rows, channels)."""
     n_ch = len(chans)
-    present = np.zeros(n_ch, dtype=np.bool_)
-    x32 = np.zeros(n_ch, dtype=np.float32)
-    fault0 = np.zeros(n_ch, dtype=np.int8)
-    now = np.zeros(n_ch, dtype=np.int8)
-    latched = np.zeros(n_ch, dtype=np.int8)
-    outl = np.zeros(n_ch, dtype=np.bool_)
-    tmp = np.zeros(max(window, 2), dtype=np.float32)
-    dev = np.zeros(max(window, 2), dtype=np.float32)
-    kk = window // 2 + 1  # readings whose span holds the median (``_median_bounds``)
+    present, outl = flags[0], flags[1]
+    fault0, now, latched = codes[0], codes[1], codes[2]
+    tmp, dev = sort_buf[0], sort_buf[1]
     for r in range(len(start)):
         pause_row[r] = -1
         pause_why[r] = 0
@@ -283,62 +361,25 @@ def _screen_rows(
                     if moved:
                         regime[d] = reg
                     for c in range(n_ch):
-                        rn = 0 if moved else spike_window_n[d, c]
-                        sc = step_scale[d, c]
-                        judged = present[c] and rn >= window
-                        spike = False
-                        if judged:
-                            xc = x32[c]
-                            lo_a = spike_window[d, c, 0]
-                            hi_a = lo_a
-                            for m in range(1, kk):
-                                lo_a = min(lo_a, spike_window[d, c, m])
-                                hi_a = max(hi_a, spike_window[d, c, m])
-                            lo_b = spike_window[d, c, window - kk]
-                            hi_b = lo_b
-                            for m in range(window - kk + 1, window):
-                                lo_b = min(lo_b, spike_window[d, c, m])
-                                hi_b = max(hi_b, spike_window[d, c, m])
-                            # numpy's test (the span of x and those bounds above k x the
-                            # step), and, as tight and as exact, x's distance to either
-                            # bound (float32 rounding is monotone): at most k x the step,
-                            # then so is its distance to the median, and it is no outlier
-                            lo_m, hi_m = max(lo_a, lo_b), min(hi_a, hi_b)
-                            reach = k32 * sc
-                            if (
-                                max(hi_m, xc) - min(lo_m, xc) > reach
-                                and max(abs(xc - lo_m), abs(xc - hi_m)) > reach
-                            ):
-                                spike = _is_spike(
-                                    spike_window, d, c, xc, sc, q, k32, tmp, dev, net, net_steps
-                                )
-                        if tr:
-                            if judged:
-                                hampel_n[d, c] += 1
-                                if spike:
-                                    hampel_out_n[d, c] += 1
-                            if present[c] and rn > 0:
-                                step = abs(x32[c] - spike_window[d, c, window - 1])
-                                clipped = min(step, _F_5 * sc) if sc > 0 else step
-                                step_scale[d, c] = sc + _F_TENTH * (clipped - sc)
-                        if present[c]:
-                            for m in range(window - 1):
-                                spike_window[d, c, m] = spike_window[d, c, m + 1]
-                            spike_window[d, c, window - 1] = x32[c]
-                            rn = min(rn + 1, window)
-                        if rn != spike_window_n[d, c]:
-                            spike_window_n[d, c] = rn
-                        e = spike_ewma[d, c]
-                        if judged:
-                            e = e + spike_alpha32 * ((_F1 if spike else _F0) - e)
-                            spike_ewma[d, c] = e
+                        # the default window's length, networks and q ((7 - 2) // 4)
+                        # known when compiled: its loops unroll, its sorts run in registers
+                        if window == 7:
+                            spike, hot = _spike_step(
+                                7, d, c, moved, present[c], x32[c], tr, trained, fault0[c],
+                                spike_window, spike_window_n, step_scale, hampel_n,
+                                hampel_out_n, spike_ewma, 1, k32, half_rate32, spike_alpha32,
+                                rate, tmp, dev, _NET_7, _NET_6,
+                            )  # fmt: skip
+                        else:
+                            spike, hot = _spike_step(
+                                window, d, c, moved, present[c], x32[c], tr, trained,
+                                fault0[c], spike_window, spike_window_n, step_scale, hampel_n,
+                                hampel_out_n, spike_ewma, q, k32, half_rate32, spike_alpha32,
+                                rate, tmp, dev, net, net_steps,
+                            )  # fmt: skip
                         outl[c] = spike
-                        if e > half_rate32 and trained:
-                            base = (hampel_out_n[d, c] + 1.0) / (hampel_n[d, c] + 2.0)
-                            threshold = max(rate, 3.0 * base)
-                            hyst = 0.5 if fault0[c] == _SPIKING else 1.0
-                            if np.float64(e) > hyst * threshold:
-                                now[c] = _SPIKING
+                        if hot:
+                            now[c] = _SPIKING
 
                 # -- missing (``missing.MissingScreen.step``) ----------------------------
                 if on_missing:
@@ -432,7 +473,10 @@ def _screen_rows(
                     if new > 0 and f == 0:
                         fault_since[d, c] = ti
                     elif new == 0:
-                        fault_since[d, c] = 0.0
+                        # stored only if not already +0.0: most rows, no line made dirty
+                        fs = fault_since[d, c]
+                        if fs != 0.0 or math.copysign(1.0, fs) < 0.0:
+                            fault_since[d, c] = 0.0
                     if new != f:
                         fault[d, c] = new
                     ok = ok if new > 0 else 0
