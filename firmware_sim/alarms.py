@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from firmware_sim import catalog
-from firmware_sim.sampling import ALL_FIELDS, PUMP_FIELDS, VALVE_FIELDS
+from firmware_sim.sampling import ALL_FIELDS, PUMP_FIELDS, VALVE_FIELDS, rows_with_any
 from firmware_sim.state import FleetState
 from sealscope.wire import SCHEMA_VERSION, Event, Sample
 
@@ -51,8 +51,7 @@ def local_events(
         out.append((i, s - 1, "low_battery", "battery below 3.3 V"))
     state.low_battery_sent |= low
     # a sensor that stops answering is something the firmware does notice
-    # the devices with a lost reading, from the few set entries (any(axis=1) scans all)
-    for i in np.unique(np.flatnonzero(dropped) // dropped.shape[1]).tolist():
+    for i in rows_with_any(dropped).tolist():
         j = int(np.argmax(dropped[i]))
         live = (state.faults.start_t[i] <= times[i, j]) & (state.faults.end_t[i] > times[i, j])
         k = int(np.argmax(live))

@@ -13,8 +13,8 @@ not the same stream: a seed gives other (equally likely) readings than with
 same statistics.
 
 The radio's retries run here too (``transmit``), message by message, drawing only for
-the attempts a message makes. Sensor faults and alarms stay in numpy: they touch few
-devices per round.
+the attempts a message makes, and so do the modem's readings on waking (``wake_modem``).
+Sensor faults and alarms stay in numpy: they touch few devices per round.
 """
 
 from __future__ import annotations
@@ -315,13 +315,19 @@ def _block(state: Any, shape: tuple[int, int, int]) -> F64:
     does not measure; the kernel writes the others every round, and the modem's fields on
     the last slot are written for every device after it (``transmission.wake_modem``), so
     a reused block holds no reading of an earlier round."""
-    spare = getattr(state, "_kernel_block", None)
+    return _spare(state, "_kernel_block", shape, np.nan)
+
+
+def _spare(state: Any, name: str, shape: tuple[int, ...], fill: float) -> F64:
+    """``state.<name>`` again if it has ``shape`` and no batch holds a view of it, else a
+    fresh array of ``fill`` kept there for the next round."""
+    spare = getattr(state, name, None)
     # referenced only by the state and by getrefcount's argument: no batch holds a view
     if spare is not None and spare.shape == shape and sys.getrefcount(spare) == 3:
         return spare
-    block = np.full(shape, np.nan)
-    state._kernel_block = block
-    return block
+    fresh = np.full(shape, fill)
+    setattr(state, name, fresh)
+    return fresh
 
 
 def rows_of(state: Any, cols: dict[str, F64], device: npt.NDArray[np.intp]) -> dict[str, F64]:
@@ -332,13 +338,9 @@ def rows_of(state: Any, cols: dict[str, F64], device: npt.NDArray[np.intp]) -> d
     block = state._kernel_block
     if any(cols[name].base is not block for name in FIELD_ORDER):
         raise ValueError("rows_of takes the readings of this round's block")
-    spare = getattr(state, "_kernel_rows", None)
-    # referenced only by the state and by getrefcount's argument: no batch holds a view
-    if spare is None or spare.shape != block.shape or sys.getrefcount(spare) != 3:
-        spare = np.empty(block.shape)
-        state._kernel_rows = spare
-    _gather_rows(block, np.ascontiguousarray(device, dtype=np.intp), spare)
-    return {name: spare[f, : device.size] for f, name in enumerate(FIELD_ORDER)}
+    rows = _spare(state, "_kernel_rows", block.shape, np.nan)  # every row in use is written
+    _gather_rows(block, np.ascontiguousarray(device, dtype=np.intp), rows)
+    return {name: rows[f, : device.size] for f, name in enumerate(FIELD_ORDER)}
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")

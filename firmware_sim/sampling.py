@@ -17,7 +17,14 @@ from firmware_sim import faults, physics
 from firmware_sim.encoding import DECIMALS, encode_telemetry_rows
 from firmware_sim.state import FleetState
 
-__all__ = ["ALL_FIELDS", "PUMP_FIELDS", "VALVE_FIELDS", "encode_round", "take_samples"]
+__all__ = [
+    "ALL_FIELDS",
+    "PUMP_FIELDS",
+    "VALVE_FIELDS",
+    "encode_round",
+    "rows_with_any",
+    "take_samples",
+]
 
 F64 = npt.NDArray[np.float64]
 
@@ -95,8 +102,7 @@ def _take_compiled(
     ]
     plan = state.faults
     t_lo, t_hi = times[:, 0], times[:, -1]
-    live = (plan.start_t <= t_hi[:, None]) & (plan.end_t > t_lo[:, None])
-    hit = np.unique(np.flatnonzero(live) // live.shape[1])  # few: any(axis=1) scans all
+    hit = rows_with_any((plan.start_t <= t_hi[:, None]) & (plan.end_t > t_lo[:, None]))
     dropped = np.zeros(times.shape, dtype=bool)
     if hit.size:
         part = {name: cols[name][hit] for name in ("leak_mm3s", "p_in_kpa")}
@@ -105,6 +111,12 @@ def _take_compiled(
         p_in = np.clip(np.round(part["p_in_kpa"], DECIMALS["p_in_kpa"]), -101.3, 99_999.0)
         cols["leak_mm3s"][hit], cols["p_in_kpa"][hit] = leak, p_in
     return times, cols, dropped, actuation
+
+
+def rows_with_any(mask: npt.NDArray[np.bool_]) -> npt.NDArray[np.intp]:
+    """``np.flatnonzero(mask.any(axis=1))`` of a devices x k mask with few entries set,
+    from those entries: ``any(axis=1)`` scans every device (1.4 against 0.16 ms at 50,000)."""
+    return np.unique(np.flatnonzero(mask) // mask.shape[1])
 
 
 def encode_round(
